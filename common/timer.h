@@ -1,0 +1,56 @@
+/*
+ * timer.h: timers kept in a binary min-heap keyed by monotonic
+ * milliseconds.  A struct timer is embedded in the object that owns it;
+ * the heap only holds pointers, so add/del are O(log n) and nothing is
+ * allocated once the heap array has grown to the number of live timers.
+ */
+#ifndef PORTCULLIS_TIMER_H
+#define PORTCULLIS_TIMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct timer;
+typedef void (*timer_cb)(struct timer *t);
+
+struct timer {
+	uint64_t tm_when;   /* expiry, monotonic ms */
+	size_t tm_idx;      /* position in the heap, TIMER_IDLE if not armed */
+	timer_cb tm_cb;     /* called once on expiry, timer already disarmed */
+	void *tm_data;      /* owner */
+};
+
+#define TIMER_IDLE ((size_t)-1)
+
+struct timer_heap {
+	struct timer **th_items;
+	size_t th_len, th_cap;
+};
+
+/* Monotonic clock in milliseconds. */
+uint64_t timer_now_ms(void);
+
+/* Set up t as not armed, with its callback and owner. */
+void timer_init(struct timer *t, timer_cb cb, void *data);
+
+/* Arm (or re-arm) t to fire at `when`.  0, or -1 if out of memory. */
+int timer_add(struct timer_heap *h, struct timer *t, uint64_t when);
+
+/* Disarm t; harmless if it is not armed. */
+void timer_del(struct timer_heap *h, struct timer *t);
+
+static inline int timer_is_armed(const struct timer *t)
+{
+	return t->tm_idx != TIMER_IDLE;
+}
+
+/* The earliest armed timer, or NULL. */
+struct timer *timer_first(const struct timer_heap *h);
+
+/* Fire every timer due at or before now; returns how many fired. */
+size_t timer_run(struct timer_heap *h, uint64_t now);
+
+/* Release the heap array (the timers belong to their owners). */
+void timer_heap_free(struct timer_heap *h);
+
+#endif

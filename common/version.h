@@ -1,0 +1,6 @@
+#ifndef PORTCULLIS_VERSION_H
+#define PORTCULLIS_VERSION_H
+#ifndef PORTCULLIS_VERSION
+#define PORTCULLIS_VERSION "0.1.0"
+#endif
+#endif

@@ -1,0 +1,628 @@
+/*
+ * config.c: loading portcullis.yaml: the file, the YAML document, the top
+ * level (workers, user, log, defaults, ...) and tearing a config down.
+ *
+ * The document is read whole with libyaml's node API, checked to be a tree,
+ * then walked section by section against the tables of schema.h.  Every
+ * problem is collected; a config with any problem is freed, never returned.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/config_int.h"
+
+#define CONFIG_MAX_FILE (16 << 20) /* no sane config is larger */
+#define CONFIG_MAX_WORKERS 256
+
+/* ---- small shared pieces ---------------------------------------------- */
+
+bool config_is_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789_-.",
+			    *s))
+			return false;
+	return true;
+}
+
+/* RFC 9110 5.1: a field name is a token. */
+static bool config_is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!strchr("!#$%&'*+-.^_`|~0123456789"
+			    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+			    *s))
+			return false;
+	return true;
+}
+
+int config_addr_load(struct schema_ctx *c, const char *key, yaml_node_t *v,
+		     struct cfg_addr *a)
+{
+	const char *s = schema_scalar(v);
+
+	a->line = (int)v->start_mark.line + 1;
+	a->col = (int)v->start_mark.column + 1;
+	if (!s || schema_is_null(v)) {
+		schema_error(c, v, "'%s' must be an address (host:port)", key);
+		return -1;
+	}
+	if (config_parse_addr(s, &a->sa, &a->salen) < 0) {
+		schema_error(c, v,
+			     "'%s' is not a valid address (host:port or "
+			     "[v6]:port)",
+			     s);
+		return -1;
+	}
+	a->str = schema_strdup(c, s);
+	return a->str ? 0 : -1;
+}
+
+bool config_addr_equal(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->salen == b->salen && !memcmp(&a->sa, &b->sa, a->salen);
+}
+
+void config_limits_free(struct cfg_limits *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nhide_response_headers; i++)
+		free(l->hide_response_headers[i]);
+	free(l->hide_response_headers);
+	l->hide_response_headers = NULL;
+	l->nhide_response_headers = 0;
+}
+
+void config_limits_copy(struct schema_ctx *c, struct cfg_limits *dst,
+			const struct cfg_limits *src)
+{
+	size_t i, n = src->nhide_response_headers;
+
+	*dst = *src;
+	dst->hide_response_headers = schema_calloc(c, n, sizeof(char *));
+	dst->nhide_response_headers = 0;
+	if (!dst->hide_response_headers)
+		return;
+	for (i = 0; i < n; i++) {
+		dst->hide_response_headers[i] =
+			schema_strdup(c, src->hide_response_headers[i]);
+		dst->nhide_response_headers++;
+	}
+}
+
+void config_hide_headers(struct schema_ctx *c, const char *key, yaml_node_t *v,
+			 void *field)
+{
+	struct cfg_limits *l = field;
+	yaml_node_t *item;
+	const char *s;
+	char **names;
+	long i;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		schema_error(c, v, "'%s' must be a list of header names", key);
+		return;
+	}
+	names = schema_calloc(c, (size_t)SCHEMA_ITEMS(v), sizeof(char *));
+	if (!names)
+		return;
+	config_limits_free(l);
+	l->hide_response_headers = names;
+	for (i = 0; i < SCHEMA_ITEMS(v); i++) {
+		item = SCHEMA_ITEM(c, v, i);
+		s = schema_scalar(item);
+		if (!s || !config_is_token(s)) {
+			schema_error(c, item, "'%s' is not a valid header name",
+				     s ? s : "(list or mapping)");
+			continue;
+		}
+		names[l->nhide_response_headers++] = schema_strdup(c, s);
+	}
+}
+
+/* ---- top level -------------------------------------------------------- */
+
+/* workers: auto is one per CPU; a huge machine still gets the maximum. */
+static uint32_t config_cpus(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 1)
+		return 1;
+	if (cpus > CONFIG_MAX_WORKERS)
+		return CONFIG_MAX_WORKERS;
+	return (uint32_t)cpus;
+}
+
+static void config_workers(struct schema_ctx *c, const char *key,
+			   yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+	uint64_t n;
+
+	if (s && !strcmp(s, "auto")) {
+		*(uint32_t *)field = config_cpus();
+	} else if (s && config_parse_uint(s, &n) == 0 && n >= 1 &&
+		   n <= CONFIG_MAX_WORKERS) {
+		*(uint32_t *)field = (uint32_t)n;
+	} else {
+		schema_error(c, v, "'%s' must be 'auto' or an integer 1..%d", key,
+			     CONFIG_MAX_WORKERS);
+	}
+}
+
+static void config_control_socket(struct schema_ctx *c, const char *key,
+				  yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+
+	if (s && *s && *s != '/' && !schema_is_null(v))
+		schema_error(c, v, "'%s' must be an absolute path", key);
+	else if (s && strlen(s) > max)
+		schema_error(c, v,
+			     "'%s' is too long for a unix socket path (at most "
+			     "%zu bytes)",
+			     key, max);
+	else
+		schema_string(c, key, v, field);
+}
+
+static void config_log_path(struct schema_ctx *c, const char *key,
+			    yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+
+	if (s && strcmp(s, "stderr") && strcmp(s, "syslog") && *s != '/')
+		schema_error(c, v,
+			     "'%s' must be stderr, syslog or an absolute path",
+			     key);
+	else
+		schema_string(c, key, v, field);
+}
+
+static void config_log_level(struct schema_ctx *c, const char *key,
+			     yaml_node_t *v, void *field)
+{
+	static const char *const names[] = {
+		[CFG_LOG_DEBUG] = "debug", [CFG_LOG_INFO] = "info",
+		[CFG_LOG_NOTICE] = "notice", [CFG_LOG_WARN] = "warn",
+		[CFG_LOG_ERROR] = "error"};
+	const char *s = schema_scalar(v);
+	size_t i;
+
+	for (i = 0; s && i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(s, names[i])) {
+			*(enum cfg_log_level *)field = (enum cfg_log_level)i;
+			return;
+		}
+	}
+	schema_error(c, v,
+		     "'%s' must be one of debug, info, notice, warn, error",
+		     key);
+}
+
+/* Access logging is in SPEC.md but not built yet: only "off" is honest. */
+static void config_access_path(struct schema_ctx *c, const char *key,
+			       yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+	bool on = true;
+
+	if (s)
+		schema_bool(s, &on);
+	if (on)
+		schema_error(c, v,
+			     "access logging is not supported by this version");
+}
+
+static void config_access_format(struct schema_ctx *c, const char *key,
+				 yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+
+	if (!s || (strcmp(s, "combined") && strcmp(s, "json")))
+		schema_error(c, v, "'%s' must be combined or json", key);
+}
+
+/*
+ * Tables whose handlers need the whole struct config use offset 0: the
+ * field they get is the config itself.
+ */
+static const struct schema_key config_error_log_keys[] = {
+	SK_CUSTOM("path", struct config, error_log_path, config_log_path),
+	SK_CUSTOM("level", struct config, error_log_level, config_log_level),
+	SK_END,
+};
+
+static const struct schema_key config_access_log_keys[] = {
+	{"path", SCHEMA_CUSTOM, 0, 0, 0, false, config_access_path},
+	{"format", SCHEMA_CUSTOM, 0, 0, 0, false, config_access_format},
+	SK_END,
+};
+
+/* log: {error: {...}, access: {...}}; field is the struct config. */
+static void config_log_error(struct schema_ctx *c, const char *key,
+			     yaml_node_t *v, void *field)
+{
+	schema_walk(c, v, config_error_log_keys, key, field);
+}
+
+static void config_log_access(struct schema_ctx *c, const char *key,
+			      yaml_node_t *v, void *field)
+{
+	schema_walk(c, v, config_access_log_keys, key, field);
+}
+
+static const struct schema_key config_log_keys[] = {
+	{"error", SCHEMA_CUSTOM, 0, 0, 0, false, config_log_error},
+	{"access", SCHEMA_CUSTOM, 0, 0, 0, false, config_log_access},
+	SK_END,
+};
+
+static void config_log(struct schema_ctx *c, const char *key, yaml_node_t *v,
+		       void *field)
+{
+	schema_walk(c, v, config_log_keys, key, field);
+}
+
+static const struct schema_key config_defaults_keys[] = {
+	CONFIG_LIMIT_KEYS(0),
+	SK_END,
+};
+
+static const struct schema_key config_top_keys[] = {
+	SK_CUSTOM("workers", struct config, workers, config_workers),
+	SK_STRING("user", struct config, user),
+	SK_STRING("group", struct config, group),
+	SK_PATH("pid_file", struct config, pid_file),
+	SK_CUSTOM("control_socket", struct config, control_socket,
+		  config_control_socket),
+	{"shutdown_timeout", SCHEMA_DURATION,
+	 offsetof(struct config, shutdown_timeout_ms), 0, UINT32_MAX, false,
+	 NULL},
+	{"log", SCHEMA_CUSTOM, 0, 0, 0, false, config_log},
+	SK_UNSUPPORTED("admin"),
+	SK_LATER("defaults"),
+	SK_REQUIRED("listeners"),
+	SK_REQUIRED("backends"),
+	SK_END,
+};
+
+/* A config holding every default of SPEC.md; NULL if out of memory. */
+static struct config *config_new(struct schema_ctx *c, const char *path)
+{
+	static const char *const hide[] = {"Server", "X-Powered-By"};
+	struct config *cfg = schema_calloc(c, 1, sizeof(*cfg));
+	size_t i;
+
+	if (!cfg)
+		return NULL;
+	cfg->path = schema_strdup(c, path);
+	cfg->workers = config_cpus();
+	cfg->user = schema_strdup(c, "portcullis");
+	cfg->group = schema_strdup(c, "portcullis");
+	cfg->pid_file = schema_strdup(c, "/run/portcullis/portcullis.pid");
+	cfg->control_socket = schema_strdup(c, "/run/portcullis/portcullis.sock");
+	cfg->shutdown_timeout_ms = 30000;
+	cfg->error_log_path = schema_strdup(c, "stderr");
+	cfg->error_log_level = CFG_LOG_INFO;
+	cfg->defaults = (struct cfg_limits){
+		.client_header_timeout_ms = 10000,
+		.client_body_timeout_ms = 60000,
+		.keepalive_timeout_ms = 75000,
+		.max_header_size = 32 * 1024,
+		.max_body_size = 0,
+		.forwarded_headers = true,
+	};
+	cfg->defaults.hide_response_headers = schema_calloc(c, 2, sizeof(char *));
+	for (i = 0; cfg->defaults.hide_response_headers && i < 2; i++)
+		cfg->defaults.hide_response_headers
+			[cfg->defaults.nhide_response_headers++] =
+			schema_strdup(c, hide[i]);
+	return cfg;
+}
+
+/* Walk the root mapping, then the sections in dependency order. */
+static struct config *config_build(struct schema_ctx *c, const char *path,
+				   yaml_node_t *root)
+{
+	struct config *cfg = config_new(c, path);
+	yaml_node_t *n;
+
+	if (!cfg || !schema_walk(c, root, config_top_keys, NULL, cfg))
+		return cfg;
+	if ((n = schema_get(c, root, "defaults", NULL)))
+		schema_walk(c, n, config_defaults_keys, "defaults",
+			    &cfg->defaults);
+	if ((n = schema_get(c, root, "backends", NULL)))
+		config_load_backends(c, cfg, n);
+	if ((n = schema_get(c, root, "listeners", NULL)))
+		config_load_listeners(c, cfg, n);
+	return cfg;
+}
+
+/* ---- the YAML document ------------------------------------------------ */
+
+/* 1-based line and column of byte offset off in buf. */
+static void config_offset_pos(const char *buf, size_t len, size_t off,
+			      int *line, int *col)
+{
+	size_t i;
+
+	*line = *col = 1;
+	for (i = 0; i < off && i < len; i++) {
+		if (buf[i] == '\n') {
+			++*line;
+			*col = 1;
+		} else {
+			++*col;
+		}
+	}
+}
+
+static void config_yaml_error(struct schema_ctx *c, const yaml_parser_t *p,
+			      const char *buf, size_t len)
+{
+	const char *problem = p->problem ? p->problem : "invalid YAML";
+	int line = (int)p->problem_mark.line + 1;
+	int col = (int)p->problem_mark.column + 1;
+
+	if (p->error == YAML_MEMORY_ERROR) {
+		schema_error_at(c, 0, 0, "out of memory");
+	} else if (p->error == YAML_READER_ERROR) {
+		/* The reader reports a byte offset, not a mark. */
+		config_offset_pos(buf, len, p->problem_offset, &line, &col);
+		if (p->problem_value >= 0)
+			schema_error_at(c, line, col, "%s (#%X)", problem,
+					(unsigned)p->problem_value);
+		else
+			schema_error_at(c, line, col, "%s", problem);
+	} else if (p->context) {
+		schema_error_at(c, line, col, "%s (%s that starts at line %d)",
+				problem, p->context,
+				(int)p->context_mark.line + 1);
+	} else {
+		schema_error_at(c, line, col, "%s", problem);
+	}
+}
+
+static void config_ref(unsigned char *refs, int id)
+{
+	if (refs[id] < 2)
+		refs[id]++;
+}
+
+/*
+ * libyaml turns an alias into a second reference to the anchored node, and
+ * registers the anchor before the node's children: "&a [*a]" is a cycle.
+ * Require every list and mapping to have one parent (the root none), so that
+ * the walk is over a finite tree.  Reject NUL bytes in scalars too: the
+ * loader works with C strings.
+ */
+static bool config_check_tree(struct schema_ctx *c)
+{
+	yaml_node_t *start = c->doc->nodes.start, *n;
+	size_t i, count = (size_t)(c->doc->nodes.top - start);
+	unsigned char *refs = schema_calloc(c, count + 1, 1);
+	bool ok = refs != NULL;
+	long j;
+
+	for (i = 0; refs && i < count; i++) {
+		n = &start[i];
+		for (j = 0; n->type == YAML_MAPPING_NODE && j < SCHEMA_PAIRS(n); j++) {
+			config_ref(refs, SCHEMA_PAIR(n, j)->key);
+			config_ref(refs, SCHEMA_PAIR(n, j)->value);
+		}
+		for (j = 0; n->type == YAML_SEQUENCE_NODE && j < SCHEMA_ITEMS(n); j++)
+			config_ref(refs, n->data.sequence.items.start[j]);
+		if (n->type == YAML_SCALAR_NODE &&
+		    strlen((char *)n->data.scalar.value) != n->data.scalar.length) {
+			schema_error(c, n, "NUL characters are not allowed");
+			ok = false;
+		}
+	}
+	for (i = 0; refs && i < count; i++) {
+		n = &start[i];
+		if (n->type != YAML_SCALAR_NODE && refs[i + 1] >= (i ? 2 : 1)) {
+			schema_error(c, n,
+				     "aliases of lists and mappings are not "
+				     "supported");
+			ok = false;
+		}
+	}
+	free(refs);
+	return ok;
+}
+
+/* Only one document: a second one would be silently ignored otherwise. */
+static bool config_check_single(struct schema_ctx *c, yaml_parser_t *p,
+				const char *buf, size_t len)
+{
+	yaml_document_t next;
+	yaml_node_t *root;
+	bool ok = true;
+
+	if (!yaml_parser_load(p, &next)) {
+		config_yaml_error(c, p, buf, len);
+		return false;
+	}
+	root = yaml_document_get_root_node(&next);
+	if (root) {
+		schema_error(c, root, "only one YAML document is allowed");
+		ok = false;
+	}
+	yaml_document_delete(&next);
+	return ok;
+}
+
+/* Parse and validate buf; the one place where a config is made. */
+static struct config *config_parse(const char *path, const char *buf,
+				   size_t len, struct config_errors *errs)
+{
+	struct schema_ctx c;
+	struct config *cfg = NULL;
+	yaml_document_t doc;
+	yaml_parser_t p;
+	yaml_node_t *root;
+
+	schema_init(&c, path, &doc);
+	if (!yaml_parser_initialize(&p)) {
+		schema_error_at(&c, 0, 0, "out of memory");
+		goto done;
+	}
+	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+	if (!yaml_parser_load(&p, &doc)) {
+		config_yaml_error(&c, &p, buf, len);
+		yaml_parser_delete(&p);
+		goto done;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (!root)
+		schema_error_at(&c, 1, 1, "the configuration is empty");
+	else if (config_check_single(&c, &p, buf, len) && config_check_tree(&c))
+		cfg = config_build(&c, path, root);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&p);
+done:
+	if (schema_flush(&c, errs) > 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct config *config_load_string(const char *path, const char *yaml,
+				  struct config_errors *errs)
+{
+	return config_parse(path, yaml, strlen(yaml), errs);
+}
+
+/* Read all of fd into a new buffer; -1 with errno set. */
+static int config_read_all(int fd, char **out, size_t *outlen)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL, *p;
+	ssize_t n;
+
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8192;
+			if (cap > CONFIG_MAX_FILE) {
+				free(buf);
+				errno = EFBIG;
+				return -1;
+			}
+			p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				return -1;
+			}
+			buf = p;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static void config_file_error(const char *path, const char *what,
+			      struct config_errors *errs)
+{
+	struct schema_ctx c;
+
+	schema_init(&c, path, NULL);
+	schema_error_at(&c, 0, 0, "%s: %s", what, strerror(errno));
+	schema_flush(&c, errs);
+}
+
+struct config *config_load(const char *path, struct config_errors *errs)
+{
+	struct config *cfg;
+	size_t len;
+	char *buf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		config_file_error(path, "cannot open", errs);
+		return NULL;
+	}
+	if (config_read_all(fd, &buf, &len) < 0) {
+		config_file_error(path, "cannot read", errs);
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	cfg = config_parse(path, buf, len, errs);
+	free(buf);
+	return cfg;
+}
+
+/* ---- lookup and teardown ---------------------------------------------- */
+
+struct cfg_backend *config_backend(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; cfg && name && i < cfg->nbackends; i++)
+		if (cfg->backends[i].name && !strcmp(cfg->backends[i].name, name))
+			return &cfg->backends[i];
+	return NULL;
+}
+
+void config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->nlisteners; i++)
+		config_listener_free(&cfg->listeners[i]);
+	free(cfg->listeners);
+	for (i = 0; i < cfg->nbackends; i++)
+		config_backend_free(&cfg->backends[i]);
+	free(cfg->backends);
+	config_limits_free(&cfg->defaults);
+	free(cfg->path);
+	free(cfg->user);
+	free(cfg->group);
+	free(cfg->pid_file);
+	free(cfg->control_socket);
+	free(cfg->error_log_path);
+	free(cfg);
+}
+
+void config_errors_clear(struct config_errors *errs)
+{
+	size_t i;
+
+	if (!errs)
+		return;
+	for (i = 0; i < errs->count && i < CONFIG_MAX_ERRORS; i++)
+		free(errs->msgs[i]);
+	memset(errs, 0, sizeof(*errs));
+}

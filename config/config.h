@@ -1,0 +1,154 @@
+/*
+ * config.h: the typed, validated configuration of one generation.
+ *
+ * config_load() parses a YAML file (libyaml) into a struct config and
+ * validates all of it.  Every problem found is reported as
+ * "FILE:LINE:COL: message" into a struct config_errors; a config that has
+ * any error is never returned.  One struct config owns everything below it
+ * and is torn down by one config_free().
+ */
+#ifndef PORTCULLIS_CONFIG_H
+#define PORTCULLIS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/portcullis/portcullis.yaml"
+#define CONFIG_MAX_ERRORS 64 /* more than this are counted, not kept */
+
+enum cfg_log_level {
+	CFG_LOG_DEBUG,
+	CFG_LOG_INFO,
+	CFG_LOG_NOTICE,
+	CFG_LOG_WARN,
+	CFG_LOG_ERROR,
+};
+
+enum cfg_protocol {
+	CFG_PROTO_HTTP,
+	CFG_PROTO_TCP,
+};
+
+enum cfg_balance {
+	CFG_BALANCE_ROUND_ROBIN,
+	CFG_BALANCE_LEAST_CONN,
+	CFG_BALANCE_RANDOM_TWO,
+	CFG_BALANCE_HASH,
+};
+
+/* A parsed socket address: "1.2.3.4:80", "[::1]:80", "*:80" / "0.0.0.0:80". */
+struct cfg_addr {
+	char *str;                  /* as written in the file, owned */
+	struct sockaddr_storage sa; /* resolved numeric address */
+	socklen_t salen;
+	int line, col;              /* where it was written */
+};
+
+/* Limits and timeouts: set in defaults, overridable per listener and route. */
+struct cfg_limits {
+	uint32_t client_header_timeout_ms; /* whole request head; default 10s */
+	uint32_t client_body_timeout_ms;   /* between two body reads; 60s */
+	uint32_t keepalive_timeout_ms;     /* idle client keep-alive; 75s */
+	uint32_t max_header_size;          /* request line + headers; 32k */
+	uint64_t max_body_size;            /* 0 = unlimited */
+	char **hide_response_headers;      /* default Server, X-Powered-By */
+	size_t nhide_response_headers;
+	bool forwarded_headers;            /* X-Forwarded-*; default true */
+};
+
+struct cfg_server {
+	struct cfg_addr addr;   /* (required) */
+	uint32_t weight;        /* 1..1000, default 1 */
+	bool backup;            /* default false */
+	uint32_t max_connections; /* 0 = unlimited */
+};
+
+struct cfg_backend {
+	char *name;                 /* the mapping key under backends: */
+	int line, col;
+	enum cfg_balance balance;   /* default round_robin */
+	uint32_t connect_timeout_ms;  /* default 5s */
+	uint32_t response_timeout_ms; /* default 60s */
+	uint32_t retries;           /* default 1 */
+	uint32_t keepalive;         /* idle upstream conns per worker; 32 */
+	struct cfg_server *servers; /* (required) at least one */
+	size_t nservers;
+};
+
+struct cfg_route {
+	char **hosts;          /* exact "a.com" or wildcard "*.a.com"; lowercased */
+	size_t nhosts;         /* 0 = any host */
+	char *path_prefix;     /* default "/" */
+	char *backend_name;    /* (required) */
+	struct cfg_backend *backend; /* resolved, borrowed from config */
+	struct cfg_limits limits;    /* inherited from the listener */
+	int line, col;
+};
+
+struct cfg_listener {
+	char *name;                  /* (required) unique */
+	int line, col;
+	struct cfg_addr *binds;      /* (required) one or a list */
+	size_t nbinds;
+	enum cfg_protocol protocol;  /* default http */
+	bool reuseport;
+	struct cfg_limits limits;    /* inherited from defaults */
+	struct cfg_route *routes;    /* http: first match wins */
+	size_t nroutes;
+	char *backend_name;          /* tcp: the one backend */
+	struct cfg_backend *backend;
+};
+
+struct config {
+	char *path;                 /* the file it was read from */
+	uint32_t workers;           /* resolved: auto = number of CPUs */
+	char *user, *group;         /* default portcullis / portcullis */
+	char *pid_file;             /* default /run/portcullis/portcullis.pid */
+	char *control_socket;       /* default /run/portcullis/portcullis.sock */
+	uint32_t shutdown_timeout_ms; /* default 30s */
+	char *error_log_path;       /* "stderr" (default), "syslog" or a path */
+	enum cfg_log_level error_log_level; /* default info */
+	struct cfg_limits defaults;
+	struct cfg_listener *listeners;
+	size_t nlisteners;
+	struct cfg_backend *backends;
+	size_t nbackends;
+};
+
+/* Errors collected while loading, each "FILE:LINE:COL: message". */
+struct config_errors {
+	char *msgs[CONFIG_MAX_ERRORS];
+	size_t count;   /* how many were found, may exceed CONFIG_MAX_ERRORS */
+};
+
+/*
+ * Read and validate the file at path.  Returns a new config the caller owns
+ * (free with config_free), or NULL with every problem appended to errs.
+ */
+struct config *config_load(const char *path, struct config_errors *errs);
+
+/* Parse from a memory string instead of a file (unit tests); path names it. */
+struct config *config_load_string(const char *path, const char *yaml,
+				  struct config_errors *errs);
+
+/* Free a config and everything it owns.  NULL is fine. */
+void config_free(struct config *cfg);
+
+/* Free the messages held by errs and reset it to empty. */
+void config_errors_clear(struct config_errors *errs);
+
+/* Find a backend by name; NULL if none. Borrowed pointer. */
+struct cfg_backend *config_backend(const struct config *cfg, const char *name);
+
+/*
+ * Parsers for the scalar forms, exported for tests.  Each returns 0 and
+ * stores the value, or -1 if s is not a valid value of that kind.
+ */
+int config_parse_duration(const char *s, uint32_t *ms); /* 500ms 2s 1m 1h, bare = s */
+int config_parse_size(const char *s, uint64_t *bytes);   /* 512 16k 10m 1g */
+int config_parse_addr(const char *s, struct sockaddr_storage *sa,
+		      socklen_t *salen);                 /* host:port, [v6]:port */
+
+#endif

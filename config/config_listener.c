@@ -1,0 +1,385 @@
+/*
+ * config_listener.c: the listeners: list, each listener's bind addresses
+ * and its routes (http) or backend (tcp).
+ *
+ * Limits flow downwards: a listener starts from a copy of defaults: and a
+ * route from a copy of its listener, each then overriding what it sets.
+ * That is why routes are read only after the whole listener mapping, in
+ * whatever order its keys were written.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_int.h"
+
+#define HOST_MAX_LEN 253 /* RFC 1035 */
+
+/* ---- routes ----------------------------------------------------------- */
+
+/* "example.com" or "*.example.com", already lowercased. */
+static bool listener_is_host(const char *h)
+{
+	size_t len;
+
+	if (!strncmp(h, "*.", 2))
+		h += 2;
+	len = strlen(h);
+	if (len == 0 || len > HOST_MAX_LEN || h[0] == '.' || h[len - 1] == '.' ||
+	    strstr(h, ".."))
+		return false;
+	return strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == len;
+}
+
+/* Add the host written in v to route r; field is the route. */
+static void route_host(struct schema_ctx *c, struct cfg_route *r,
+		       yaml_node_t *v)
+{
+	const char *s = schema_scalar(v);
+	char *h, *p;
+
+	if (!s || schema_is_null(v)) {
+		schema_error(c, v, "'host' must be a string or a list of strings");
+		return;
+	}
+	h = schema_strdup(c, s);
+	if (!h)
+		return;
+	/* Host names compare case-insensitively (RFC 9110 4.2.3). */
+	for (p = h; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	if (!listener_is_host(h)) {
+		schema_error(c, v,
+			     "'%s' is not a valid host name (example.com or "
+			     "*.example.com)",
+			     s);
+		free(h);
+		return;
+	}
+	r->hosts[r->nhosts++] = h;
+}
+
+static void route_hosts(struct schema_ctx *c, const char *key, yaml_node_t *v,
+			void *field)
+{
+	struct cfg_route *r = field;
+	size_t n = v->type == YAML_SEQUENCE_NODE ? (size_t)SCHEMA_ITEMS(v) : 1;
+	size_t i;
+
+	if (v->type == YAML_MAPPING_NODE) {
+		schema_error(c, v, "'%s' must be a string or a list of strings",
+			     key);
+		return;
+	}
+	r->hosts = schema_calloc(c, n, sizeof(char *));
+	if (!r->hosts)
+		return;
+	if (v->type == YAML_SCALAR_NODE) {
+		route_host(c, r, v);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		route_host(c, r, SCHEMA_ITEM(c, v, (long)i));
+}
+
+static void route_path_prefix(struct schema_ctx *c, const char *key,
+			      yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v), *p;
+
+	if (s && *s != '/' && !schema_is_null(v)) {
+		schema_error(c, v, "'%s' must start with '/'", key);
+		return;
+	}
+	for (p = s; p && *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			schema_error(c, v,
+				     "'%s' must not contain spaces or control "
+				     "characters",
+				     key);
+			return;
+		}
+	}
+	schema_string(c, key, v, field);
+}
+
+static const struct schema_key route_keys[] = {
+	{"host", SCHEMA_CUSTOM, 0, 0, 0, false, route_hosts},
+	SK_CUSTOM("path_prefix", struct cfg_route, path_prefix,
+		  route_path_prefix),
+	SK_REQUIRED("backend"),
+	SK_SIZE64("max_body_size", struct cfg_route, limits.max_body_size),
+	SK_DURATION("client_body_timeout", struct cfg_route,
+		    limits.client_body_timeout_ms, 1),
+	SK_UNSUPPORTED("allow"),
+	SK_UNSUPPORTED("deny"),
+	SK_UNSUPPORTED("rate_limit"),
+	SK_END,
+};
+
+/* Resolve the backend named by v into *name and *b. */
+static void listener_backend_ref(struct schema_ctx *c, struct config *cfg,
+				 yaml_node_t *v, char **name,
+				 struct cfg_backend **b)
+{
+	const char *s = schema_scalar(v);
+
+	if (!s || !*s || schema_is_null(v)) {
+		schema_error(c, v, "'backend' must be the name of a backend");
+		return;
+	}
+	*name = schema_strdup(c, s);
+	*b = config_backend(cfg, s);
+	if (!*b)
+		schema_error(c, v, "undefined backend '%s'", s);
+}
+
+static void route_load(struct schema_ctx *c, struct config *cfg,
+		       struct cfg_listener *l, struct cfg_route *r,
+		       yaml_node_t *n)
+{
+	yaml_node_t *v;
+
+	r->line = (int)n->start_mark.line + 1;
+	r->col = (int)n->start_mark.column + 1;
+	config_limits_copy(c, &r->limits, &l->limits);
+	r->path_prefix = schema_strdup(c, "/");
+	if (!schema_walk(c, n, route_keys, "route", r))
+		return;
+	if ((v = schema_get(c, n, "backend", NULL)))
+		listener_backend_ref(c, cfg, v, &r->backend_name, &r->backend);
+}
+
+static void listener_routes(struct schema_ctx *c, struct config *cfg,
+			    struct cfg_listener *l, yaml_node_t *v)
+{
+	long i;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		schema_error(c, v, "'routes' must be a list of routes");
+		return;
+	}
+	if (SCHEMA_ITEMS(v) == 0) {
+		schema_error(c, v, "'routes' must list at least one route");
+		return;
+	}
+	l->routes = schema_calloc(c, (size_t)SCHEMA_ITEMS(v), sizeof(*l->routes));
+	for (i = 0; l->routes && i < SCHEMA_ITEMS(v); i++)
+		route_load(c, cfg, l, &l->routes[l->nroutes++],
+			   SCHEMA_ITEM(c, v, i));
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+static const struct schema_key listener_keys[] = {
+	SK_REQUIRED("name"),
+	SK_REQUIRED("bind"),
+	SK_LATER("protocol"),
+	SK_BOOL("reuseport", struct cfg_listener, reuseport),
+	CONFIG_LIMIT_KEYS(offsetof(struct cfg_listener, limits)),
+	SK_LATER("routes"),
+	SK_LATER("backend"),
+	SK_UNSUPPORTED("proxy_protocol"),
+	SK_UNSUPPORTED("trusted_proxies"),
+	SK_UNSUPPORTED("tls"),
+	SK_UNSUPPORTED("allow"),
+	SK_UNSUPPORTED("deny"),
+	SK_UNSUPPORTED("rate_limit"),
+	SK_UNSUPPORTED("max_connections_per_client"),
+	SK_END,
+};
+
+static void listener_name(struct schema_ctx *c, struct config *cfg,
+			  struct cfg_listener *l, yaml_node_t *v)
+{
+	size_t i;
+
+	if (schema_string(c, "name", v, &l->name) < 0)
+		return;
+	if (!config_is_name(l->name)) {
+		schema_error(c, v,
+			     "'%s' is not a valid listener name (letters, "
+			     "digits, '_', '-', '.')",
+			     l->name);
+		return;
+	}
+	for (i = 0; &cfg->listeners[i] != l; i++) {
+		if (cfg->listeners[i].name &&
+		    !strcmp(cfg->listeners[i].name, l->name)) {
+			schema_error(c, v, "duplicate listener name '%s'",
+				     l->name);
+			return;
+		}
+	}
+}
+
+/* Report a that an earlier bind (of any listener) already uses. */
+static void listener_bind_unique(struct schema_ctx *c, struct config *cfg,
+				 struct cfg_listener *l, struct cfg_addr *a)
+{
+	struct cfg_listener *o;
+	size_t i, j;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		o = &cfg->listeners[i];
+		for (j = 0; j < o->nbinds && &o->binds[j] != a; j++) {
+			if (!o->binds[j].str || !config_addr_equal(&o->binds[j], a))
+				continue;
+			if (o == l)
+				schema_error_at(c, a->line, a->col,
+						"address '%s' is listed twice",
+						a->str);
+			else
+				schema_error_at(c, a->line, a->col,
+						"address '%s' is already bound "
+						"by listener '%s'",
+						a->str, o->name ? o->name : "?");
+			return;
+		}
+	}
+}
+
+static void listener_binds(struct schema_ctx *c, struct config *cfg,
+			   struct cfg_listener *l, yaml_node_t *v)
+{
+	size_t i, n = v->type == YAML_SEQUENCE_NODE ? (size_t)SCHEMA_ITEMS(v) : 1;
+	struct cfg_addr *a;
+	yaml_node_t *item;
+
+	if (v->type == YAML_MAPPING_NODE ||
+	    (v->type == YAML_SCALAR_NODE && schema_is_null(v))) {
+		schema_error(c, v, "'bind' must be a string or a list of strings");
+		return;
+	}
+	if (n == 0) {
+		schema_error(c, v, "'bind' must list at least one address");
+		return;
+	}
+	l->binds = schema_calloc(c, n, sizeof(*l->binds));
+	for (i = 0; l->binds && i < n; i++) {
+		item = v->type == YAML_SCALAR_NODE ? v
+						   : SCHEMA_ITEM(c, v, (long)i);
+		a = &l->binds[l->nbinds++];
+		if (item->type != YAML_SCALAR_NODE)
+			schema_error(c, item,
+				     "'bind' must be a string or a list of "
+				     "strings");
+		else if (config_addr_load(c, "bind", item, a) == 0)
+			listener_bind_unique(c, cfg, l, a);
+	}
+}
+
+/* protocol: http | tcp.  false if it is neither (already reported). */
+static bool listener_protocol(struct schema_ctx *c, struct cfg_listener *l,
+			      yaml_node_t *v)
+{
+	const char *s = schema_scalar(v);
+
+	if (!v || (s && !strcmp(s, "http")))
+		l->protocol = CFG_PROTO_HTTP;
+	else if (s && !strcmp(s, "tcp"))
+		l->protocol = CFG_PROTO_TCP;
+	else {
+		schema_error(c, v, "'protocol' must be http or tcp");
+		return false;
+	}
+	return true;
+}
+
+/* What the listener forwards to: routes (http) or one backend (tcp). */
+static void listener_target(struct schema_ctx *c, struct config *cfg,
+			    struct cfg_listener *l, yaml_node_t *n)
+{
+	yaml_node_t *routes_key, *backend_key;
+	yaml_node_t *routes = schema_get(c, n, "routes", &routes_key);
+	yaml_node_t *backend = schema_get(c, n, "backend", &backend_key);
+
+	if (l->protocol == CFG_PROTO_HTTP) {
+		if (backend)
+			schema_error(c, backend_key,
+				     "'backend' is only valid for tcp "
+				     "listeners; http listeners use 'routes'");
+		if (routes)
+			listener_routes(c, cfg, l, routes);
+		else
+			schema_error(c, n,
+				     "listener: missing required key 'routes'");
+		return;
+	}
+	if (routes)
+		schema_error(c, routes_key,
+			     "'routes' is only valid for http listeners");
+	if (backend)
+		listener_backend_ref(c, cfg, backend, &l->backend_name,
+				     &l->backend);
+	else
+		schema_error(c, n, "listener: missing required key 'backend'");
+}
+
+static void listener_load(struct schema_ctx *c, struct config *cfg,
+			  struct cfg_listener *l, yaml_node_t *n)
+{
+	yaml_node_t *v;
+
+	l->line = (int)n->start_mark.line + 1;
+	l->col = (int)n->start_mark.column + 1;
+	l->protocol = CFG_PROTO_HTTP;
+	config_limits_copy(c, &l->limits, &cfg->defaults);
+	if (!schema_walk(c, n, listener_keys, "listener", l))
+		return;
+	if ((v = schema_get(c, n, "name", NULL)))
+		listener_name(c, cfg, l, v);
+	if ((v = schema_get(c, n, "bind", NULL)))
+		listener_binds(c, cfg, l, v);
+	if (listener_protocol(c, l, schema_get(c, n, "protocol", NULL)))
+		listener_target(c, cfg, l, n);
+}
+
+void config_load_listeners(struct schema_ctx *c, struct config *cfg,
+			   yaml_node_t *n)
+{
+	long i;
+
+	if (n->type != YAML_SEQUENCE_NODE) {
+		schema_error(c, n, "'listeners' must be a list of listeners");
+		return;
+	}
+	if (SCHEMA_ITEMS(n) == 0) {
+		schema_error(c, n, "'listeners' must list at least one listener");
+		return;
+	}
+	cfg->listeners = schema_calloc(c, (size_t)SCHEMA_ITEMS(n),
+				       sizeof(*cfg->listeners));
+	for (i = 0; cfg->listeners && i < SCHEMA_ITEMS(n); i++)
+		listener_load(c, cfg, &cfg->listeners[cfg->nlisteners++],
+			      SCHEMA_ITEM(c, n, i));
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+static void route_free(struct cfg_route *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nhosts; i++)
+		free(r->hosts[i]);
+	free(r->hosts);
+	free(r->path_prefix);
+	free(r->backend_name);
+	config_limits_free(&r->limits);
+}
+
+void config_listener_free(struct cfg_listener *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nbinds; i++)
+		free(l->binds[i].str);
+	free(l->binds);
+	for (i = 0; i < l->nroutes; i++)
+		route_free(&l->routes[i]);
+	free(l->routes);
+	free(l->backend_name);
+	free(l->name);
+	config_limits_free(&l->limits);
+}

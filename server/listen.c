@@ -1,0 +1,164 @@
+/* listen.c: listening sockets kept across reloads (see listen.h). */
+#include "server/listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 4096
+
+static bool sa_equal(const struct sockaddr_storage *a, socklen_t alen,
+		     const struct sockaddr_storage *b, socklen_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static struct listen_sock *listen_find(struct listen_set *set,
+				       const struct cfg_addr *a)
+{
+	for (size_t i = 0; i < set->ls_n; i++)
+		if (sa_equal(&set->ls_socks[i].ls_sa, set->ls_socks[i].ls_salen,
+			     &a->sa, a->salen))
+			return &set->ls_socks[i];
+	return NULL;
+}
+
+static int listen_open(const struct cfg_addr *a, bool reuseport, char *err,
+		       size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	if (a->sa.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "listen on %s: %s", a->str, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static size_t count_binds(const struct config *cfg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		n += cfg->listeners[i].nbinds;
+	return n;
+}
+
+static int listen_push(struct listen_set *set, const struct cfg_addr *a, int fd)
+{
+	struct listen_sock *ls;
+
+	if (set->ls_n == set->ls_cap) {
+		size_t cap = set->ls_cap ? set->ls_cap * 2 : 8;
+		struct listen_sock *p = realloc(set->ls_socks, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		set->ls_socks = p;
+		set->ls_cap = cap;
+	}
+	ls = &set->ls_socks[set->ls_n++];
+	memset(ls, 0, sizeof(*ls));
+	memcpy(&ls->ls_sa, &a->sa, a->salen);
+	ls->ls_salen = a->salen;
+	ls->ls_fd = fd;
+	ls->ls_in_use = true;
+	return 0;
+}
+
+int listen_apply(struct listen_set *set, const struct config *cfg, int **fds,
+		 size_t *nfds, char *err, size_t errlen)
+{
+	size_t n = count_binds(cfg), k = 0, old_n = set->ls_n;
+	int *out = calloc(n ? n : 1, sizeof(*out));
+
+	if (out == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < set->ls_n; i++)
+		set->ls_socks[i].ls_in_use = false;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		for (size_t j = 0; j < l->nbinds; j++) {
+			struct listen_sock *ls = listen_find(set, &l->binds[j]);
+			int fd;
+
+			if (ls != NULL) {
+				ls->ls_in_use = true;
+				out[k++] = ls->ls_fd;
+				continue;
+			}
+			fd = listen_open(&l->binds[j], l->reuseport, err, errlen);
+			if (fd == -1 || listen_push(set, &l->binds[j], fd) == -1) {
+				if (fd != -1) {
+					close(fd);
+					snprintf(err, errlen, "out of memory");
+				}
+				goto fail;
+			}
+			out[k++] = fd;
+		}
+	}
+	*fds = out;
+	*nfds = k;
+	return 0;
+fail:
+	/* undo: close what this call opened, the old sockets stay in use */
+	while (set->ls_n > old_n)
+		close(set->ls_socks[--set->ls_n].ls_fd);
+	for (size_t i = 0; i < set->ls_n; i++)
+		set->ls_socks[i].ls_in_use = true;
+	free(out);
+	return -1;
+}
+
+void listen_prune(struct listen_set *set)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < set->ls_n; i++) {
+		if (set->ls_socks[i].ls_in_use)
+			set->ls_socks[k++] = set->ls_socks[i];
+		else
+			close(set->ls_socks[i].ls_fd);
+	}
+	set->ls_n = k;
+}
+
+void listen_free(struct listen_set *set)
+{
+	for (size_t i = 0; i < set->ls_n; i++)
+		close(set->ls_socks[i].ls_fd);
+	free(set->ls_socks);
+	memset(set, 0, sizeof(*set));
+}
+
+bool listen_has_fd(const struct listen_set *set, int fd)
+{
+	for (size_t i = 0; i < set->ls_n; i++)
+		if (set->ls_socks[i].ls_fd == fd)
+			return true;
+	return false;
+}

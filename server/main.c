@@ -1,0 +1,81 @@
+/*
+ * main.c: the command line (SPEC.md "Command line").
+ *
+ *   portcullis [-c FILE]       run in the foreground
+ *   portcullis -d [-c FILE]    run as a classic daemon
+ *   portcullis -t [-c FILE]    validate the configuration
+ *   portcullis -V | -h
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/version.h"
+#include "config/config.h"
+#include "server/master.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: portcullis [-d] [-c FILE]    run (foreground unless -d)\n"
+		"       portcullis -t [-c FILE]      check the configuration and exit\n"
+		"       portcullis -V                print the version\n"
+		"       portcullis -h                print this help\n"
+		"\n"
+		"  -c FILE   configuration file (default %s)\n"
+		"  -d        detach and write pid_file\n"
+		"\n"
+		"signals to the master: HUP reload, TERM/INT fast stop, QUIT graceful stop,\n"
+		"USR1 reopen log files\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+/* -t: every error as FILE:LINE:COL: message, or "configuration OK". */
+static int check_config(const char *path)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = config_load(path, &errs);
+
+	if (cfg == NULL) {
+		for (size_t i = 0; i < errs.count && i < CONFIG_MAX_ERRORS; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		if (errs.count > CONFIG_MAX_ERRORS)
+			fprintf(stderr, "%s: %zu more errors not shown\n", path,
+				errs.count - CONFIG_MAX_ERRORS);
+		config_errors_clear(&errs);
+		return 1;
+	}
+	config_free(cfg);
+	printf("configuration OK\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct master_opts opts = {.config_path = CONFIG_DEFAULT_PATH};
+	bool test_only = false;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:dtVh")) != -1) {
+		switch (ch) {
+		case 'c': opts.config_path = optarg; break;
+		case 'd': opts.daemonize = true; break;
+		case 't': test_only = true; break;
+		case 'V': printf("portcullis %s\n", PORTCULLIS_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"portcullis: the '%s' command needs the control socket, "
+			"which this version does not have yet; use signals "
+			"(kill -HUP/-QUIT/-TERM the pid in pid_file)\n",
+			argv[optind]);
+		return 2;
+	}
+	if (test_only)
+		return check_config(opts.config_path);
+	return master_run(&opts);
+}

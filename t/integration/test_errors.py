@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Proxy-generated errors (502, 504, 400) and strict request framing.
+
+Every case checks that the error is short and neutral (no backend address,
+no version string), that nothing ambiguous reaches the backend, and that
+the proxy keeps serving with the same workers afterwards."""
+
+import re
+import time
+import unittest
+
+import harness as h
+
+MARK = "/smuggle-marker"
+
+# (name, raw request, RFC section).  Each must get 400 and a closed connection,
+# and must never be forwarded (SPEC "HTTP framing").
+MALFORMED = [
+    ("content-length and transfer-encoding",
+     b"GET " + MARK.encode() + b"1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n", "RFC 9112 §6.1"),
+    ("two different content-lengths",
+     b"POST " + MARK.encode() + b"2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+     b"Content-Length: 2\r\n\r\nxx", "RFC 9112 §6.3 rule 5"),
+    ("content-length list with different values",
+     b"POST " + MARK.encode() + b"3 HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\nxx",
+     "RFC 9110 §8.6"),
+    ("chunked not the final coding",
+     b"POST " + MARK.encode() + b"4 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+     b"0\r\n\r\n", "RFC 9112 §6.3 rule 4"),
+    ("obs-fold",
+     b"GET " + MARK.encode() + b"5 HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+     "RFC 9112 §5.2"),
+    ("bare CR in a header",
+     b"GET " + MARK.encode() + b"6 HTTP/1.1\r\nHost: a\r\nX-Bad: a\rb\r\n\r\n", "RFC 9112 §2.2"),
+    ("NUL in a header value",
+     b"GET " + MARK.encode() + b"7 HTTP/1.1\r\nHost: a\r\nX-Bad: a\x00b\r\n\r\n", "RFC 9110 §5.5"),
+    ("whitespace before the colon",
+     b"GET " + MARK.encode() + b"8 HTTP/1.1\r\nHost: a\r\nContent-Length : 0\r\n\r\n",
+     "RFC 9112 §5.1"),
+    ("missing Host",
+     b"GET " + MARK.encode() + b"9 HTTP/1.1\r\nX-Other: a\r\n\r\n", "RFC 9112 §3.2"),
+    ("duplicate Host",
+     b"GET " + MARK.encode() + b"10 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "RFC 9112 §3.2"),
+    ("garbage request line",
+     b"GET" + MARK.encode() + b"11HTTP/1.1\r\nHost: a\r\n\r\n", "RFC 9112 §3"),
+]
+
+
+class ErrorsTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.make_tmpdir()
+        cls.web = h.Backend("web1")
+        cls.addClassCleanup(cls.web.stop)
+        cls.port = h.free_port()
+        cls.dead_port = h.free_port()   # nothing listens there
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
+            {"path_prefix": "/dead", "backend": "dead"},
+            {"path_prefix": "/slow", "backend": "slow"},
+            {"path_prefix": "/", "backend": "web"},
+        ]}]
+        backends = {
+            "web": h.backend_block(cls.web.address),
+            "dead": h.backend_block("127.0.0.1:%d" % cls.dead_port),
+            "slow": h.backend_block(cls.web.address, response_timeout="1s"),
+        }
+        cls.pc = h.Portcullis(h.base_config(cls.tmp, listeners, backends, workers=2))
+        cls.pc.start()
+        cls.addClassCleanup(cls.pc.stop)
+        cls.workers = cls.pc.workers()
+
+    def assert_neutral(self, r, *secrets):
+        """A short proxy-generated body that reveals no address or version."""
+        blob = r.raw_head + r.body
+        self.assertLess(len(r.body), 1024, r.body)
+        for s in ("127.0.0.1", "secret", h.project_version()) + secrets:
+            self.assertNotIn(str(s).encode(), blob, "error response reveals %r" % s)
+
+    def assert_still_serving(self):
+        r = h.request(self.port, "GET", "/still-here")
+        self.assertEqual((r.status, r.body), (200, b"web1 /still-here\n"))
+        self.assertEqual(self.pc.workers(), self.workers, "a worker died:\n" + self.pc.describe())
+
+    def test_502_connect_refused(self):
+        """Nothing listens at the server: 502 (RFC 9110 §15.6.3), neutral body,
+        and the error log names backend and address."""
+        start = self.pc.log_size()
+        r = h.request(self.port, "GET", "/dead/x")
+        self.assertEqual(r.status, 502)
+        self.assert_neutral(r, self.dead_port)
+        m = self.pc.wait_log(r"backend dead: connect 127\.0\.0\.1:%d: \S.*$" % self.dead_port,
+                             timeout=5, start=start)
+        self.assertIsNotNone(m, self.pc.error_log()[-2000:])
+        self.assert_still_serving()
+
+    def test_502_connect_refused_keepalive(self):
+        """A 502 on a keep-alive connection leaves the connection usable or closes
+        it cleanly; a later request on a new connection works (RFC 9110 §15.6.3)."""
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("GET", "/dead/1"))
+            r = c.read_response()
+            self.assertEqual(r.status, 502)
+            if not r.closes:
+                c.send(h.build_request("GET", "/after-502", close=True))
+                self.assertEqual(c.read_response().body, b"web1 /after-502\n")
+        self.assert_still_serving()
+
+    def test_504_response_timeout(self):
+        """Backend slower than response_timeout (1s): 504 (RFC 9110 §15.6.5),
+        well before the backend would answer."""
+        t0 = time.monotonic()
+        r = h.request(self.port, "GET", "/slow/sleep?ms=6000", timeout=15)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 504)
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 5.0)
+        self.assert_neutral(r, self.web.port)
+        self.assert_still_serving()
+
+    def test_fast_enough_is_not_504(self):
+        """A response within response_timeout is passed through (RFC 9110 §15.3.1)."""
+        r = h.request(self.port, "GET", "/slow/sleep?ms=200")
+        self.assertEqual((r.status, r.body), (200, b"web1 slept 200\n"))
+
+    def test_502_backend_closes(self):
+        """Backend closes the connection without answering: 502 (RFC 9110 §15.6.3)."""
+        for q in ("/reset", "/reset?rst=1"):
+            with self.subTest(q=q):
+                r = h.request(self.port, "GET", q)
+                self.assertEqual(r.status, 502)
+                self.assert_neutral(r, self.web.port)
+        self.assert_still_serving()
+
+    def test_backend_status_passed_through(self):
+        """Backend statuses (including 5xx) are the backend's, not rewritten
+        (RFC 9110 §15)."""
+        for code in (201, 204, 404, 500, 503):
+            with self.subTest(code=code):
+                r = h.request(self.port, "GET", "/status?code=%d" % code)
+                self.assertEqual(r.status, code)
+                self.assertEqual(r.header("X-Backend"), "web1")
+
+    def test_malformed_requests(self):
+        """Ambiguous or malformed framing: 400, connection closed, never forwarded."""
+        self.web.requests(clear=True)
+        for name, raw, rfc in MALFORMED:
+            with self.subTest(case=name, rfc=rfc):
+                with h.Conn(self.port) as c:
+                    c.send(raw)
+                    try:
+                        r = c.read_response()
+                    except (h.IncompleteResponse, ConnectionResetError) as e:
+                        self.fail("%s (%s): no response: %s" % (name, rfc, e))
+                    self.assertEqual(r.status, 400, "%s (%s)" % (name, rfc))
+                    self.assert_neutral(r)
+                    self.assertTrue(c.wait_closed(5), "%s: connection left open" % name)
+        seen = [q["path"] for q in self.web.requests()["requests"]]
+        self.assertEqual([p for p in seen if p.startswith(MARK)], [],
+                         "malformed requests reached the backend")
+        self.assert_still_serving()
+
+    def test_malformed_after_good_request(self):
+        """A bad request pipelined after a good one: the good one is answered,
+        then 400 and close; the bad one never reaches the backend (RFC 9112 §6.1)."""
+        self.web.requests(clear=True)
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("GET", "/good") + MALFORMED[0][1])
+            r1 = c.read_response()
+            self.assertEqual((r1.status, r1.body), (200, b"web1 /good\n"))
+            r2 = c.read_response()
+            self.assertEqual(r2.status, 400)
+            self.assertTrue(c.wait_closed(5))
+        seen = [q["path"] for q in self.web.requests()["requests"]]
+        self.assertIn("/good", seen)
+        self.assertEqual([p for p in seen if p.startswith(MARK)], [])
+        self.assert_still_serving()
+
+    def test_header_too_large(self):
+        """A request head over max_header_size (32k) in its header fields gets
+        431 (RFC 6585 §5) and the connection is closed."""
+        raw = b"GET /big-head HTTP/1.1\r\nHost: a\r\n" + \
+            b"".join(b"X-Fill-%d: %s\r\n" % (i, b"x" * 1000) for i in range(40)) + b"\r\n"
+        self.assert_refused_head(raw, 431)
+
+    def test_uri_too_long(self):
+        """A request line over max_header_size (32k) gets 414 (RFC 9110 §15.5.15)
+        and the connection is closed."""
+        raw = b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+        self.assert_refused_head(raw, 414)
+
+    def assert_refused_head(self, raw, status):
+        with h.Conn(self.port) as c:
+            try:
+                c.send(raw)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            r = c.read_response()
+            self.assertEqual(r.status, status)
+            self.assert_neutral(r)
+            self.assertTrue(c.wait_closed(5))
+        self.assert_still_serving()
+
+if __name__ == "__main__":
+    h.main()

@@ -1,0 +1,302 @@
+#!/usr/bin/python3
+"""Proxying HTTP/1.1: methods, bodies, framing, forwarded headers, keep-alive,
+pipelining, IPv6, routing and weighted round robin."""
+
+import collections
+import hashlib
+import os
+import time
+import unittest
+
+import harness as h
+from backend import pattern_sha256
+
+
+class ProxyTest(unittest.TestCase):
+    """One portcullis (2 workers) in front of several backends."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.make_tmpdir()
+        cls.backends = {}
+        for name in ("web1", "api1", "static1", "w1", "w3"):
+            b = h.Backend(name)
+            cls.addClassCleanup(b.stop)
+            cls.backends[name] = b
+        cls.port = h.free_port(ipv6=True)
+        B = cls.backends
+        listeners = [{
+            "name": "web",
+            "bind": ["127.0.0.1:%d" % cls.port, "[::1]:%d" % cls.port],
+            "routes": [
+                {"host": ["a.test", "*.b.test"], "path_prefix": "/api", "backend": "api"},
+                {"path_prefix": "/static", "backend": "static"},
+                {"path_prefix": "/wrr", "backend": "wrr"},
+                {"path_prefix": "/", "backend": "web"},
+            ],
+        }]
+        backends = {
+            "web": h.backend_block(B["web1"].address),
+            "api": h.backend_block(B["api1"].address),
+            "static": h.backend_block(B["static1"].address),
+            "wrr": h.backend_block((B["w1"].address, 1), (B["w3"].address, 3)),
+        }
+        cls.pc = h.Portcullis(h.base_config(cls.tmp, listeners, backends, workers=2))
+        cls.pc.start()
+        cls.addClassCleanup(cls.pc.stop)
+
+    def get(self, path="/", host="test.local", **kw):
+        return h.request(self.port, "GET", path, host=host, **kw)
+
+    def test_get(self):
+        """GET is forwarded and the backend's answer returned (RFC 9110 §9.3.1)."""
+        r = h.curl("http://127.0.0.1:%d/hello?x=1" % self.port)
+        self.assertEqual(r.rc, 0, r.stderr)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"web1 /hello?x=1\n")
+        self.assertEqual(r.header("X-Backend"), "web1")
+
+    def test_head(self):
+        """HEAD gets the GET headers and no body; the connection stays usable
+        for the next response (RFC 9110 §9.3.2, RFC 9112 §6.3 rule 1)."""
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("HEAD", "/big?size=5000"))
+            r = c.read_response("HEAD")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("Content-Length"), "5000")
+            c.send(h.build_request("GET", "/after-head", close=True))
+            r2 = c.read_response()
+            self.assertEqual(r2.status, 200)
+            self.assertEqual(r2.body, b"web1 /after-head\n")
+
+    def test_post_content_length(self):
+        """A Content-Length request body reaches the backend intact (RFC 9112 §6.2)."""
+        body = os.urandom(1 << 20)
+        r = h.request(self.port, "POST", "/echo", body=body)
+        self.assertEqual(r.status, 200)
+        d = r.json()
+        self.assertEqual(d["method"], "POST")
+        self.assertEqual(d["body_length"], len(body))
+        self.assertEqual(d["body_sha256"], hashlib.sha256(body).hexdigest())
+
+    def test_post_content_length_curl(self):
+        """curl --data-binary: the body reaches the backend intact (RFC 9112 §6.2)."""
+        path = os.path.join(self.tmp, "post.bin")
+        data = os.urandom(300000)
+        with open(path, "wb") as f:
+            f.write(data)
+        r = h.curl("http://127.0.0.1:%d/echo" % self.port, "--data-binary", "@" + path,
+                   "-H", "Expect:")
+        self.assertEqual(r.status, 200, r.stderr)
+        import json
+        d = json.loads(r.body)
+        self.assertEqual((d["body_length"], d["body_sha256"]),
+                         (len(data), hashlib.sha256(data).hexdigest()))
+
+    def test_post_chunked(self):
+        """A chunked request body (odd chunk sizes, a chunk extension, a trailer)
+        reaches the backend intact (RFC 9112 §7.1, §7.1.1, §7.1.2)."""
+        body = os.urandom(200000)
+        sizes = [1, 7, 100, 65536, 3000, 17]
+        pieces, off = [], 0
+        for i, n in enumerate(sizes + [len(body)]):
+            n = min(n, len(body) - off)
+            if n <= 0:
+                break
+            ext = ";name=value" if i == 2 else ""
+            pieces.append(b"%x%s\r\n%s\r\n" % (n, ext.encode(), body[off:off + n]))
+            off += n
+        self.assertEqual(off, len(body))
+        raw = (b"PUT /echo HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n" + b"".join(pieces) + b"0\r\nX-Trailer: t\r\n\r\n")
+        with h.Conn(self.port) as c:
+            c.send(raw)
+            r = c.read_response()
+        self.assertEqual(r.status, 200, r.body)
+        d = r.json()
+        self.assertEqual(d["method"], "PUT")
+        self.assertEqual(d["body_length"], len(body))
+        self.assertEqual(d["body_sha256"], hashlib.sha256(body).hexdigest())
+
+    def test_post_chunked_then_next_request(self):
+        """After a chunked request body, the next request on the connection is
+        parsed at the right place (RFC 9112 §7.1, §9.3)."""
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("POST", "/echo", body=b"hello world", chunked=[5, 6]))
+            r = c.read_response()
+            self.assertEqual(r.json()["body"], "hello world")
+            c.send(h.build_request("GET", "/second", close=True))
+            self.assertEqual(c.read_response().body, b"web1 /second\n")
+
+    def test_chunked_response(self):
+        """A chunked response body arrives complete and in order (RFC 9112 §7.1)."""
+        size = 1000003
+        r = self.get("/bigchunked?size=%d" % size, keep_body=False)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body_length, size)
+        self.assertEqual(r.body_sha256, pattern_sha256(size))
+
+    def test_content_length_response(self):
+        """A Content-Length response body arrives complete (RFC 9112 §6.2)."""
+        size = 777777
+        r = self.get("/big?size=%d" % size, keep_body=False)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.framing, "length")
+        self.assertEqual(r.header("Content-Length"), str(size))
+        self.assertEqual(r.body_sha256, pattern_sha256(size))
+
+    def test_close_delimited_response(self):
+        """A backend response delimited by close reaches the client complete
+        (RFC 9112 §6.3 rule 8)."""
+        r = self.get("/close")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"web1 close-delimited body\n")
+
+    def test_forwarded_headers(self):
+        """The backend sees X-Forwarded-For with the client address appended,
+        X-Forwarded-Proto: http, and the Host header unchanged (RFC 9110 §7.2)."""
+        r = h.request(self.port, "GET", "/echo", host="Example.TEST:8080",
+                      headers=[("X-Forwarded-For", "203.0.113.7")])
+        self.assertEqual(r.status, 200)
+        hdrs = r.json()["headers"]
+        get = lambda n: [v for k, v in hdrs if k.lower() == n.lower()]
+        self.assertEqual(get("Host"), ["Example.TEST:8080"])
+        xff = ", ".join(get("X-Forwarded-For"))
+        self.assertRegex(xff, r"^203\.0\.113\.7\s*,\s*127\.0\.0\.1$")
+        self.assertEqual(get("X-Forwarded-Proto"), ["http"])
+
+        r = self.get("/echo")
+        hdrs = r.json()["headers"]
+        self.assertEqual([v for k, v in hdrs if k.lower() == "x-forwarded-for"], ["127.0.0.1"])
+
+    def test_hop_by_hop_removed(self):
+        """Connection and the headers it names are not forwarded (RFC 9110 §7.6.1)."""
+        r = h.request(self.port, "GET", "/echo",
+                      headers=[("Connection", "X-Private"), ("X-Private", "secret"),
+                               ("X-Kept", "yes")])
+        names = [k.lower() for k, v in r.json()["headers"]]
+        self.assertNotIn("x-private", names)
+        self.assertIn("x-kept", names)
+
+    def test_server_headers_hidden(self):
+        """Server and X-Powered-By from the backend do not reach the client."""
+        r = self.get("/")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("X-Backend"), "web1")
+        self.assertEqual(r.header_all("X-Powered-By"), [])
+        for v in r.header_all("Server"):
+            self.assertNotIn("secret", v)
+
+    def test_keepalive(self):
+        """Several requests on one client connection (RFC 9112 §9.3)."""
+        with h.Conn(self.port) as c:
+            for i in range(6):
+                c.send(h.build_request("GET", "/ka/%d" % i))
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, b"web1 /ka/%d\n" % i)
+                self.assertFalse(r.closes, r.headers)
+            c.send(h.build_request("GET", "/ka/last", close=True))
+            r = c.read_response()
+            self.assertEqual(r.body, b"web1 /ka/last\n")
+            self.assertTrue(c.wait_closed(5), "connection not closed after Connection: close")
+
+    def test_pipelining(self):
+        """Three requests sent at once are answered in order, even when the
+        first is the slowest (RFC 9112 §9.3.2)."""
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("GET", "/sleep?ms=300") + h.build_request("GET", "/p2")
+                   + h.build_request("POST", "/echo", body=b"third") )
+            r1, r2, r3 = c.read_response(), c.read_response(), c.read_response()
+        self.assertEqual(r1.body, b"web1 slept 300\n")
+        self.assertEqual(r2.body, b"web1 /p2\n")
+        self.assertEqual(r3.json()["body"], "third")
+
+    def test_ipv6_listener(self):
+        """The [::1] address of the listener serves, and the backend sees ::1 as
+        the client (RFC 9110 §7.2: Host passed through)."""
+        r = h.request(self.port, "GET", "/echo", host="[::1]:%d" % self.port, host_addr="::1")
+        self.assertEqual(r.status, 200)
+        hdrs = r.json()["headers"]
+        self.assertEqual([v for k, v in hdrs if k.lower() == "x-forwarded-for"], ["::1"])
+        self.assertEqual([v for k, v in hdrs if k.lower() == "host"], ["[::1]:%d" % self.port])
+        r = h.curl("http://[::1]:%d/v6" % self.port)
+        self.assertEqual((r.status, r.body), (200, b"web1 /v6\n"), r.stderr)
+
+    def test_route_by_host(self):
+        """Host routing: exact and *.suffix, case-insensitive, port ignored
+        (RFC 9110 §4.2.3: host is case-insensitive)."""
+        cases = [
+            ("a.test", "/api/x", "api1"),
+            ("A.TEST:8080", "/api/x", "api1"),
+            ("foo.b.test", "/api", "api1"),
+            ("x.y.B.Test", "/api/deep", "api1"),
+            ("c.test", "/api/x", "web1"),       # host does not match
+            ("a.test", "/other", "web1"),       # path does not match
+            ("a.test.evil", "/api/x", "web1"),  # not a suffix match
+        ]
+        for host, path, want in cases:
+            with self.subTest(host=host, path=path):
+                r = self.get(path, host=host)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.header("X-Backend"), want)
+
+    def test_route_by_path_prefix(self):
+        """First route whose path_prefix is a prefix of the path wins."""
+        for path, want in [("/static/app.css", "static1"), ("/static", "static1"),
+                           ("/stat", "web1"), ("/", "web1"), ("/x/static", "web1")]:
+            with self.subTest(path=path):
+                self.assertEqual(self.get(path, host="a.test").header("X-Backend"), want)
+
+    def test_weighted_two_workers(self):
+        """Weights 1:3 with two workers: each server gets traffic, roughly 1:3."""
+        counts = collections.Counter()
+        n = 200
+        for i in range(n):
+            r = self.get("/wrr/%d" % i)
+            self.assertEqual(r.status, 200)
+            counts[r.header("X-Backend")] += 1
+        self.assertEqual(set(counts), {"w1", "w3"}, counts)
+        # Each worker alternates exactly, so w1 is within a few of n/4.
+        self.assertGreaterEqual(counts["w1"], n // 4 - 15, counts)
+        self.assertLessEqual(counts["w1"], n // 4 + 15, counts)
+
+
+class WeightedOneWorkerTest(unittest.TestCase):
+    """workers: 1: smooth weighted round robin is exact."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.make_tmpdir()
+        cls.w1 = h.Backend("w1")
+        cls.addClassCleanup(cls.w1.stop)
+        cls.w3 = h.Backend("w3")
+        cls.addClassCleanup(cls.w3.stop)
+        cls.port = h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port,
+                      "routes": [{"path_prefix": "/", "backend": "wrr"}]}]
+        backends = {"wrr": h.backend_block((cls.w1.address, 1), (cls.w3.address, 3))}
+        cls.pc = h.Portcullis(h.base_config(cls.tmp, listeners, backends, workers=1))
+        cls.pc.start()
+        cls.addClassCleanup(cls.pc.stop)
+
+    def test_exact_ratio(self):
+        """400 requests: exactly 100 to the weight-1 server, 300 to the weight-3
+        one, and every 4 consecutive requests contain exactly one w1."""
+        seq = []
+        with h.Conn(self.port) as c:   # keep-alive: fast, and it is one worker anyway
+            for i in range(200):
+                c.send(h.build_request("GET", "/k/%d" % i))
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                seq.append(r.header("X-Backend"))
+        for i in range(200):           # and fresh connections
+            seq.append(h.request(self.port, "GET", "/f/%d" % i).header("X-Backend"))
+        counts = collections.Counter(seq)
+        self.assertEqual(counts, {"w1": 100, "w3": 300})
+        for i in range(len(seq) - 3):
+            self.assertEqual(seq[i:i + 4].count("w1"), 1, "not smooth at %d: %r" % (i, seq[i:i + 8]))
+
+
+if __name__ == "__main__":
+    h.main()

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""wrk -t2 -c64 -d6s through portcullis (in front of nginx) with a SIGHUP every
+second: the keep-alive load sees no error (SPEC "What a reload does")."""
+
+import re
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import harness as h
+
+LOG_PREFIX = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[\w+\] \d+: "
+RELOADS = 6
+
+
+def parse_wrk(out):
+    res = {"requests": None, "connect": 0, "read": 0, "write": 0, "timeout": 0, "non2xx": 0}
+    m = re.search(r"(\d+) requests in", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res.update(connect=int(m.group(1)), read=int(m.group(2)), write=int(m.group(3)),
+                   timeout=int(m.group(4)))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        res["non2xx"] = int(m.group(1))
+    return res
+
+
+class WrkReloadTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.make_tmpdir()
+        cls.ngx = h.Nginx(cls.tmp)
+        cls.addClassCleanup(cls.ngx.stop)
+        cls.port = h.free_port()
+        cls.pc = h.Portcullis(cls.config(cls.tmp, cls.port, cls.ngx.address, "/"), tmp=cls.tmp)
+        cls.pc.start()
+        cls.addClassCleanup(cls.pc.stop)
+
+        stop = threading.Event()
+
+        def reloader():
+            time.sleep(0.5)
+            for i in range(RELOADS):
+                # alternate between two equivalent configs, so each reload is real
+                prefix = "/" if i % 2 else "/x"
+                cls.pc.write_config(cls.config(cls.tmp, cls.port, cls.ngx.address, prefix))
+                cls.pc.send_signal(signal.SIGHUP)
+                if stop.wait(1.0):
+                    return
+
+        t = threading.Thread(target=reloader, daemon=True)
+        t.start()
+        try:
+            p = h.spawn(["wrk", "-t2", "-c64", "-d6s", "--timeout", "5s",
+                         "http://127.0.0.1:%d/" % cls.port],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cls.out, _ = p.communicate(timeout=60)
+            cls.rc = p.returncode
+        finally:
+            stop.set()
+            t.join(10)
+        cls.res = parse_wrk(cls.out)
+
+    @staticmethod
+    def config(tmp, port, upstream, prefix):
+        routes = [{"path_prefix": prefix, "backend": "ngx"}]
+        if prefix != "/":
+            routes.append({"path_prefix": "/", "backend": "ngx"})
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port, "routes": routes}]
+        return h.base_config(tmp, listeners, {"ngx": h.backend_block(upstream)}, workers=2)
+
+    def test_no_connect_errors_and_only_2xx(self):
+        """No connect errors and no non-2xx response under reloads."""
+        self.assertEqual(self.rc, 0, self.out)
+        self.assertIsNotNone(self.res["requests"], self.out)
+        self.assertGreater(self.res["requests"], 1000, self.out)
+        self.assertEqual(self.res["connect"], 0, self.out)
+        self.assertEqual(self.res["non2xx"], 0, self.out)
+
+    def test_no_read_write_or_timeout_errors(self):
+        """Keep-alive connections are closed only after a response with
+        Connection: close (RFC 9112 §9.6), so wrk sees no read, write or
+        timeout error."""
+        self.assertEqual((self.res["read"], self.res["write"], self.res["timeout"]), (0, 0, 0),
+                         self.out)
+
+    def test_every_reload_served(self):
+        """All six reloads completed (generation 7 serving) and the old
+        generations exited."""
+        self.assertIsNotNone(
+            self.pc.wait_log(LOG_PREFIX + r"reload: generation %d serving$" % (RELOADS + 1), 10),
+            self.pc.error_log()[-3000:])
+        self.assertIsNotNone(self.pc.wait_workers(2, timeout=10), self.pc.workers())
+
+
+if __name__ == "__main__":
+    h.main()

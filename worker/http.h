@@ -1,0 +1,150 @@
+/*
+ * http.h: HTTP/1.1 message-head parser and chunked-body scanner (RFC 9112).
+ *
+ * The parser works on a complete head: the caller accumulates bytes until
+ * http_head_end() finds the blank line (within its size limit), then calls
+ * http_parse_request() / http_parse_response() once.  Parsed strings are
+ * (offset, length) slices into the caller's buffer; nothing is allocated.
+ *
+ * Chunked bodies are forwarded as they arrive; struct http_chunked tracks
+ * where the body ends and rejects malformed framing without copying.
+ */
+#ifndef PORTCULLIS_HTTP_H
+#define PORTCULLIS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HTTP_MAX_HEADERS 100
+#define HTTP_MAX_REQUEST_LINE 8192  /* longer request lines get 414 */
+#define HTTP_MAX_CHUNK_LINE 8192    /* chunk-size line / trailer line limit */
+
+struct http_slice {
+	uint32_t off; /* offset into the head buffer */
+	uint32_t len;
+};
+
+struct http_header {
+	struct http_slice name;
+	struct http_slice value; /* leading/trailing OWS stripped */
+};
+
+enum http_version {
+	HTTP_10 = 10,
+	HTTP_11 = 11,
+};
+
+/* Framing of a body, after the head is parsed. */
+enum http_body {
+	HTTP_BODY_NONE,     /* no body at all */
+	HTTP_BODY_LENGTH,   /* Content-Length bytes */
+	HTTP_BODY_CHUNKED,  /* Transfer-Encoding: chunked */
+	HTTP_BODY_CLOSE,    /* response delimited by connection close */
+};
+
+struct http_msg {
+	/* request line */
+	struct http_slice method;
+	struct http_slice target;   /* as sent */
+	struct http_slice path;     /* origin-form part of target: "/p?q" ("*" for OPTIONS *) */
+	struct http_slice authority;/* absolute-form authority, len 0 otherwise */
+	/* status line */
+	unsigned status;
+	struct http_slice reason;
+
+	enum http_version version;
+	struct http_header headers[HTTP_MAX_HEADERS];
+	unsigned nheaders;
+	uint32_t head_len;      /* bytes up to and including the blank line */
+
+	/* derived from the headers */
+	enum http_body body;
+	uint64_t content_length;       /* valid when body == HTTP_BODY_LENGTH */
+	int host_idx;                  /* index into headers, -1 if none */
+	bool is_keepalive;             /* persistent after this message */
+	bool has_expect_continue;      /* Expect: 100-continue */
+	bool has_upgrade;              /* Connection: upgrade + Upgrade */
+};
+
+/* Outcome of a parse: 0 ok, or the HTTP status the client should get. */
+enum http_err {
+	HTTP_OK = 0,
+	HTTP_ERR_BAD_REQUEST = 400,
+	HTTP_ERR_URI_TOO_LONG = 414,
+	HTTP_ERR_HEADERS_TOO_LARGE = 431,
+	HTTP_ERR_NOT_IMPLEMENTED = 501,
+	HTTP_ERR_VERSION = 505,
+	HTTP_ERR_BAD_GATEWAY = 502, /* response parsing only */
+};
+
+/*
+ * Look for the end of a head ("\r\n\r\n") in buf[0..len).  `scanned` is
+ * where the previous call stopped (start at 0) and is updated so a slowly
+ * arriving head is scanned once overall.  Returns the head length
+ * (including the blank line), 0 if more bytes are needed.
+ * A head that ends in a bare-LF blank line ("\n\n", "\n\r\n") is also
+ * delimited, so that the parser can reject it at once with 400/502 instead
+ * of the peer waiting for a timeout; it never parses as valid.
+ */
+size_t http_head_end(const char *buf, size_t len, size_t *scanned);
+
+/*
+ * For a request head that outgrew the caller's size limit before
+ * http_head_end() found its end: HTTP_ERR_URI_TOO_LONG when the request
+ * line itself is not complete yet, else HTTP_ERR_HEADERS_TOO_LARGE.
+ */
+enum http_err http_head_too_large(const char *buf, size_t len);
+
+/*
+ * Parse a complete request head buf[0..len).  Fills msg and returns
+ * HTTP_OK, or the 4xx/5xx status to answer with (then close).
+ */
+enum http_err http_parse_request(const char *buf, size_t len,
+				 struct http_msg *msg);
+
+/*
+ * Parse a complete response head.  is_head_request / the status decide
+ * whether a body follows (RFC 9112 §6.3).  Returns HTTP_OK or
+ * HTTP_ERR_BAD_GATEWAY.
+ */
+enum http_err http_parse_response(const char *buf, size_t len,
+				  bool is_head_request, struct http_msg *msg);
+
+/* Case-insensitive compare of a slice with a NUL-terminated token. */
+bool http_slice_eq(const char *buf, struct http_slice s, const char *tok);
+
+/* Index of the first header named `name` (case-insensitive) or -1. */
+int http_find_header(const char *buf, const struct http_msg *msg,
+		     const char *name);
+
+/*
+ * Is a header one of the hop-by-hop set (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), or named by
+ * a Connection header?  Host and Content-Length are never hop-by-hop, even
+ * when Connection names them: dropping them would change routing/framing.
+ */
+bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
+			unsigned idx);
+
+/* Incremental chunked-body scanner. */
+struct http_chunked {
+	int state;           /* private */
+	uint64_t remaining;  /* bytes of chunk data left */
+	unsigned ndigits;    /* private */
+	unsigned linelen;    /* private: bytes of the current trailer line */
+};
+
+void http_chunked_init(struct http_chunked *c);
+
+/*
+ * Feed len bytes of a chunked body.  Returns the number of bytes that
+ * belong to the body (always all of them until the end is found), and
+ * sets *done when the last chunk and trailers are complete; the bytes
+ * after that belong to the next message.  Returns -1 on bad framing.
+ */
+ssize_t http_chunked_feed(struct http_chunked *c, const char *p, size_t len,
+			  bool *done);
+
+#endif

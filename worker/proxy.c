@@ -1,0 +1,1489 @@
+/*
+ * proxy.c: client and upstream connections (see proxy.h).
+ *
+ * A client connection moves through explicit states:
+ *
+ *   HEAD ──request parsed──> PROXY ──response done──> HEAD (keep-alive)
+ *     │                        │                       or LINGER (close)
+ *     └──bad request──> REPLY ─┴─error──> REPLY ──> LINGER ──> closed
+ *
+ * plus TUNNEL for tcp listeners.  Bytes of the request body sit in c_in
+ * and go straight to the upstream socket; bytes of the response body sit
+ * in the upstream's u_in and go straight to the client.  Only the heads
+ * are rewritten (into c_rh and c_out).  Each buffer has a fixed size,
+ * so memory per connection does not depend on message size: when a
+ * buffer is full its side simply stops reading (backpressure).
+ */
+#include "worker/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "worker/http.h"
+
+#define PROXY_LINGER_MS 2000     /* wait for the client's FIN after ours */
+#define PROXY_DRAIN_GRACE_MS 1000 /* idle keep-alive grace while draining */
+#define PROXY_UPSTREAM_IDLE_MS 60000
+#define PROXY_CONN_CACHE 1024
+
+enum conn_state {
+	CS_HEAD,   /* waiting for / reading a request head */
+	CS_PROXY,  /* request handed to an upstream, bytes flowing */
+	CS_REPLY,  /* writing a proxy-generated response, then close */
+	CS_LINGER, /* our FIN sent, discarding input until the client's */
+	CS_TUNNEL, /* tcp listener: bytes both ways */
+	CS_CLOSED,
+};
+
+enum conn_phase {
+	PH_NONE,
+	PH_CONNECT,  /* connect_timeout */
+	PH_BODY,     /* waiting for request body bytes: client_body_timeout */
+	PH_RESPONSE, /* waiting on the server: response_timeout */
+};
+
+struct upstream {
+	struct loop_io u_io;
+	struct timer u_timer;         /* expiry while idle in the pool */
+	struct worker *u_w;
+	struct balance_server *u_srv;
+	struct conn *u_conn;          /* client served, NULL when idle */
+	struct upstream *u_next;      /* idle pool or dead list */
+	struct buf u_in;              /* response bytes from the server */
+	bool u_connected;
+	bool u_rd_ready, u_wr_ready;
+	bool u_eof;
+	bool u_reused;                /* came from the idle pool */
+	bool u_is_idle;               /* sitting in its server's pool */
+	bool u_wr_shut;               /* tunnel: our FIN sent */
+};
+
+struct conn {
+	struct loop_io c_io;
+	struct timer c_timer;
+	struct worker *c_w;
+	struct worker_listener *c_wl;
+	const struct cfg_limits *c_lim; /* listener's, then the route's */
+	struct conn *c_prev, *c_next;   /* w_conns */
+	struct conn *c_dead;            /* w_dead chain */
+	enum conn_state c_state;
+	enum conn_phase c_phase;
+	bool c_rd_ready, c_wr_ready;
+	bool c_eof;                     /* client sent FIN */
+	bool c_moved;                   /* bytes moved in this pump */
+	bool c_is_idle;                 /* no byte of the next request yet */
+	char c_peer[INET6_ADDRSTRLEN];
+
+	struct buf c_in;   /* bytes from the client */
+	struct buf c_out;  /* response head / generated reply to the client */
+	struct buf c_rh;   /* rewritten request head for the upstream */
+	uint32_t c_rh_sent;
+	size_t c_head_scanned;
+
+	struct upstream *c_up;
+	struct balance_backend *c_be;
+	struct balance_server *c_srv;   /* last server picked */
+	uint64_t c_tried;               /* servers tried for this request */
+	uint32_t c_attempts_left;
+
+	/* request */
+	bool c_is_head_req;
+	bool c_is_http10;
+	bool c_close_after;             /* close once this response is done */
+	enum http_body c_req_body;
+	uint64_t c_req_left;
+	uint64_t c_req_total;
+	struct http_chunked c_req_chunk;
+	bool c_req_scanned;             /* end of the body located */
+	size_t c_req_fwd;               /* body bytes at the front of c_in */
+	bool c_req_body_sent;           /* some body byte reached a server */
+
+	/* response */
+	bool c_resp_head_done;
+	bool c_resp_started;            /* a byte was sent to the client */
+	bool c_resp_keepalive;
+	enum http_body c_resp_body;
+	uint64_t c_resp_left;
+	struct http_chunked c_resp_chunk;
+	bool c_resp_scanned;
+	size_t c_resp_fwd;              /* body bytes at the front of u_in */
+	size_t c_resp_scanned_head;
+};
+
+static struct http_msg proxy_msg; /* scratch: one head is parsed at a time */
+
+static void conn_pump(struct conn *c);
+static void conn_on_io(struct loop_io *io, uint32_t ev);
+static void conn_on_timer(struct timer *t);
+static void up_on_io(struct loop_io *io, uint32_t ev);
+static void up_on_timer(struct timer *t);
+static void conn_reply(struct conn *c, unsigned status);
+static void conn_abort(struct conn *c);
+static void conn_connect(struct conn *c);
+
+/* ---- small I/O helpers ------------------------------------------------ */
+
+/* Read into b.  >0 bytes, 0 EOF, -1 would block (ready cleared), -2 error. */
+static ssize_t io_read(int fd, struct buf *b, bool *ready)
+{
+	ssize_t n;
+
+	if (buf_space(b) == 0)
+		buf_compact(b);
+	if (buf_space(b) == 0)
+		return -1;
+	do
+		n = read(fd, buf_wptr(b), buf_space(b));
+	while (n == -1 && errno == EINTR);
+	if (n > 0) {
+		buf_commit(b, (size_t)n);
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		*ready = false;
+		return -1;
+	}
+	return -2;
+}
+
+/* Write a then b.  Bytes written (0 = would block, ready cleared), -1 error. */
+static ssize_t io_write2(int fd, const char *a, size_t alen, const char *b,
+			 size_t blen, bool *ready)
+{
+	struct iovec iov[2];
+	struct msghdr mh = {.msg_iov = iov};
+	ssize_t n;
+
+	if (alen) {
+		iov[mh.msg_iovlen].iov_base = (void *)a;
+		iov[mh.msg_iovlen++].iov_len = alen;
+	}
+	if (blen) {
+		iov[mh.msg_iovlen].iov_base = (void *)b;
+		iov[mh.msg_iovlen++].iov_len = blen;
+	}
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		*ready = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* Append to a buffer; -1 when it does not fit. */
+static int out_put(struct buf *b, const char *s, size_t n)
+{
+	if (buf_space(b) < n)
+		return -1;
+	memcpy(buf_wptr(b), s, n);
+	buf_commit(b, n);
+	return 0;
+}
+
+static int out_str(struct buf *b, const char *s)
+{
+	return out_put(b, s, strlen(s));
+}
+
+static int out_slice(struct buf *b, const char *base, struct http_slice s)
+{
+	return out_put(b, base + s.off, s.len);
+}
+
+static int out_header(struct buf *b, const char *base,
+		      const struct http_header *h)
+{
+	if (out_slice(b, base, h->name) || out_put(b, ": ", 2) ||
+	    out_slice(b, base, h->value) || out_put(b, "\r\n", 2))
+		return -1;
+	return 0;
+}
+
+static bool name_in_list(const char *base, struct http_slice name,
+			 char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (http_slice_eq(base, name, list[i]))
+			return true;
+	return false;
+}
+
+/* ---- upstream connections -------------------------------------------- */
+
+static const char *up_addr(const struct upstream *u)
+{
+	return u->u_srv->srv_cfg->addr.str;
+}
+
+static const char *up_backend(const struct upstream *u)
+{
+	return u->u_srv->srv_be->name;
+}
+
+static void up_close(struct upstream *u)
+{
+	struct worker *w = u->u_w;
+
+	if (u->u_io.io_fd < 0)
+		return;
+	loop_timer_del(&w->w_loop, &u->u_timer);
+	loop_del_fd(&w->w_loop, &u->u_io);
+	close(u->u_io.io_fd);
+	u->u_io.io_fd = -1;
+	buf_drop(&u->u_in);
+	if (u->u_is_idle) {
+		/* idle: unlink from the pool */
+		struct upstream **pp = &u->u_srv->srv_idle;
+
+		while (*pp != NULL && *pp != u)
+			pp = &(*pp)->u_next;
+		if (*pp == u) {
+			*pp = u->u_next;
+			u->u_srv->srv_nidle--;
+		}
+	} else {
+		u->u_srv->srv_active--;
+	}
+	u->u_conn = NULL;
+	u->u_next = w->w_dead_up;
+	w->w_dead_up = u;
+}
+
+/* Start a non-blocking connect to s.  NULL (errno set) on failure. */
+static struct upstream *up_connect(struct worker *w, struct balance_server *s)
+{
+	const struct cfg_addr *a = &s->srv_cfg->addr;
+	struct upstream *u;
+	int fd, one = 1;
+
+	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd == -1)
+		return NULL;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 &&
+	    errno != EINPROGRESS) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	u->u_w = w;
+	u->u_srv = s;
+	loop_io_init(&u->u_io, fd, up_on_io, u);
+	timer_init(&u->u_timer, up_on_timer, u);
+	if (loop_add_fd(&w->w_loop, &u->u_io,
+			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+		int saved = errno;
+
+		close(fd);
+		free(u);
+		errno = saved;
+		return NULL;
+	}
+	s->srv_active++;
+	return u;
+}
+
+/* Take an idle connection to s from the pool, or NULL. */
+static struct upstream *up_pool_get(struct balance_server *s)
+{
+	struct upstream *u = s->srv_idle;
+
+	if (u == NULL)
+		return NULL;
+	s->srv_idle = u->u_next;
+	s->srv_nidle--;
+	u->u_next = NULL;
+	u->u_is_idle = false;
+	u->u_reused = true;
+	u->u_wr_ready = true;
+	loop_timer_del(&u->u_w->w_loop, &u->u_timer);
+	s->srv_active++;
+	return u;
+}
+
+/* Return u to its server's pool, or close it if the pool is full. */
+static void up_pool_put(struct upstream *u)
+{
+	struct balance_server *s = u->u_srv;
+
+	u->u_conn = NULL;
+	if (u->u_w->w_draining || s->srv_nidle >= s->srv_be->keepalive ||
+	    buf_len(&u->u_in) != 0 || u->u_eof) {
+		up_close(u);
+		return;
+	}
+	s->srv_active--;
+	u->u_is_idle = true;
+	buf_release(&u->u_in);
+	u->u_next = s->srv_idle;
+	s->srv_idle = u;
+	s->srv_nidle++;
+	loop_timer_in(&u->u_w->w_loop, &u->u_timer, PROXY_UPSTREAM_IDLE_MS);
+}
+
+static void up_on_timer(struct timer *t)
+{
+	up_close(t->tm_data);
+}
+
+/* Was the non-blocking connect successful?  0, or -1 with errno. */
+static int up_connect_result(struct upstream *u)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(u->u_io.io_fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		return -1;
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_connect_failed(struct conn *c, const char *why);
+
+static void up_on_io(struct loop_io *io, uint32_t ev)
+{
+	struct upstream *u = io->io_data;
+	struct conn *c = u->u_conn;
+
+	if (u->u_is_idle) {
+		/* idle in the pool: the server closed it or sent junk */
+		up_close(u);
+		return;
+	}
+	if (!u->u_connected) {
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (up_connect_result(u) == -1) {
+			conn_connect_failed(c, strerror(errno));
+			conn_pump(c);
+			return;
+		}
+		u->u_connected = true;
+	}
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->u_rd_ready = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		u->u_wr_ready = true;
+	conn_pump(c);
+}
+
+/* ---- client connection life cycle ------------------------------------ */
+
+static void conn_detach_up(struct conn *c, bool reusable)
+{
+	struct upstream *u = c->c_up;
+
+	if (u == NULL)
+		return;
+	c->c_up = NULL;
+	if (reusable)
+		up_pool_put(u);
+	else
+		up_close(u);
+}
+
+static void conn_close(struct conn *c)
+{
+	struct worker *w = c->c_w;
+
+	if (c->c_state == CS_CLOSED)
+		return;
+	conn_detach_up(c, false);
+	loop_timer_del(&w->w_loop, &c->c_timer);
+	loop_del_fd(&w->w_loop, &c->c_io);
+	close(c->c_io.io_fd);
+	c->c_io.io_fd = -1;
+	c->c_state = CS_CLOSED;
+	buf_drop(&c->c_in);
+	buf_drop(&c->c_out);
+	buf_drop(&c->c_rh);
+	if (c->c_prev != NULL)
+		c->c_prev->c_next = c->c_next;
+	else
+		w->w_conns = c->c_next;
+	if (c->c_next != NULL)
+		c->c_next->c_prev = c->c_prev;
+	w->w_nconns--;
+	c->c_dead = w->w_dead;
+	w->w_dead = c;
+	worker_check_done(w);
+}
+
+/* Close gracefully: FIN first, then wait briefly for the client's. */
+static void conn_linger(struct conn *c)
+{
+	conn_detach_up(c, false);
+	buf_drop(&c->c_out);
+	buf_drop(&c->c_rh);
+	buf_drop(&c->c_in);
+	if (shutdown(c->c_io.io_fd, SHUT_WR) == -1 || c->c_eof) {
+		conn_close(c);
+		return;
+	}
+	c->c_state = CS_LINGER;
+	loop_timer_in(&c->c_w->w_loop, &c->c_timer, PROXY_LINGER_MS);
+}
+
+/* Reset per-request state and wait for the next request head. */
+static void conn_next_request(struct conn *c)
+{
+	struct worker *w = c->c_w;
+
+	c->c_state = CS_HEAD;
+	c->c_phase = PH_NONE;
+	c->c_lim = &c->c_wl->wl_cfg->limits;
+	c->c_head_scanned = 0;
+	c->c_rh_sent = 0;
+	c->c_tried = 0;
+	c->c_be = NULL;
+	c->c_srv = NULL;
+	c->c_req_fwd = c->c_resp_fwd = 0;
+	c->c_req_scanned = c->c_resp_scanned = false;
+	c->c_resp_head_done = c->c_resp_started = false;
+	c->c_req_body_sent = false;
+	c->c_close_after = false;
+	c->c_req_total = 0;
+	c->c_resp_scanned_head = 0;
+	buf_release(&c->c_out);
+	buf_release(&c->c_rh);
+	buf_release(&c->c_in);
+	c->c_is_idle = buf_len(&c->c_in) == 0;
+	loop_timer_in(&w->w_loop, &c->c_timer,
+		      c->c_is_idle ? (w->w_draining ? PROXY_DRAIN_GRACE_MS
+						    : c->c_lim->keepalive_timeout_ms)
+				   : c->c_lim->client_header_timeout_ms);
+}
+
+static struct conn *conn_alloc(struct worker *w)
+{
+	struct conn *c = w->w_conn_cache;
+
+	if (c != NULL) {
+		w->w_conn_cache = c->c_dead;
+		w->w_nconn_cache--;
+		memset(c, 0, sizeof(*c));
+		return c;
+	}
+	return calloc(1, sizeof(*c));
+}
+
+void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
+		  const struct sockaddr_storage *peer)
+{
+	struct conn *c = conn_alloc(w);
+	int one = 1;
+
+	if (c == NULL) {
+		log_error("listener %s: out of memory for a connection",
+			  wl->wl_cfg->name);
+		close(fd);
+		return;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->c_w = w;
+	c->c_wl = wl;
+	loop_io_init(&c->c_io, fd, conn_on_io, c);
+	timer_init(&c->c_timer, conn_on_timer, c);
+	if (peer->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr,
+			  c->c_peer, sizeof(c->c_peer));
+	else if (peer->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
+			  c->c_peer, sizeof(c->c_peer));
+	else
+		strcpy(c->c_peer, "unix");
+	if (loop_add_fd(&w->w_loop, &c->c_io,
+			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+		log_warn("listener %s: epoll_ctl: %s", wl->wl_cfg->name,
+			 strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
+	c->c_next = w->w_conns;
+	if (w->w_conns != NULL)
+		w->w_conns->c_prev = c;
+	w->w_conns = c;
+	w->w_nconns++;
+	if (wl->wl_cfg->protocol == CFG_PROTO_TCP) {
+		c->c_state = CS_TUNNEL;
+		c->c_lim = &wl->wl_cfg->limits;
+		c->c_be = balance_find(w->w_bes, w->w_cfg, wl->wl_cfg->backend);
+		c->c_attempts_left = 1 + c->c_be->be_cfg->retries;
+		conn_connect(c);
+		conn_pump(c);
+		return;
+	}
+	conn_next_request(c);
+	c->c_is_idle = false; /* a new connection owes us a request head */
+	loop_timer_in(&w->w_loop, &c->c_timer, c->c_lim->client_header_timeout_ms);
+}
+
+/* ---- proxy-generated replies ----------------------------------------- */
+
+static const char *status_reason(unsigned status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/*
+ * Answer with a short, neutral error and close.  If part of a response
+ * already went out, the only honest thing left is to cut the connection.
+ */
+static void conn_reply(struct conn *c, unsigned status)
+{
+	char msg[256];
+	const char *reason = status_reason(status);
+	int n;
+
+	if (c->c_resp_started) {
+		conn_abort(c);
+		return;
+	}
+	conn_detach_up(c, false);
+	if (buf_reserve(&c->c_out) == -1) {
+		conn_close(c);
+		return;
+	}
+	c->c_out.b_r = c->c_out.b_w = 0;
+	n = snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%u %s\n",
+		     status, reason, strlen(reason) + 5, status, reason);
+	if (c->c_is_head_req)
+		n = (int)(strstr(msg, "\r\n\r\n") + 4 - msg);
+	(void)out_put(&c->c_out, msg, (size_t)n);
+	c->c_state = CS_REPLY;
+	c->c_phase = PH_NONE;
+	loop_timer_in(&c->c_w->w_loop, &c->c_timer,
+		      c->c_lim->client_body_timeout_ms);
+}
+
+/* Cut the connection: used when a response cannot be completed. */
+static void conn_abort(struct conn *c)
+{
+	conn_close(c);
+}
+
+/* ---- routing and the request head ------------------------------------ */
+
+/* Does host (lowercase, no port) match pattern ("a.com" or "*.a.com")? */
+static bool host_match(const char *host, size_t hlen, const char *pat)
+{
+	size_t plen = strlen(pat);
+
+	if (pat[0] == '*' && pat[1] == '.')
+		return hlen > plen - 1 &&
+		       memcmp(host + hlen - (plen - 1), pat + 1, plen - 1) == 0;
+	return hlen == plen && memcmp(host, pat, plen) == 0;
+}
+
+/* Copy the Host (or absolute-form authority) without port, lowercased. */
+static size_t request_host(const char *base, const struct http_msg *m,
+			   char *out, size_t cap)
+{
+	struct http_slice s = {0, 0};
+	const char *p;
+	size_t n = 0, i;
+
+	if (m->authority.len)
+		s = m->authority;
+	else if (m->host_idx >= 0)
+		s = m->headers[m->host_idx].value;
+	p = base + s.off;
+	if (s.len && p[0] == '[') {
+		for (i = 0; i < s.len && p[i] != ']'; i++)
+			;
+		n = i < s.len ? i + 1 : s.len;
+	} else {
+		for (n = 0; n < s.len && p[n] != ':'; n++)
+			;
+	}
+	if (n >= cap)
+		n = cap - 1;
+	for (i = 0; i < n; i++)
+		out[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+	out[n] = '\0';
+	return n;
+}
+
+static const struct cfg_route *route_match(const struct cfg_listener *l,
+					   const char *base,
+					   const struct http_msg *m)
+{
+	char host[256];
+	size_t hlen = request_host(base, m, host, sizeof(host));
+
+	for (size_t i = 0; i < l->nroutes; i++) {
+		const struct cfg_route *r = &l->routes[i];
+		size_t plen = strlen(r->path_prefix);
+		bool ok = r->nhosts == 0;
+
+		for (size_t j = 0; !ok && j < r->nhosts; j++)
+			ok = host_match(host, hlen, r->hosts[j]);
+		if (ok && m->path.len >= plen &&
+		    memcmp(base + m->path.off, r->path_prefix, plen) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static bool is_forwarding_header(const char *base, struct http_slice name)
+{
+	return http_slice_eq(base, name, "X-Forwarded-For") ||
+	       http_slice_eq(base, name, "X-Forwarded-Proto");
+}
+
+/* Write the request head the server gets into c_rh.  0 or -1 (too big). */
+static int conn_build_request(struct conn *c, const char *base,
+			      const struct http_msg *m)
+{
+	struct buf *o = &c->c_rh;
+	bool fwd = c->c_lim->forwarded_headers;
+
+	if (buf_reserve(o) == -1)
+		return -1;
+	o->b_r = o->b_w = 0;
+	if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
+	    out_slice(o, base, m->path) || out_str(o, " HTTP/1.1\r\n"))
+		return -1;
+	for (unsigned i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (http_is_hop_by_hop(base, m, i) ||
+		    (fwd && is_forwarding_header(base, h->name)))
+			continue;
+		if (out_header(o, base, h))
+			return -1;
+	}
+	if (m->host_idx < 0 && m->authority.len == 0 &&
+	    (out_str(o, "Host: ") || out_str(o, c->c_srv ? c->c_srv->srv_cfg->addr.str : "localhost") ||
+	     out_str(o, "\r\n")))
+		return -1;
+	if (m->body == HTTP_BODY_CHUNKED &&
+	    out_str(o, "Transfer-Encoding: chunked\r\n"))
+		return -1;
+	if (fwd && (out_str(o, "X-Forwarded-For: ") || out_str(o, c->c_peer) ||
+		    out_str(o, "\r\nX-Forwarded-Proto: http\r\n")))
+		return -1;
+	return out_put(o, "\r\n", 2);
+}
+
+/* Locate the request-body bytes that have arrived.  -1 on bad framing. */
+static int conn_scan_request(struct conn *c)
+{
+	size_t fresh = buf_len(&c->c_in) - c->c_req_fwd;
+	ssize_t n;
+	bool done = false;
+
+	if (c->c_req_scanned || fresh == 0)
+		return 0;
+	switch (c->c_req_body) {
+	case HTTP_BODY_LENGTH:
+		n = (ssize_t)(fresh < c->c_req_left ? fresh : c->c_req_left);
+		c->c_req_left -= (uint64_t)n;
+		done = c->c_req_left == 0;
+		break;
+	case HTTP_BODY_CHUNKED:
+		n = http_chunked_feed(&c->c_req_chunk,
+				      buf_rptr(&c->c_in) + c->c_req_fwd, fresh,
+				      &done);
+		if (n < 0)
+			return -1;
+		break;
+	default:
+		n = 0;
+		done = true;
+		break;
+	}
+	c->c_req_fwd += (size_t)n;
+	c->c_req_total += (uint64_t)n;
+	c->c_req_scanned = done;
+	return 0;
+}
+
+/* A complete head is at the front of c_in: parse, route and dispatch. */
+static void conn_dispatch(struct conn *c, size_t head_len)
+{
+	struct http_msg *m = &proxy_msg;
+	const char *base = buf_rptr(&c->c_in);
+	const struct cfg_route *r;
+	enum http_err err;
+
+	err = http_parse_request(base, head_len, m);
+	c->c_is_head_req = err == HTTP_OK && http_slice_eq(base, m->method, "HEAD");
+	if (err != HTTP_OK) {
+		conn_reply(c, err);
+		return;
+	}
+	c->c_is_http10 = m->version == HTTP_10;
+	c->c_close_after = !m->is_keepalive || c->c_w->w_draining;
+	r = route_match(c->c_wl->wl_cfg, base, m);
+	if (r == NULL) {
+		conn_reply(c, 404);
+		return;
+	}
+	c->c_lim = &r->limits;
+	if (m->body == HTTP_BODY_LENGTH && c->c_lim->max_body_size &&
+	    m->content_length > c->c_lim->max_body_size) {
+		conn_reply(c, 413);
+		return;
+	}
+	c->c_be = balance_find(c->c_w->w_bes, c->c_w->w_cfg, r->backend);
+	if (conn_build_request(c, base, m) == -1) {
+		conn_reply(c, 431);
+		return;
+	}
+	c->c_req_body = m->body;
+	c->c_req_left = m->content_length;
+	http_chunked_init(&c->c_req_chunk);
+	buf_consume(&c->c_in, head_len);
+	c->c_req_scanned = m->body == HTTP_BODY_NONE ||
+			   (m->body == HTTP_BODY_LENGTH && m->content_length == 0);
+	if (conn_scan_request(c) == -1) {
+		conn_reply(c, 400);
+		return;
+	}
+	c->c_state = CS_PROXY;
+	c->c_attempts_left = 1 + c->c_be->be_cfg->retries;
+	conn_connect(c);
+}
+
+/* ---- connecting to a server ------------------------------------------ */
+
+/*
+ * Arm the timer of the phase a proxied exchange is in.  It restarts
+ * whenever bytes move, except connect_timeout, which runs from connect().
+ */
+static void conn_set_phase(struct conn *c, enum conn_phase ph)
+{
+	const struct cfg_backend *be = c->c_be->be_cfg;
+	uint32_t ms;
+
+	if (ph == PH_NONE ||
+	    (ph == c->c_phase && (ph == PH_CONNECT || !c->c_moved)))
+		return;
+	c->c_phase = ph;
+	switch (ph) {
+	case PH_CONNECT: ms = be->connect_timeout_ms; break;
+	case PH_BODY: ms = c->c_lim->client_body_timeout_ms; break;
+	default: ms = be->response_timeout_ms; break;
+	}
+	if (c->c_state == CS_TUNNEL && ph != PH_CONNECT)
+		ms = c->c_lim->keepalive_timeout_ms;
+	loop_timer_in(&c->c_w->w_loop, &c->c_timer, ms);
+}
+
+/*
+ * Pick a server and attach a connection to it: an idle pooled one, or a
+ * new connect.  A server whose connect fails at once is recorded and the
+ * next one is tried, up to `retries` more.
+ */
+static void conn_connect(struct conn *c)
+{
+	struct balance_backend *be = c->c_be;
+
+	while (c->c_attempts_left > 0) {
+		struct balance_server *s = balance_pick(be, c->c_tried);
+		struct upstream *u;
+
+		if (s == NULL)
+			break;
+		c->c_tried |= UINT64_C(1) << (balance_index(be, s) & 63);
+		c->c_attempts_left--;
+		c->c_srv = s;
+		u = up_pool_get(s);
+		if (u == NULL)
+			u = up_connect(c->c_w, s);
+		if (u == NULL) {
+			log_warn("backend %s: connect %s: %s", be->be_cfg->name,
+				 s->srv_cfg->addr.str, strerror(errno));
+			continue;
+		}
+		u->u_conn = c;
+		c->c_up = u;
+		c->c_phase = PH_NONE;
+		if (u->u_reused)
+			u->u_connected = true;
+		else
+			conn_set_phase(c, PH_CONNECT);
+		return;
+	}
+	if (c->c_state == CS_TUNNEL) {
+		conn_close(c);
+		return;
+	}
+	conn_reply(c, 502);
+}
+
+static void conn_connect_failed(struct conn *c, const char *why)
+{
+	struct upstream *u = c->c_up;
+
+	log_warn("backend %s: connect %s: %s", up_backend(u), up_addr(u), why);
+	conn_detach_up(c, false);
+	c->c_phase = PH_NONE;
+	conn_connect(c);
+}
+
+/*
+ * A reused keep-alive connection was closed by the server before any
+ * response byte: the request never reached it, so send it again on a
+ * fresh connection to the same server (only when no body byte left).
+ */
+static bool conn_retry_stale(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	struct balance_server *s = u->u_srv;
+
+	if (!u->u_reused || c->c_resp_head_done || buf_len(&u->u_in) ||
+	    c->c_req_body_sent)
+		return false;
+	conn_detach_up(c, false);
+	c->c_rh_sent = 0;
+	c->c_resp_scanned_head = 0;
+	u = up_connect(c->c_w, s);
+	if (u == NULL)
+		return false;
+	u->u_conn = c;
+	c->c_up = u;
+	c->c_phase = PH_NONE;
+	conn_set_phase(c, PH_CONNECT);
+	return true;
+}
+
+/* ---- the response ---------------------------------------------------- */
+
+/* Locate the response-body bytes in u_in.  -1 on bad framing. */
+static int conn_scan_response(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	size_t fresh = buf_len(&u->u_in) - c->c_resp_fwd;
+	ssize_t n;
+	bool done = false;
+
+	if (c->c_resp_scanned || fresh == 0)
+		return 0;
+	switch (c->c_resp_body) {
+	case HTTP_BODY_LENGTH:
+		n = (ssize_t)(fresh < c->c_resp_left ? fresh : c->c_resp_left);
+		c->c_resp_left -= (uint64_t)n;
+		done = c->c_resp_left == 0;
+		break;
+	case HTTP_BODY_CHUNKED:
+		n = http_chunked_feed(&c->c_resp_chunk,
+				      buf_rptr(&u->u_in) + c->c_resp_fwd, fresh,
+				      &done);
+		if (n < 0)
+			return -1;
+		break;
+	case HTTP_BODY_CLOSE:
+		n = (ssize_t)fresh;
+		break;
+	default:
+		n = 0;
+		done = true;
+		break;
+	}
+	c->c_resp_fwd += (size_t)n;
+	c->c_resp_scanned = done;
+	return 0;
+}
+
+static int conn_build_response(struct conn *c, const char *base,
+			       const struct http_msg *m)
+{
+	struct buf *o = &c->c_out;
+	char line[64];
+
+	if (buf_reserve(o) == -1)
+		return -1;
+	snprintf(line, sizeof(line), "HTTP/1.1 %03u ", m->status);
+	if (out_str(o, line) || out_slice(o, base, m->reason) ||
+	    out_put(o, "\r\n", 2))
+		return -1;
+	for (unsigned i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (http_is_hop_by_hop(base, m, i) ||
+		    name_in_list(base, h->name, c->c_lim->hide_response_headers,
+				 c->c_lim->nhide_response_headers))
+			continue;
+		if (out_header(o, base, h))
+			return -1;
+	}
+	if (m->status >= 200 && m->body == HTTP_BODY_CHUNKED &&
+	    out_str(o, "Transfer-Encoding: chunked\r\n"))
+		return -1;
+	if (m->status >= 200 && c->c_close_after) {
+		if (out_str(o, "Connection: close\r\n"))
+			return -1;
+	} else if (m->status >= 200 && c->c_is_http10) {
+		if (out_str(o, "Connection: keep-alive\r\n"))
+			return -1;
+	}
+	return out_put(o, "\r\n", 2);
+}
+
+/* Try to parse the response head in u_in.  false if not complete yet. */
+static bool conn_response_head(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	struct http_msg *m = &proxy_msg;
+	const char *base = buf_rptr(&u->u_in);
+	size_t len = buf_len(&u->u_in);
+	size_t head;
+
+	head = http_head_end(base, len, &c->c_resp_scanned_head);
+	if (head == 0) {
+		if (len >= u->u_in.b_cap) {
+			log_warn("backend %s: server %s: response head too large",
+				 up_backend(u), up_addr(u));
+			conn_reply(c, 502);
+		}
+		return false;
+	}
+	if (http_parse_response(base, head, c->c_is_head_req, m) != HTTP_OK) {
+		log_warn("backend %s: server %s: invalid response head",
+			 up_backend(u), up_addr(u));
+		conn_reply(c, 502);
+		return false;
+	}
+	if (m->status == 101) {
+		log_warn("backend %s: server %s: unexpected 101 response",
+			 up_backend(u), up_addr(u));
+		conn_reply(c, 502);
+		return false;
+	}
+	if (m->status < 200) {
+		/* interim (100 Continue): relay it and wait for the final head */
+		if (buf_reserve(&c->c_out) == -1 ||
+		    conn_build_response(c, base, m) == -1) {
+			conn_reply(c, 502);
+			return false;
+		}
+		buf_consume(&u->u_in, head);
+		c->c_resp_scanned_head = 0;
+		return true;
+	}
+	if (!m->is_keepalive || m->body == HTTP_BODY_CLOSE)
+		c->c_close_after = true;
+	if (c->c_w->w_draining)
+		c->c_close_after = true;
+	if (conn_build_response(c, base, m) == -1) {
+		log_warn("backend %s: server %s: response head too large",
+			 up_backend(u), up_addr(u));
+		conn_reply(c, 502);
+		return false;
+	}
+	c->c_resp_keepalive = m->is_keepalive;
+	c->c_resp_body = m->body;
+	c->c_resp_left = m->content_length;
+	http_chunked_init(&c->c_resp_chunk);
+	c->c_resp_head_done = true;
+	c->c_resp_scanned = m->body == HTTP_BODY_NONE ||
+			    (m->body == HTTP_BODY_LENGTH && m->content_length == 0);
+	buf_consume(&u->u_in, head);
+	return true;
+}
+
+/* The server closed (or broke) its side. */
+static void conn_upstream_eof(struct conn *c, bool is_error)
+{
+	struct upstream *u = c->c_up;
+
+	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_CLOSE && !is_error) {
+		c->c_resp_scanned = true;
+		u->u_eof = true;
+		return;
+	}
+	if (!c->c_resp_head_done && conn_retry_stale(c))
+		return;
+	log_warn("backend %s: server %s: %s %s", up_backend(u), up_addr(u),
+		 is_error ? "connection error" : "connection closed",
+		 c->c_resp_head_done ? "in the middle of the response"
+				     : "before the response");
+	conn_reply(c, 502);
+}
+
+/* The response is completely delivered: keep-alive or close. */
+static void conn_response_done(struct conn *c)
+{
+	bool req_done = c->c_req_scanned && c->c_req_fwd == 0 &&
+			c->c_rh_sent == buf_len(&c->c_rh);
+	struct upstream *u = c->c_up;
+
+	conn_detach_up(c, req_done && c->c_resp_keepalive && !u->u_eof &&
+				  buf_len(&u->u_in) == 0);
+	if (!req_done || c->c_close_after || c->c_eof) {
+		conn_linger(c);
+		return;
+	}
+	conn_next_request(c);
+}
+
+/* ---- the pump ------------------------------------------------------- */
+
+/* Read the client while the request (or its head) still needs bytes. */
+static bool conn_read_client(struct conn *c)
+{
+	ssize_t n;
+
+	if (!c->c_rd_ready || c->c_eof || buf_reserve(&c->c_in) == -1)
+		return false;
+	n = io_read(c->c_io.io_fd, &c->c_in, &c->c_rd_ready);
+	if (n == -1)
+		return false;
+	if (n == -2) {
+		conn_abort(c);
+		return false;
+	}
+	if (n == 0) {
+		c->c_eof = true;
+		return true;
+	}
+	c->c_moved = true;
+	return true;
+}
+
+static bool conn_step_head(struct conn *c)
+{
+	size_t len = buf_len(&c->c_in), head;
+
+	if (len > 0) {
+		head = http_head_end(buf_rptr(&c->c_in), len,
+				     &c->c_head_scanned);
+		if (head > c->c_lim->max_header_size) {
+			conn_reply(c, 431);
+			return true;
+		}
+		if (head > 0) {
+			conn_dispatch(c, head);
+			return true;
+		}
+		if (len >= c->c_lim->max_header_size) {
+			/* no line end at all: the request line is the problem */
+			conn_reply(c, memchr(buf_rptr(&c->c_in), '\n', len) ? 431
+									 : 414);
+			return true;
+		}
+	}
+	if (c->c_eof) {
+		conn_close(c); /* FIN with no or half a head: nothing to answer */
+		return false;
+	}
+	if (!conn_read_client(c))
+		return false;
+	if (c->c_is_idle && buf_len(&c->c_in) > 0) {
+		c->c_is_idle = false;
+		loop_timer_in(&c->c_w->w_loop, &c->c_timer,
+			      c->c_lim->client_header_timeout_ms);
+	}
+	return true;
+}
+
+/* Client -> server: the rewritten head, then body bytes from c_in. */
+static bool conn_write_upstream(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	size_t hlen = buf_len(&c->c_rh) - c->c_rh_sent;
+	ssize_t n;
+
+	if (!u->u_connected || !u->u_wr_ready || (hlen == 0 && c->c_req_fwd == 0))
+		return false;
+	n = io_write2(u->u_io.io_fd, buf_rptr(&c->c_rh) + c->c_rh_sent, hlen,
+		      buf_rptr(&c->c_in), c->c_req_fwd, &u->u_wr_ready);
+	if (n == -1) {
+		conn_upstream_eof(c, true);
+		return false;
+	}
+	if ((size_t)n > hlen) {
+		c->c_req_body_sent = true;
+		buf_consume(&c->c_in, (size_t)n - hlen);
+		c->c_req_fwd -= (size_t)n - hlen;
+		n = (ssize_t)hlen;
+	}
+	c->c_rh_sent += (uint32_t)n;
+	c->c_moved = true;
+	return true;
+}
+
+/* Server -> proxy: response bytes into u_in. */
+static bool conn_read_upstream(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	ssize_t n;
+
+	if (!u->u_connected || !u->u_rd_ready || c->c_resp_scanned ||
+	    buf_reserve(&u->u_in) == -1)
+		return false;
+	n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready);
+	if (n == -1)
+		return false;
+	if (n <= 0) {
+		conn_upstream_eof(c, n == -2);
+		return c->c_state == CS_PROXY;
+	}
+	c->c_moved = true;
+	return true;
+}
+
+/* Proxy -> client: the response head, then body bytes from u_in. */
+static bool conn_write_client(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	size_t hlen = buf_len(&c->c_out);
+	ssize_t n;
+
+	if (!c->c_wr_ready || (hlen == 0 && c->c_resp_fwd == 0))
+		return false;
+	n = io_write2(c->c_io.io_fd, buf_rptr(&c->c_out), hlen,
+		      buf_rptr(&u->u_in), c->c_resp_fwd, &c->c_wr_ready);
+	if (n == -1) {
+		conn_abort(c);
+		return false;
+	}
+	if (n == 0)
+		return false;
+	c->c_resp_started = true;
+	if ((size_t)n > hlen) {
+		buf_consume(&u->u_in, (size_t)n - hlen);
+		c->c_resp_fwd -= (size_t)n - hlen;
+		n = (ssize_t)hlen;
+	}
+	buf_consume(&c->c_out, (size_t)n);
+	c->c_moved = true;
+	return true;
+}
+
+/* Client -> proxy: request body bytes into c_in.  false if none came. */
+static bool conn_read_body(struct conn *c)
+{
+	if (c->c_req_scanned || !conn_read_client(c) || c->c_state != CS_PROXY)
+		return false;
+	if (c->c_eof) {
+		conn_abort(c); /* the client gave up mid-body */
+		return false;
+	}
+	if (conn_scan_request(c) == -1) {
+		conn_reply(c, 400);
+		return false;
+	}
+	if (c->c_lim->max_body_size &&
+	    c->c_req_total > c->c_lim->max_body_size) {
+		conn_reply(c, 413);
+		return false;
+	}
+	return true;
+}
+
+static bool conn_step_proxy(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	bool progress;
+
+	if (u == NULL)
+		return false;
+	progress = conn_read_body(c);
+	if (c->c_state != CS_PROXY)
+		return false;
+	progress |= conn_write_upstream(c);
+	if (c->c_state != CS_PROXY)
+		return false;
+	progress |= conn_read_upstream(c);
+	if (c->c_state != CS_PROXY || c->c_up == NULL)
+		return false;
+	u = c->c_up;
+	if (!c->c_resp_head_done && buf_len(&u->u_in) > 0 &&
+	    buf_len(&c->c_out) == 0) {
+		progress |= conn_response_head(c);
+		if (c->c_state != CS_PROXY)
+			return false;
+	}
+	if (c->c_resp_head_done && conn_scan_response(c) == -1) {
+		log_warn("backend %s: server %s: malformed chunked response",
+			 up_backend(u), up_addr(u));
+		conn_reply(c, 502);
+		return false;
+	}
+	progress |= conn_write_client(c);
+	if (c->c_state != CS_PROXY)
+		return false;
+	if (c->c_resp_head_done && c->c_resp_scanned && c->c_resp_fwd == 0 &&
+	    buf_len(&c->c_out) == 0) {
+		conn_response_done(c);
+		return c->c_state == CS_HEAD;
+	}
+	return progress;
+}
+
+static bool conn_step_reply(struct conn *c)
+{
+	ssize_t n;
+
+	if (!c->c_wr_ready)
+		return false;
+	n = io_write2(c->c_io.io_fd, buf_rptr(&c->c_out), buf_len(&c->c_out),
+		      NULL, 0, &c->c_wr_ready);
+	if (n == -1) {
+		conn_close(c);
+		return false;
+	}
+	buf_consume(&c->c_out, (size_t)n);
+	if (buf_len(&c->c_out) == 0)
+		conn_linger(c);
+	return n > 0;
+}
+
+static bool conn_step_linger(struct conn *c)
+{
+	char junk[4096];
+	ssize_t n;
+
+	while (c->c_rd_ready) {
+		n = read(c->c_io.io_fd, junk, sizeof(junk));
+		if (n > 0)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->c_rd_ready = false;
+			break;
+		}
+		conn_close(c);
+		break;
+	}
+	return false;
+}
+
+/* TCP tunnel: each direction's FIN is passed on once its bytes are. */
+static bool conn_step_tunnel(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	bool progress = false;
+	ssize_t n;
+
+	if (u == NULL || !u->u_connected)
+		return false;
+	if (conn_read_client(c))
+		progress = true;
+	if (c->c_state != CS_TUNNEL)
+		return false;
+	c->c_req_fwd = buf_len(&c->c_in);
+	progress |= conn_write_upstream(c);
+	if (c->c_state != CS_TUNNEL)
+		return false;
+	if (c->c_eof && c->c_req_fwd == 0 && !u->u_wr_shut) {
+		(void)shutdown(u->u_io.io_fd, SHUT_WR);
+		u->u_wr_shut = true;
+	}
+	if (!u->u_eof && u->u_rd_ready && buf_reserve(&u->u_in) == 0) {
+		n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready);
+		if (n == 0 || n == -2)
+			u->u_eof = true;
+		progress |= n != -1;
+		c->c_moved |= n > 0;
+	}
+	c->c_resp_fwd = buf_len(&u->u_in);
+	progress |= conn_write_client(c);
+	if (c->c_state != CS_TUNNEL)
+		return false;
+	if (u->u_eof && c->c_resp_fwd == 0) {
+		if (c->c_eof && u->u_wr_shut) {
+			conn_close(c);
+			return false;
+		}
+		if (!c->c_eof) {
+			(void)shutdown(c->c_io.io_fd, SHUT_WR);
+			if (u->u_wr_shut) {
+				conn_close(c);
+				return false;
+			}
+		}
+	}
+	return progress;
+}
+
+static enum conn_phase conn_phase_now(const struct conn *c)
+{
+	if (c->c_up == NULL)
+		return PH_NONE;
+	if (!c->c_up->u_connected)
+		return PH_CONNECT;
+	if (c->c_state == CS_PROXY && !c->c_req_scanned && c->c_req_fwd == 0)
+		return PH_BODY;
+	return PH_RESPONSE;
+}
+
+static void conn_pump(struct conn *c)
+{
+	bool progress = true;
+
+	c->c_moved = false;
+	while (progress) {
+		switch (c->c_state) {
+		case CS_HEAD: progress = conn_step_head(c); break;
+		case CS_PROXY: progress = conn_step_proxy(c); break;
+		case CS_REPLY: progress = conn_step_reply(c); break;
+		case CS_LINGER: progress = conn_step_linger(c); break;
+		case CS_TUNNEL: progress = conn_step_tunnel(c); break;
+		default: return;
+		}
+	}
+	if (c->c_state == CS_PROXY || c->c_state == CS_TUNNEL)
+		conn_set_phase(c, conn_phase_now(c));
+}
+
+static void conn_on_io(struct loop_io *io, uint32_t ev)
+{
+	struct conn *c = io->io_data;
+
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->c_rd_ready = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->c_wr_ready = true;
+	conn_pump(c);
+}
+
+static void conn_on_timer(struct timer *t)
+{
+	struct conn *c = t->tm_data;
+
+	switch (c->c_state) {
+	case CS_HEAD:
+		if (c->c_is_idle)
+			conn_linger(c);
+		else
+			conn_reply(c, 408);
+		conn_pump(c);
+		return;
+	case CS_PROXY:
+	case CS_TUNNEL:
+		break;
+	default:
+		conn_close(c);
+		return;
+	}
+	if (c->c_up == NULL) {
+		conn_close(c);
+		return;
+	}
+	switch (c->c_phase) {
+	case PH_CONNECT:
+		conn_connect_failed(c, "timed out");
+		break;
+	case PH_BODY:
+		conn_reply(c, 408);
+		break;
+	default:
+		if (c->c_state == CS_TUNNEL) {
+			conn_close(c);
+			break;
+		}
+		log_warn("backend %s: server %s: no response within %ums",
+			 up_backend(c->c_up), up_addr(c->c_up),
+			 c->c_be->be_cfg->response_timeout_ms);
+		conn_reply(c, 504);
+		break;
+	}
+	conn_pump(c);
+}
+
+/* ---- worker-wide operations ------------------------------------------ */
+
+void proxy_drain(struct worker *w)
+{
+	for (struct conn *c = w->w_conns; c != NULL; c = c->c_next)
+		if (c->c_state == CS_HEAD && c->c_is_idle)
+			loop_timer_in(&w->w_loop, &c->c_timer,
+				      PROXY_DRAIN_GRACE_MS);
+}
+
+void proxy_close_all(struct worker *w)
+{
+	while (w->w_conns != NULL)
+		conn_close(w->w_conns);
+}
+
+void proxy_reap(struct worker *w)
+{
+	while (w->w_dead != NULL) {
+		struct conn *c = w->w_dead;
+
+		w->w_dead = c->c_dead;
+		if (w->w_nconn_cache < PROXY_CONN_CACHE) {
+			c->c_dead = w->w_conn_cache;
+			w->w_conn_cache = c;
+			w->w_nconn_cache++;
+		} else {
+			free(c);
+		}
+	}
+	while (w->w_dead_up != NULL) {
+		struct upstream *u = w->w_dead_up;
+
+		w->w_dead_up = u->u_next;
+		free(u);
+	}
+}
+
+void proxy_cleanup(struct worker *w)
+{
+	proxy_close_all(w);
+	for (size_t i = 0; i < w->w_cfg->nbackends; i++) {
+		struct balance_backend *be = &w->w_bes[i];
+
+		for (size_t j = 0; j < be->be_nservers; j++)
+			while (be->be_servers[j].srv_idle != NULL)
+				up_close(be->be_servers[j].srv_idle);
+	}
+	proxy_reap(w);
+	while (w->w_conn_cache != NULL) {
+		struct conn *c = w->w_conn_cache;
+
+		w->w_conn_cache = c->c_dead;
+		free(c);
+	}
+	w->w_nconn_cache = 0;
+}

@@ -1,0 +1,37 @@
+/*
+ * proxy.h: client connections and the upstream connections that serve
+ * them: HTTP/1.1 request/response proxying with streamed bodies, and
+ * plain TCP tunnelling for `protocol: tcp` listeners.
+ *
+ * Sockets are registered edge-triggered once; each side keeps "ready"
+ * flags that an event sets and EAGAIN clears, and proxy_pump() moves
+ * bytes until nothing more can move.  Objects closed during a loop turn
+ * are freed by proxy_reap() at its end.
+ */
+#ifndef PORTCULLIS_PROXY_H
+#define PORTCULLIS_PROXY_H
+
+#include <sys/socket.h>
+
+#include "worker/worker.h"
+
+/* Take ownership of an accepted client socket fd. */
+void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
+		  const struct sockaddr_storage *peer);
+
+/*
+ * Graceful stop: idle keep-alive connections get a short grace for one
+ * more request, in-flight responses carry Connection: close.
+ */
+void proxy_drain(struct worker *w);
+
+/* Fast stop: close every connection now. */
+void proxy_close_all(struct worker *w);
+
+/* Free the objects closed during this loop turn (loop lp_after hook). */
+void proxy_reap(struct worker *w);
+
+/* Free cached structures and idle upstream connections at exit. */
+void proxy_cleanup(struct worker *w);
+
+#endif

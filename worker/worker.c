@@ -1,0 +1,279 @@
+/* worker.c: a worker process (see worker.h). */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "worker/proxy.h"
+
+#define WORKER_ACCEPT_BATCH 64
+#define WORKER_EMFILE_PAUSE_MS 100
+#define WORKER_BUF_SLACK 4096 /* rewritten heads grow by a few headers */
+#define WORKER_BUF_CACHE 512
+
+static void worker_accepting(struct worker *w, bool on)
+{
+	if (w->w_accepting == on)
+		return;
+	for (size_t i = 0; i < w->w_nlsn; i++) {
+		struct worker_listener *wl = &w->w_lsn[i];
+
+		if (wl->wl_io.io_fd < 0)
+			continue;
+		if (on) {
+			if (loop_add_fd(&w->w_loop, &wl->wl_io,
+					EPOLLIN | EPOLLEXCLUSIVE) == -1)
+				log_error("listener %s: epoll_ctl: %s",
+					  wl->wl_cfg->name, strerror(errno));
+		} else {
+			loop_del_fd(&w->w_loop, &wl->wl_io);
+		}
+	}
+	w->w_accepting = on;
+}
+
+static void worker_resume_accept(struct timer *t)
+{
+	struct worker *w = t->tm_data;
+
+	if (!w->w_draining)
+		worker_accepting(w, true);
+}
+
+/*
+ * Out of descriptors: stop accepting for a moment instead of spinning on
+ * a listener that stays readable.  Existing connections keep going, and
+ * accepting resumes by itself.
+ */
+static void worker_pause_accept(struct worker *w, struct worker_listener *wl)
+{
+	static uint64_t last_log;
+
+	if (w->w_loop.lp_now - last_log >= 1000) {
+		log_warn("listener %s: accept: %s; pausing accepts for %dms",
+			 wl->wl_cfg->name, strerror(errno),
+			 WORKER_EMFILE_PAUSE_MS);
+		last_log = w->w_loop.lp_now;
+	}
+	worker_accepting(w, false);
+	loop_timer_in(&w->w_loop, &w->w_accept_timer, WORKER_EMFILE_PAUSE_MS);
+}
+
+static void worker_on_accept(struct loop_io *io, uint32_t ev)
+{
+	struct worker_listener *wl = io->io_data;
+	struct worker *w = wl->wl_w;
+
+	for (int i = 0; i < WORKER_ACCEPT_BATCH && !w->w_draining; i++) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(io->io_fd, (struct sockaddr *)&peer, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			proxy_accept(w, wl, fd, &peer);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
+			worker_pause_accept(w, wl);
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			log_warn("listener %s: accept: %s", wl->wl_cfg->name,
+				 strerror(errno));
+		break;
+	}
+}
+
+static void worker_on_drain_timeout(struct timer *t)
+{
+	struct worker *w = t->tm_data;
+
+	log_notice("shutdown_timeout reached with %zu connections open; closing them",
+		   w->w_nconns);
+	proxy_close_all(w);
+	loop_stop(&w->w_loop);
+}
+
+void worker_check_done(struct worker *w)
+{
+	if (w->w_draining && w->w_nconns == 0)
+		loop_stop(&w->w_loop);
+}
+
+void worker_drain(struct worker *w)
+{
+	if (w->w_draining)
+		return;
+	w->w_draining = true;
+	worker_accepting(w, false);
+	loop_timer_del(&w->w_loop, &w->w_accept_timer);
+	for (size_t i = 0; i < w->w_nlsn; i++) {
+		close(w->w_lsn[i].wl_io.io_fd);
+		w->w_lsn[i].wl_io.io_fd = -1;
+	}
+	proxy_drain(w);
+	loop_timer_in(&w->w_loop, &w->w_drain_timer,
+		      w->w_cfg->shutdown_timeout_ms);
+	worker_check_done(w);
+}
+
+static void worker_on_signal(struct loop_io *io, uint32_t ev)
+{
+	struct worker *w = io->io_data;
+	struct signalfd_siginfo si;
+
+	while (read(io->io_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			proxy_close_all(w);
+			loop_stop(&w->w_loop);
+			break;
+		case SIGQUIT:
+			worker_drain(w);
+			break;
+		case SIGUSR1:
+			if (log_reopen() == -1)
+				log_error("reopening the error log: %s",
+					  strerror(errno));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void worker_after_turn(struct loop *lp)
+{
+	struct worker *w = (struct worker *)((char *)lp -
+					     offsetof(struct worker, w_loop));
+
+	proxy_reap(w);
+}
+
+static int worker_drop_privileges(uid_t uid, gid_t gid)
+{
+	if (uid == (uid_t)-1)
+		return 0;
+	if (setgroups(0, NULL) == -1 || setgid(gid) == -1 ||
+	    setuid(uid) == -1) {
+		log_error("dropping privileges to %u:%u: %s", (unsigned)uid,
+			  (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int worker_signals(struct worker *w)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGUSR1);
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	loop_io_init(&w->w_sig_io, fd, worker_on_signal, w);
+	return loop_add_fd(&w->w_loop, &w->w_sig_io, EPOLLIN);
+}
+
+/* The largest head any listener or route accepts, plus rewrite slack. */
+static size_t worker_buf_size(const struct config *cfg)
+{
+	size_t max = cfg->defaults.max_header_size;
+
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		if (l->limits.max_header_size > max)
+			max = l->limits.max_header_size;
+		for (size_t j = 0; j < l->nroutes; j++)
+			if (l->routes[j].limits.max_header_size > max)
+				max = l->routes[j].limits.max_header_size;
+	}
+	return max < 16384 ? 16384 + WORKER_BUF_SLACK : max + WORKER_BUF_SLACK;
+}
+
+static int worker_listeners(struct worker *w, const int *fds, size_t nfds)
+{
+	const struct config *cfg = w->w_cfg;
+	size_t k = 0;
+
+	w->w_lsn = calloc(nfds ? nfds : 1, sizeof(*w->w_lsn));
+	if (w->w_lsn == NULL)
+		return -1;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		for (size_t j = 0; j < cfg->listeners[i].nbinds && k < nfds; j++) {
+			struct worker_listener *wl = &w->w_lsn[k];
+
+			wl->wl_cfg = &cfg->listeners[i];
+			wl->wl_w = w;
+			loop_io_init(&wl->wl_io, fds[k++], worker_on_accept, wl);
+		}
+	}
+	w->w_nlsn = k;
+	return 0;
+}
+
+int worker_main(const struct config *cfg, const int *fds, size_t nfds,
+		unsigned generation, uid_t uid, gid_t gid)
+{
+	struct worker w;
+	int rc = 1;
+
+	memset(&w, 0, sizeof(w));
+	w.w_cfg = cfg;
+	w.w_generation = generation;
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	(void)prctl(PR_SET_NAME, "portcullis-wrk");
+	signal(SIGPIPE, SIG_IGN);
+	if (worker_drop_privileges(uid, gid) == -1)
+		return 2;
+	if (loop_init(&w.w_loop) == -1) {
+		log_error("epoll_create: %s", strerror(errno));
+		return 2;
+	}
+	w.w_loop.lp_after = worker_after_turn;
+	timer_init(&w.w_accept_timer, worker_resume_accept, &w);
+	timer_init(&w.w_drain_timer, worker_on_drain_timeout, &w);
+	buf_pool_init(worker_buf_size(cfg), WORKER_BUF_CACHE);
+	w.w_bes = balance_init(cfg);
+	if (w.w_bes == NULL || worker_signals(&w) == -1 ||
+	    worker_listeners(&w, fds, nfds) == -1) {
+		log_error("worker start-up: %s", strerror(errno));
+		goto fail;
+	}
+	/* the master may have gone while we were starting */
+	if (getppid() == 1)
+		goto fail;
+	worker_accepting(&w, true);
+	if (loop_run(&w.w_loop) == -1)
+		log_error("epoll_wait: %s", strerror(errno));
+	else
+		rc = 0;
+fail:
+	if (w.w_bes != NULL)
+		proxy_cleanup(&w);
+	balance_free(w.w_bes, cfg->nbackends);
+	if (w.w_sig_io.io_fd > 0)
+		close(w.w_sig_io.io_fd);
+	free(w.w_lsn);
+	loop_free(&w.w_loop);
+	buf_pool_destroy();
+	return rc;
+}

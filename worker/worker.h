@@ -1,0 +1,61 @@
+/*
+ * worker.h: one worker process: its event loop, the listening sockets it
+ * accepts on, its view of the backends and its connections.
+ */
+#ifndef PORTCULLIS_WORKER_H
+#define PORTCULLIS_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "worker/balance.h"
+#include "worker/loop.h"
+
+struct conn;
+struct upstream;
+struct worker;
+
+/* One listening socket (one bind address of a listener). */
+struct worker_listener {
+	const struct cfg_listener *wl_cfg; /* borrowed from the config */
+	struct loop_io wl_io;
+	struct worker *wl_w;
+};
+
+struct worker {
+	struct loop w_loop;
+	const struct config *w_cfg;        /* borrowed; outlives the worker */
+	unsigned w_generation;
+	struct worker_listener *w_lsn;
+	size_t w_nlsn;
+	bool w_accepting;                  /* listeners registered with epoll */
+	struct timer w_accept_timer;       /* resume accepting after EMFILE */
+	struct balance_backend *w_bes;     /* one per cfg backend */
+	struct loop_io w_sig_io;           /* signalfd */
+	bool w_draining;                   /* graceful stop in progress */
+	struct timer w_drain_timer;        /* shutdown_timeout */
+	struct conn *w_conns;              /* every client connection */
+	size_t w_nconns;
+	struct conn *w_dead;               /* closed, freed after the turn */
+	struct upstream *w_dead_up;
+	struct conn *w_conn_cache;         /* freed structs kept for reuse */
+	size_t w_nconn_cache;
+};
+
+/*
+ * The body of a worker process.  fds holds one listening socket per bind
+ * address, in config order (listener by listener).  Drops privileges to
+ * uid/gid when they are not -1.  Returns the process exit status.
+ */
+int worker_main(const struct config *cfg, const int *fds, size_t nfds,
+		unsigned generation, uid_t uid, gid_t gid);
+
+/* Stop accepting and finish what is in flight (SIGQUIT, reload). */
+void worker_drain(struct worker *w);
+
+/* Called by the proxy when a connection count drops, to end a drain. */
+void worker_check_done(struct worker *w);
+
+#endif
