@@ -130,7 +130,8 @@ static void listener_backend_ref(struct schema_ctx *c, struct config *cfg,
 	}
 	*name = schema_strdup(c, s);
 	*b = config_backend(cfg, s);
-	if (!*b)
+	/* Without a usable backends: section, that one error says it all. */
+	if (!*b && cfg->backends)
 		schema_error(c, v, "undefined backend '%s'", s);
 }
 

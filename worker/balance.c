@@ -57,7 +57,8 @@ size_t balance_index(const struct balance_backend *be,
  * weight to its current value, takes the largest, and subtracts the
  * total from the winner.  Weights 5,1,1 give a a b a c a a, not a a a a a b c.
  */
-struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried)
+static struct balance_server *balance_swrr(struct balance_backend *be,
+					   uint64_t tried, bool backup)
 {
 	struct balance_server *best = NULL;
 	int64_t total = 0;
@@ -65,7 +66,8 @@ struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried)
 	for (size_t i = 0; i < be->be_nservers; i++) {
 		struct balance_server *s = &be->be_servers[i];
 
-		if (i < 64 && (tried & (UINT64_C(1) << i)))
+		if (s->srv_cfg->backup != backup ||
+		    (i < 64 && (tried & (UINT64_C(1) << i))))
 			continue;
 		s->srv_current += s->srv_cfg->weight;
 		total += s->srv_cfg->weight;
@@ -75,4 +77,12 @@ struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried)
 	if (best != NULL)
 		best->srv_current -= total;
 	return best;
+}
+
+/* Backup servers are used only once every primary was tried. */
+struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried)
+{
+	struct balance_server *s = balance_swrr(be, tried, false);
+
+	return s != NULL ? s : balance_swrr(be, tried, true);
 }

@@ -7,6 +7,7 @@
 #ifndef PORTCULLIS_BALANCE_H
 #define PORTCULLIS_BALANCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -158,14 +158,29 @@ static bool is_token(const char *buf, struct http_slice s)
 
 /* ---- http_head_end ---- */
 
+/* RFC 9112 §2.2: a server SHOULD ignore empty lines before a request. */
+static size_t skip_empty_lines(const char *buf, size_t len, size_t pos)
+{
+	while (pos + 1 < len && buf[pos] == '\r' && buf[pos + 1] == '\n')
+		pos += 2;
+	return pos;
+}
+
+
 /*
  * The head ends at the first LF followed by an empty line.  In a valid head
  * that is the "\r\n\r\n"; a bare-LF ending ("\n\n", "\n\r\n") is found too,
  * so the parser can reject it now rather than at the header timeout.
+ * Empty lines before the request-line are skipped exactly as the parser
+ * skips them, or "\r\n\r\nGET ..." would end before it starts.
  */
 size_t http_head_end(const char *buf, size_t len, size_t *scanned)
 {
+	size_t lead = skip_empty_lines(buf, len, 0);
 	size_t i = *scanned <= len ? *scanned : 0;
+
+	if (i < lead)
+		i = lead;
 
 	while (i < len) {
 		const char *lf = memchr(buf + i, '\n', len - i);
@@ -189,14 +204,6 @@ size_t http_head_end(const char *buf, size_t len, size_t *scanned)
 	}
 	*scanned = i;
 	return 0;
-}
-
-/* RFC 9112 §2.2: a server SHOULD ignore empty lines before a request. */
-static size_t skip_empty_lines(const char *buf, size_t len, size_t pos)
-{
-	while (pos + 1 < len && buf[pos] == '\r' && buf[pos + 1] == '\n')
-		pos += 2;
-	return pos;
 }
 
 enum http_err http_head_too_large(const char *buf, size_t len)

@@ -58,7 +58,7 @@ class ErrorsTest(unittest.TestCase):
         cls.dead_port = h.free_port()   # nothing listens there
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
             {"path_prefix": "/dead", "backend": "dead"},
-            {"path_prefix": "/slow", "backend": "slow"},
+            {"host": ["slow.test"], "path_prefix": "/", "backend": "slow"},
             {"path_prefix": "/", "backend": "web"},
         ]}]
         backends = {
@@ -111,7 +111,7 @@ class ErrorsTest(unittest.TestCase):
         """Backend slower than response_timeout (1s): 504 (RFC 9110 §15.6.5),
         well before the backend would answer."""
         t0 = time.monotonic()
-        r = h.request(self.port, "GET", "/slow/sleep?ms=6000", timeout=15)
+        r = h.request(self.port, "GET", "/sleep?ms=6000", host="slow.test", timeout=15)
         elapsed = time.monotonic() - t0
         self.assertEqual(r.status, 504)
         self.assertGreater(elapsed, 0.8)
@@ -121,7 +121,7 @@ class ErrorsTest(unittest.TestCase):
 
     def test_fast_enough_is_not_504(self):
         """A response within response_timeout is passed through (RFC 9110 §15.3.1)."""
-        r = h.request(self.port, "GET", "/slow/sleep?ms=200")
+        r = h.request(self.port, "GET", "/sleep?ms=200", host="slow.test")
         self.assertEqual((r.status, r.body), (200, b"web1 slept 200\n"))
 
     def test_502_backend_closes(self):

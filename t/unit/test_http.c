@@ -189,9 +189,23 @@ START_TEST(rfc9112_2_2_leading_crlf)
 {
 	static const char r[] = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
 
+	size_t scanned = 0;
+
 	ck_assert_int_eq(REQ(r, &msg), HTTP_OK);
 	ck_assert_uint_eq(msg.head_len, sizeof(r) - 1);
 	ck_assert_int_eq(REQ("\r\n", &msg), HTTP_ERR_BAD_REQUEST);
+	/*
+	 * Fuzz regression (fuzz_request): http_head_end took the leading
+	 * "\r\n\r\n" for the end of the head, the parser skipped it.
+	 */
+	ck_assert_uint_eq(http_head_end(r, sizeof(r) - 1, &scanned),
+			  sizeof(r) - 1);
+	for (size_t k = 1; k <= 5; k++) {
+		scanned = 0;
+		ck_assert_uint_eq(http_head_end(r, k, &scanned), 0);
+		ck_assert_uint_eq(http_head_end(r, sizeof(r) - 1, &scanned),
+				  sizeof(r) - 1);
+	}
 }
 END_TEST
 
