@@ -674,7 +674,8 @@ static const struct cfg_route *route_match(const struct cfg_listener *l,
 static bool is_forwarding_header(const char *base, struct http_slice name)
 {
 	return http_slice_eq(base, name, "X-Forwarded-For") ||
-	       http_slice_eq(base, name, "X-Forwarded-Proto");
+	       http_slice_eq(base, name, "X-Forwarded-Proto") ||
+	       http_slice_eq(base, name, "X-Forwarded-Host");
 }
 
 /* Write the request head the server gets into c_rh.  0 or -1 (too big). */
@@ -687,8 +688,14 @@ static int conn_build_request(struct conn *c, const char *base,
 	if (buf_reserve(o) == -1)
 		return -1;
 	o->b_r = o->b_w = 0;
+	/*
+	 * An HTTP/1.0 client cannot take a chunked response, so its request
+	 * goes out as HTTP/1.0 too: the server then delimits the body by
+	 * length or by closing, both of which pass through unchanged.
+	 */
 	if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
-	    out_slice(o, base, m->path) || out_str(o, " HTTP/1.1\r\n"))
+	    out_slice(o, base, m->path) ||
+	    out_str(o, m->version == HTTP_10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"))
 		return -1;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
@@ -708,6 +715,11 @@ static int conn_build_request(struct conn *c, const char *base,
 		return -1;
 	if (fwd && (out_str(o, "X-Forwarded-For: ") || out_str(o, c->c_peer) ||
 		    out_str(o, "\r\nX-Forwarded-Proto: http\r\n")))
+		return -1;
+	if (fwd && m->host_idx >= 0 &&
+	    (out_str(o, "X-Forwarded-Host: ") ||
+	     out_slice(o, base, m->headers[m->host_idx].value) ||
+	     out_put(o, "\r\n", 2)))
 		return -1;
 	return out_put(o, "\r\n", 2);
 }

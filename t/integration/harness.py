@@ -471,7 +471,7 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
 class Portcullis:
     """One portcullis master started in the foreground with a config dict or text."""
 
-    def __init__(self, config, tmp=None, listen=None, workers=None):
+    def __init__(self, config, tmp=None, listen=None, workers=None, env=None):
         """config: dict (rendered to YAML) or YAML text.
         listen: [(host, port)] to wait for; derived from the dict when possible."""
         self.tmp = tmp or make_tmpdir()
@@ -483,6 +483,8 @@ class Portcullis:
         self.returncode = None
         self.listen = listen or []
         self.nworkers = workers
+        self.env = clean_env()
+        self.env.update(env or {})
         self.write_config(config)
         if isinstance(config, dict):
             self.error_log_path = config.get("log", {}).get("error", {}).get("path")
@@ -509,7 +511,7 @@ class Portcullis:
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = open(self.stdout_path, "wb")
         self.proc = spawn([binary(), "-c", self.config_path],
-                          stdout=self._stdout, stderr=self._stderr)
+                          stdout=self._stdout, stderr=self._stderr, env=self.env)
         deadline = time.monotonic() + timeout
         for host, port in self.listen:
             left = max(0.1, deadline - time.monotonic())
