@@ -6,6 +6,7 @@
  * then walked section by section against the tables of schema.h.  Every
  * problem is collected; a config with any problem is freed, never returned.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 
 #include "config/config_int.h"
 
-#define CONFIG_MAX_FILE (16 << 20) /* no sane config is larger */
+#define CONFIG_MAX_FILE	   (16 << 20) /* no sane config is larger */
 #define CONFIG_MAX_WORKERS 256
 
 /* ---- small shared pieces ---------------------------------------------- */
@@ -28,9 +29,7 @@ bool config_is_name(const char *s)
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789_-.",
-			    *s))
+		if (!isalnum((unsigned char)*s) && !strchr("_-.", *s))
 			return false;
 	return true;
 }
@@ -41,9 +40,8 @@ static bool config_is_token(const char *s)
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!strchr("!#$%&'*+-.^_`|~0123456789"
-			    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
-			    *s))
+		if (!isalnum((unsigned char)*s) &&
+		    !strchr("!#$%&'*+-.^_`|~", *s))
 			return false;
 	return true;
 }
@@ -159,8 +157,8 @@ static void config_workers(struct schema_ctx *c, const char *key,
 		   n <= CONFIG_MAX_WORKERS) {
 		*(uint32_t *)field = (uint32_t)n;
 	} else {
-		schema_error(c, v, "'%s' must be 'auto' or an integer 1..%d", key,
-			     CONFIG_MAX_WORKERS);
+		schema_error(c, v, "'%s' must be 'auto' or an integer 1..%d",
+			     key, CONFIG_MAX_WORKERS);
 	}
 }
 
@@ -197,10 +195,11 @@ static void config_log_path(struct schema_ctx *c, const char *key,
 static void config_log_level(struct schema_ctx *c, const char *key,
 			     yaml_node_t *v, void *field)
 {
-	static const char *const names[] = {
-		[CFG_LOG_DEBUG] = "debug", [CFG_LOG_INFO] = "info",
-		[CFG_LOG_NOTICE] = "notice", [CFG_LOG_WARN] = "warn",
-		[CFG_LOG_ERROR] = "error"};
+	static const char *const names[] = {[CFG_LOG_DEBUG] = "debug",
+					    [CFG_LOG_INFO] = "info",
+					    [CFG_LOG_NOTICE] = "notice",
+					    [CFG_LOG_WARN] = "warn",
+					    [CFG_LOG_ERROR] = "error"};
 	const char *s = schema_scalar(v);
 	size_t i;
 
@@ -247,12 +246,14 @@ static const struct schema_key config_error_log_keys[] = {
 	SK_CUSTOM("level", struct config, error_log_level, config_log_level),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(config_error_log_keys);
 
 static const struct schema_key config_access_log_keys[] = {
-	{"path", SCHEMA_CUSTOM, 0, 0, 0, false, config_access_path},
-	{"format", SCHEMA_CUSTOM, 0, 0, 0, false, config_access_format},
+	SK_WHOLE("path", config_access_path),
+	SK_WHOLE("format", config_access_format),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(config_access_log_keys);
 
 /* log: {error: {...}, access: {...}}; field is the struct config. */
 static void config_log_error(struct schema_ctx *c, const char *key,
@@ -268,10 +269,11 @@ static void config_log_access(struct schema_ctx *c, const char *key,
 }
 
 static const struct schema_key config_log_keys[] = {
-	{"error", SCHEMA_CUSTOM, 0, 0, 0, false, config_log_error},
-	{"access", SCHEMA_CUSTOM, 0, 0, 0, false, config_log_access},
+	SK_WHOLE("error", config_log_error),
+	SK_WHOLE("access", config_log_access),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(config_log_keys);
 
 static void config_log(struct schema_ctx *c, const char *key, yaml_node_t *v,
 		       void *field)
@@ -283,6 +285,7 @@ static const struct schema_key config_defaults_keys[] = {
 	CONFIG_LIMIT_KEYS(0),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(config_defaults_keys);
 
 static const struct schema_key config_top_keys[] = {
 	SK_CUSTOM("workers", struct config, workers, config_workers),
@@ -291,16 +294,16 @@ static const struct schema_key config_top_keys[] = {
 	SK_PATH("pid_file", struct config, pid_file),
 	SK_CUSTOM("control_socket", struct config, control_socket,
 		  config_control_socket),
-	{"shutdown_timeout", SCHEMA_DURATION,
-	 offsetof(struct config, shutdown_timeout_ms), 0, UINT32_MAX, false,
-	 NULL},
-	{"log", SCHEMA_CUSTOM, 0, 0, 0, false, config_log},
+	/* 0 is allowed: stop without waiting for in-flight requests */
+	SK_DURATION("shutdown_timeout", struct config, shutdown_timeout_ms, 0),
+	SK_WHOLE("log", config_log),
 	SK_UNSUPPORTED("admin"),
 	SK_LATER("defaults"),
 	SK_REQUIRED("listeners"),
 	SK_REQUIRED("backends"),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(config_top_keys);
 
 /* A config holding every default of SPEC.md; NULL if out of memory. */
 static struct config *config_new(struct schema_ctx *c, const char *path)
@@ -316,7 +319,8 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 	cfg->user = schema_strdup(c, "portcullis");
 	cfg->group = schema_strdup(c, "portcullis");
 	cfg->pid_file = schema_strdup(c, "/run/portcullis/portcullis.pid");
-	cfg->control_socket = schema_strdup(c, "/run/portcullis/portcullis.sock");
+	cfg->control_socket =
+		schema_strdup(c, "/run/portcullis/portcullis.sock");
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->error_log_path = schema_strdup(c, "stderr");
 	cfg->error_log_level = CFG_LOG_INFO;
@@ -328,7 +332,8 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 		.max_body_size = 0,
 		.forwarded_headers = true,
 	};
-	cfg->defaults.hide_response_headers = schema_calloc(c, 2, sizeof(char *));
+	cfg->defaults.hide_response_headers =
+		schema_calloc(c, 2, sizeof(char *));
 	for (i = 0; cfg->defaults.hide_response_headers && i < 2; i++)
 		cfg->defaults.hide_response_headers
 			[cfg->defaults.nhide_response_headers++] =
@@ -423,14 +428,17 @@ static bool config_check_tree(struct schema_ctx *c)
 
 	for (i = 0; refs && i < count; i++) {
 		n = &start[i];
-		for (j = 0; n->type == YAML_MAPPING_NODE && j < SCHEMA_PAIRS(n); j++) {
+		for (j = 0; n->type == YAML_MAPPING_NODE && j < SCHEMA_PAIRS(n);
+		     j++) {
 			config_ref(refs, SCHEMA_PAIR(n, j)->key);
 			config_ref(refs, SCHEMA_PAIR(n, j)->value);
 		}
-		for (j = 0; n->type == YAML_SEQUENCE_NODE && j < SCHEMA_ITEMS(n); j++)
+		for (j = 0;
+		     n->type == YAML_SEQUENCE_NODE && j < SCHEMA_ITEMS(n); j++)
 			config_ref(refs, n->data.sequence.items.start[j]);
 		if (n->type == YAML_SCALAR_NODE &&
-		    strlen((char *)n->data.scalar.value) != n->data.scalar.length) {
+		    strlen((char *)n->data.scalar.value) !=
+			    n->data.scalar.length) {
 			schema_error(c, n, "NUL characters are not allowed");
 			ok = false;
 		}
@@ -589,7 +597,8 @@ struct cfg_backend *config_backend(const struct config *cfg, const char *name)
 	size_t i;
 
 	for (i = 0; cfg && name && i < cfg->nbackends; i++)
-		if (cfg->backends[i].name && !strcmp(cfg->backends[i].name, name))
+		if (cfg->backends[i].name &&
+		    !strcmp(cfg->backends[i].name, name))
 			return &cfg->backends[i];
 	return NULL;
 }

@@ -41,18 +41,20 @@ static void backend_server_addr(struct schema_ctx *c, const char *key,
 }
 
 static const struct schema_key backend_server_keys[] = {
-	{"address", SCHEMA_CUSTOM, offsetof(struct cfg_server, addr), 0, 0, true,
-	 backend_server_addr},
+	SK_KEY("address", SCHEMA_CUSTOM, offsetof(struct cfg_server, addr), 0,
+	       0, true, backend_server_addr),
 	SK_UINT("weight", struct cfg_server, weight, 1, 1000),
 	SK_BOOL("backup", struct cfg_server, backup),
-	SK_UINT("max_connections", struct cfg_server, max_connections, 0,
-		UINT32_MAX),
+	/* needs machine-wide counts in shared memory: not yet (0 = off) */
+	SK_UNSUPPORTED("max_connections"),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(backend_server_keys);
 
 static const struct schema_key backend_keys[] = {
 	SK_CUSTOM("balance", struct cfg_backend, balance, backend_balance),
-	SK_DURATION("connect_timeout", struct cfg_backend, connect_timeout_ms, 1),
+	SK_DURATION("connect_timeout", struct cfg_backend, connect_timeout_ms,
+		    1),
 	SK_DURATION("response_timeout", struct cfg_backend, response_timeout_ms,
 		    1),
 	SK_UINT("retries", struct cfg_backend, retries, 0, 16),
@@ -65,6 +67,7 @@ static const struct schema_key backend_keys[] = {
 	SK_UNSUPPORTED("passive"),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(backend_keys);
 
 /*
  * A server is named by its backend and address (drain, status, shared
@@ -166,12 +169,14 @@ void config_load_backends(struct schema_ctx *c, struct config *cfg,
 	long i;
 
 	if (n->type != YAML_MAPPING_NODE) {
-		schema_error(c, n,
-			     "'backends' must be a mapping of names to backends");
+		schema_error(
+			c, n,
+			"'backends' must be a mapping of names to backends");
 		return;
 	}
 	if (SCHEMA_PAIRS(n) == 0) {
-		schema_error(c, n, "'backends' must define at least one backend");
+		schema_error(c, n,
+			     "'backends' must define at least one backend");
 		return;
 	}
 	/* Sized once: listeners keep pointers into this array. */
@@ -183,7 +188,8 @@ void config_load_backends(struct schema_ctx *c, struct config *cfg,
 		b = &cfg->backends[cfg->nbackends++];
 		b->name = schema_strdup(c, schema_scalar(key));
 		if (b->name)
-			backend_load(c, b, key, schema_node(c, SCHEMA_PAIR(n, i)->value));
+			backend_load(c, b, key,
+				     schema_node(c, SCHEMA_PAIR(n, i)->value));
 	}
 }
 

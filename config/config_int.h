@@ -15,27 +15,18 @@
  * The keys of struct cfg_limits, for a table whose object holds the limits
  * at offset base (defaults: 0, listeners: offsetof(.., limits)).
  */
+// clang-format off
+#define CONFIG_LIMIT_KEY(base, name, type, F, lo, hi) \
+	SK_KEY(name, type, (base) + offsetof(struct cfg_limits, F), lo, hi, false, NULL)
 #define CONFIG_LIMIT_KEYS(base) \
-	{"client_header_timeout", SCHEMA_DURATION, \
-	 (base) + offsetof(struct cfg_limits, client_header_timeout_ms), 1, \
-	 UINT32_MAX, false, NULL}, \
-	{"client_body_timeout", SCHEMA_DURATION, \
-	 (base) + offsetof(struct cfg_limits, client_body_timeout_ms), 1, \
-	 UINT32_MAX, false, NULL}, \
-	{"keepalive_timeout", SCHEMA_DURATION, \
-	 (base) + offsetof(struct cfg_limits, keepalive_timeout_ms), 1, \
-	 UINT32_MAX, false, NULL}, \
-	{"max_header_size", SCHEMA_SIZE32, \
-	 (base) + offsetof(struct cfg_limits, max_header_size), 1024, \
-	 1024 * 1024, false, NULL}, \
-	{"max_body_size", SCHEMA_SIZE64, \
-	 (base) + offsetof(struct cfg_limits, max_body_size), 0, UINT64_MAX, \
-	 false, NULL}, \
-	{"hide_response_headers", SCHEMA_CUSTOM, (base), 0, 0, false, \
-	 config_hide_headers}, \
-	{"forwarded_headers", SCHEMA_BOOL, \
-	 (base) + offsetof(struct cfg_limits, forwarded_headers), 0, 0, false, \
-	 NULL}
+	CONFIG_LIMIT_KEY(base, "client_header_timeout", SCHEMA_DURATION, client_header_timeout_ms, 1, UINT32_MAX), \
+	CONFIG_LIMIT_KEY(base, "client_body_timeout", SCHEMA_DURATION, client_body_timeout_ms, 1, UINT32_MAX), \
+	CONFIG_LIMIT_KEY(base, "keepalive_timeout", SCHEMA_DURATION, keepalive_timeout_ms, 1, UINT32_MAX), \
+	CONFIG_LIMIT_KEY(base, "max_header_size", SCHEMA_SIZE32, max_header_size, 1024, 1024 * 1024), \
+	CONFIG_LIMIT_KEY(base, "max_body_size", SCHEMA_SIZE64, max_body_size, 0, UINT64_MAX), \
+	CONFIG_LIMIT_KEY(base, "forwarded_headers", SCHEMA_BOOL, forwarded_headers, 0, 0), \
+	SK_KEY("hide_response_headers", SCHEMA_CUSTOM, (base), 0, 0, false, config_hide_headers)
+// clang-format on
 
 /* SCHEMA_CUSTOM handler of hide_response_headers; field is a cfg_limits. */
 schema_fn config_hide_headers;

@@ -24,8 +24,8 @@ static bool listener_is_host(const char *h)
 	if (!strncmp(h, "*.", 2))
 		h += 2;
 	len = strlen(h);
-	if (len == 0 || len > HOST_MAX_LEN || h[0] == '.' || h[len - 1] == '.' ||
-	    strstr(h, ".."))
+	if (len == 0 || len > HOST_MAX_LEN || h[0] == '.' ||
+	    h[len - 1] == '.' || strstr(h, ".."))
 		return false;
 	return strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == len;
 }
@@ -38,7 +38,8 @@ static void route_host(struct schema_ctx *c, struct cfg_route *r,
 	char *h, *p;
 
 	if (!s || schema_is_null(v)) {
-		schema_error(c, v, "'host' must be a string or a list of strings");
+		schema_error(c, v,
+			     "'host' must be a string or a list of strings");
 		return;
 	}
 	h = schema_strdup(c, s);
@@ -104,7 +105,7 @@ static void route_path_prefix(struct schema_ctx *c, const char *key,
 }
 
 static const struct schema_key route_keys[] = {
-	{"host", SCHEMA_CUSTOM, 0, 0, 0, false, route_hosts},
+	SK_WHOLE("host", route_hosts),
 	SK_CUSTOM("path_prefix", struct cfg_route, path_prefix,
 		  route_path_prefix),
 	SK_REQUIRED("backend"),
@@ -116,6 +117,7 @@ static const struct schema_key route_keys[] = {
 	SK_UNSUPPORTED("rate_limit"),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(route_keys);
 
 /* Resolve the backend named by v into *name and *b. */
 static void listener_backend_ref(struct schema_ctx *c, struct config *cfg,
@@ -164,7 +166,8 @@ static void listener_routes(struct schema_ctx *c, struct config *cfg,
 		schema_error(c, v, "'routes' must list at least one route");
 		return;
 	}
-	l->routes = schema_calloc(c, (size_t)SCHEMA_ITEMS(v), sizeof(*l->routes));
+	l->routes =
+		schema_calloc(c, (size_t)SCHEMA_ITEMS(v), sizeof(*l->routes));
 	for (i = 0; l->routes && i < SCHEMA_ITEMS(v); i++)
 		route_load(c, cfg, l, &l->routes[l->nroutes++],
 			   SCHEMA_ITEM(c, v, i));
@@ -176,7 +179,8 @@ static const struct schema_key listener_keys[] = {
 	SK_REQUIRED("name"),
 	SK_REQUIRED("bind"),
 	SK_LATER("protocol"),
-	SK_BOOL("reuseport", struct cfg_listener, reuseport),
+	/* per-worker SO_REUSEPORT sockets: not yet (false = off) */
+	SK_UNSUPPORTED("reuseport"),
 	CONFIG_LIMIT_KEYS(offsetof(struct cfg_listener, limits)),
 	SK_LATER("routes"),
 	SK_LATER("backend"),
@@ -189,6 +193,7 @@ static const struct schema_key listener_keys[] = {
 	SK_UNSUPPORTED("max_connections_per_client"),
 	SK_END,
 };
+SCHEMA_TABLE_CHECK(listener_keys);
 
 static void listener_name(struct schema_ctx *c, struct config *cfg,
 			  struct cfg_listener *l, yaml_node_t *v)
@@ -224,7 +229,8 @@ static void listener_bind_unique(struct schema_ctx *c, struct config *cfg,
 	for (i = 0; i < cfg->nlisteners; i++) {
 		o = &cfg->listeners[i];
 		for (j = 0; j < o->nbinds && &o->binds[j] != a; j++) {
-			if (!o->binds[j].str || !config_addr_equal(&o->binds[j], a))
+			if (!o->binds[j].str ||
+			    !config_addr_equal(&o->binds[j], a))
 				continue;
 			if (o == l)
 				schema_error_at(c, a->line, a->col,
@@ -234,7 +240,8 @@ static void listener_bind_unique(struct schema_ctx *c, struct config *cfg,
 				schema_error_at(c, a->line, a->col,
 						"address '%s' is already bound "
 						"by listener '%s'",
-						a->str, o->name ? o->name : "?");
+						a->str,
+						o->name ? o->name : "?");
 			return;
 		}
 	}
@@ -243,13 +250,15 @@ static void listener_bind_unique(struct schema_ctx *c, struct config *cfg,
 static void listener_binds(struct schema_ctx *c, struct config *cfg,
 			   struct cfg_listener *l, yaml_node_t *v)
 {
-	size_t i, n = v->type == YAML_SEQUENCE_NODE ? (size_t)SCHEMA_ITEMS(v) : 1;
+	size_t i,
+		n = v->type == YAML_SEQUENCE_NODE ? (size_t)SCHEMA_ITEMS(v) : 1;
 	struct cfg_addr *a;
 	yaml_node_t *item;
 
 	if (v->type == YAML_MAPPING_NODE ||
 	    (v->type == YAML_SCALAR_NODE && schema_is_null(v))) {
-		schema_error(c, v, "'bind' must be a string or a list of strings");
+		schema_error(c, v,
+			     "'bind' must be a string or a list of strings");
 		return;
 	}
 	if (n == 0) {
@@ -346,7 +355,8 @@ void config_load_listeners(struct schema_ctx *c, struct config *cfg,
 		return;
 	}
 	if (SCHEMA_ITEMS(n) == 0) {
-		schema_error(c, n, "'listeners' must list at least one listener");
+		schema_error(c, n,
+			     "'listeners' must list at least one listener");
 		return;
 	}
 	cfg->listeners = schema_calloc(c, (size_t)SCHEMA_ITEMS(n),

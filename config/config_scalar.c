@@ -57,7 +57,10 @@ int config_parse_duration(const char *s, uint32_t *ms)
 	static const struct {
 		const char *unit;
 		uint64_t ms;
-	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+	} units[] = {{"", 1000},
+		     {"ms", 1},
+		     {"s", 1000},
+		     {"m", 60000},
 		     {"h", 3600000}};
 	const char *unit;
 	uint64_t n;
@@ -105,8 +108,7 @@ static int scalar_port(const char *s, uint16_t *port)
 {
 	uint64_t n;
 
-	if (strlen(s) > 5 || config_parse_uint(s, &n) < 0 || n < 1 ||
-	    n > 65535)
+	if (strlen(s) > 5 || config_parse_uint(s, &n) < 0 || n < 1 || n > 65535)
 		return -1;
 	*port = (uint16_t)n;
 	return 0;

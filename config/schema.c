@@ -381,53 +381,76 @@ static int schema_range(struct schema_ctx *c, const struct schema_key *k,
  * Did a duration or size fail only for being too large?  It did when it
  * reads as digits and one of the units: "99999999h".
  */
-static bool schema_is_too_large(const char *s, const char *const *units)
+static bool schema_is_too_large(const char *s, enum schema_type t)
 {
+	static const char *const dunits[] = {"", "ms", "s", "m", "h", NULL};
+	static const char *const sunits[] = {"",  "k", "K", "m",
+					     "M", "g", "G", NULL};
+	const char *const *u = t == SCHEMA_DURATION ? dunits : sunits;
 	size_t n = strspn(s, "0123456789");
 
-	if (!n)
-		return false;
-	for (; *units; units++)
-		if (!strcasecmp(s + n, *units))
+	for (; n && *u; u++)
+		if (!strcmp(s + n, *u))
 			return true;
 	return false;
+}
+
+/* Parse s as a number of k's type; -1 if it is not one. */
+static int schema_parse_number(const struct schema_key *k, const char *s,
+			       uint64_t *n)
+{
+	uint32_t ms;
+
+	switch (k->type) {
+	case SCHEMA_DURATION:
+		if (config_parse_duration(s, &ms) < 0)
+			return -1;
+		*n = ms;
+		return 0;
+	case SCHEMA_UINT32:
+		if (config_parse_uint(s, n) == 0)
+			return 0;
+		if (errno != ERANGE)
+			return -1;
+		*n = UINT64_MAX; /* an integer all the same: a range error */
+		return 0;
+	default:
+		return config_parse_size(s, n);
+	}
+}
+
+static void schema_number_error(struct schema_ctx *c,
+				const struct schema_key *k,
+				const yaml_node_t *v, const char *s)
+{
+	if (k->type != SCHEMA_UINT32 && schema_is_too_large(s, k->type))
+		schema_error(c, v, "'%s' is too large", k->name);
+	else if (k->type == SCHEMA_DURATION)
+		schema_error(c, v,
+			     "'%s' must be a duration such as 500ms, 2s, 1m "
+			     "or 1h",
+			     k->name);
+	else if (k->type == SCHEMA_UINT32)
+		schema_error(c, v, "'%s' must be an integer", k->name);
+	else
+		schema_error(c, v,
+			     "'%s' must be a size such as 512, 16k, 10m or 1g",
+			     k->name);
 }
 
 static void schema_number(struct schema_ctx *c, const struct schema_key *k,
 			  yaml_node_t *v, void *field)
 {
-	static const char *const dunits[] = {"", "ms", "s", "m", "h", NULL};
-	static const char *const sunits[] = {"", "k", "m", "g", NULL};
 	const char *s = schema_scalar(v);
-	uint64_t n = 0;
-	uint32_t ms;
-	int rc;
+	uint64_t n;
 
 	if (!s)
 		s = "";
-	if (k->type == SCHEMA_DURATION) {
-		rc = config_parse_duration(s, &ms);
-		n = ms;
-	} else if (k->type == SCHEMA_UINT32) {
-		rc = config_parse_uint(s, &n);
-		if (rc < 0 && errno == ERANGE)
-			n = UINT64_MAX, rc = 0; /* out of range, below */
-	} else {
-		rc = config_parse_size(s, &n);
+	if (schema_parse_number(k, s, &n) < 0) {
+		schema_number_error(c, k, v, s);
+		return;
 	}
-	if (rc < 0 && k->type != SCHEMA_UINT32 &&
-	    schema_is_too_large(s, k->type == SCHEMA_DURATION ? dunits : sunits))
-		schema_error(c, v, "'%s' is too large", k->name);
-	else if (rc < 0 && k->type == SCHEMA_DURATION)
-		schema_error(c, v,
-			     "'%s' must be a duration such as 500ms, 2s, 1m or 1h",
-			     k->name);
-	else if (rc < 0 && k->type == SCHEMA_UINT32)
-		schema_error(c, v, "'%s' must be an integer", k->name);
-	else if (rc < 0)
-		schema_error(c, v, "'%s' must be a size such as 512, 16k, 10m or 1g",
-			     k->name);
-	if (rc < 0 || schema_range(c, k, v, n) < 0)
+	if (schema_range(c, k, v, n) < 0)
 		return;
 	if (k->type == SCHEMA_SIZE64)
 		*(uint64_t *)field = n;
@@ -503,8 +526,8 @@ bool schema_walk(struct schema_ctx *c, yaml_node_t *n,
 	long i;
 
 	if (!n || n->type != YAML_MAPPING_NODE) {
-		schema_error(c, n, "%s%sexpected a mapping", schema_prefix(what),
-			     sep);
+		schema_error(c, n, "%s%sexpected a mapping",
+			     schema_prefix(what), sep);
 		return false;
 	}
 	for (i = 0; i < SCHEMA_PAIRS(n); i++) {
@@ -524,8 +547,8 @@ bool schema_walk(struct schema_ctx *c, yaml_node_t *n,
 			continue;
 		}
 		seen[k - keys] = key;
-		schema_store(c, k, key, schema_node(c, SCHEMA_PAIR(n, i)->value),
-			     obj);
+		schema_store(c, k, key,
+			     schema_node(c, SCHEMA_PAIR(n, i)->value), obj);
 	}
 	for (k = keys; k->name; k++)
 		if (k->is_required && !seen[k - keys])

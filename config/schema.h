@@ -24,15 +24,15 @@
 #define SCHEMA_MAX_KEYS 48 /* keys in one table, for the seen[] bitmap */
 
 enum schema_type {
-	SCHEMA_STRING,      /* char *, non-empty; replaces (frees) the old */
-	SCHEMA_PATH,        /* char *, an absolute path */
-	SCHEMA_BOOL,        /* bool: true/false/yes/no/on/off */
-	SCHEMA_UINT32,      /* uint32_t integer in [min, max] */
+	SCHEMA_STRING,	    /* char *, non-empty; replaces (frees) the old */
+	SCHEMA_PATH,	    /* char *, an absolute path */
+	SCHEMA_BOOL,	    /* bool: true/false/yes/no/on/off */
+	SCHEMA_UINT32,	    /* uint32_t integer in [min, max] */
 	SCHEMA_DURATION,    /* uint32_t milliseconds in [min, max] */
-	SCHEMA_SIZE32,      /* uint32_t bytes in [min, max] */
-	SCHEMA_SIZE64,      /* uint64_t bytes in [min, max] */
-	SCHEMA_CUSTOM,      /* fn checks and stores the value */
-	SCHEMA_LATER,       /* known; the caller reads it after the walk */
+	SCHEMA_SIZE32,	    /* uint32_t bytes in [min, max] */
+	SCHEMA_SIZE64,	    /* uint64_t bytes in [min, max] */
+	SCHEMA_CUSTOM,	    /* fn checks and stores the value */
+	SCHEMA_LATER,	    /* known; the caller reads it after the walk */
 	SCHEMA_UNSUPPORTED, /* in SPEC.md, not implemented by this version */
 };
 
@@ -43,41 +43,45 @@ typedef void schema_fn(struct schema_ctx *c, const char *key, yaml_node_t *v,
 		       void *field);
 
 struct schema_key {
-	const char *name;      /* NULL ends a table */
+	const char *name; /* NULL ends a table */
 	enum schema_type type;
-	size_t off;            /* offset of the field in the object walked */
-	uint64_t min, max;     /* accepted range of numbers */
-	bool is_required;      /* "missing required key" when absent */
-	schema_fn *fn;         /* SCHEMA_CUSTOM only */
+	size_t off;	   /* offset of the field in the object walked */
+	uint64_t min, max; /* accepted range of numbers */
+	bool is_required;  /* "missing required key" when absent */
+	schema_fn *fn;	   /* SCHEMA_CUSTOM only */
 };
 
 /* Table entries; T is the struct walked, F the field (may be "a.b"). */
-#define SK_STRING(name, T, F) {name, SCHEMA_STRING, offsetof(T, F), 0, 0, false, NULL}
-#define SK_PATH(name, T, F)   {name, SCHEMA_PATH, offsetof(T, F), 0, 0, false, NULL}
-#define SK_BOOL(name, T, F)   {name, SCHEMA_BOOL, offsetof(T, F), 0, 0, false, NULL}
-#define SK_UINT(name, T, F, lo, hi) \
-	{name, SCHEMA_UINT32, offsetof(T, F), lo, hi, false, NULL}
-#define SK_DURATION(name, T, F, lo) \
-	{name, SCHEMA_DURATION, offsetof(T, F), lo, UINT32_MAX, false, NULL}
-#define SK_SIZE32(name, T, F, lo, hi) \
-	{name, SCHEMA_SIZE32, offsetof(T, F), lo, hi, false, NULL}
-#define SK_SIZE64(name, T, F) \
-	{name, SCHEMA_SIZE64, offsetof(T, F), 0, UINT64_MAX, false, NULL}
-#define SK_CUSTOM(name, T, F, fn) {name, SCHEMA_CUSTOM, offsetof(T, F), 0, 0, false, fn}
-#define SK_LATER(name)        {name, SCHEMA_LATER, 0, 0, 0, false, NULL}
-#define SK_REQUIRED(name)     {name, SCHEMA_LATER, 0, 0, 0, true, NULL}
-#define SK_UNSUPPORTED(name)  {name, SCHEMA_UNSUPPORTED, 0, 0, 0, false, NULL}
-#define SK_END                {NULL, SCHEMA_LATER, 0, 0, 0, false, NULL}
+// clang-format off
+#define SK_KEY(name, type, off, lo, hi, req, fn) {name, type, off, lo, hi, req, fn}
+#define SK_STRING(name, T, F)         SK_KEY(name, SCHEMA_STRING, offsetof(T, F), 0, 0, false, NULL)
+#define SK_PATH(name, T, F)           SK_KEY(name, SCHEMA_PATH, offsetof(T, F), 0, 0, false, NULL)
+#define SK_BOOL(name, T, F)           SK_KEY(name, SCHEMA_BOOL, offsetof(T, F), 0, 0, false, NULL)
+#define SK_UINT(name, T, F, lo, hi)   SK_KEY(name, SCHEMA_UINT32, offsetof(T, F), lo, hi, false, NULL)
+#define SK_DURATION(name, T, F, lo)   SK_KEY(name, SCHEMA_DURATION, offsetof(T, F), lo, UINT32_MAX, false, NULL)
+#define SK_SIZE64(name, T, F)         SK_KEY(name, SCHEMA_SIZE64, offsetof(T, F), 0, UINT64_MAX, false, NULL)
+#define SK_CUSTOM(name, T, F, fn)     SK_KEY(name, SCHEMA_CUSTOM, offsetof(T, F), 0, 0, false, fn)
+#define SK_WHOLE(name, fn)            SK_KEY(name, SCHEMA_CUSTOM, 0, 0, 0, false, fn) /* fn gets the object */
+#define SK_LATER(name)                SK_KEY(name, SCHEMA_LATER, 0, 0, 0, false, NULL)
+#define SK_REQUIRED(name)             SK_KEY(name, SCHEMA_LATER, 0, 0, 0, true, NULL)
+#define SK_UNSUPPORTED(name)          SK_KEY(name, SCHEMA_UNSUPPORTED, 0, 0, 0, false, NULL)
+#define SK_END                        SK_KEY(NULL, SCHEMA_LATER, 0, 0, 0, false, NULL)
+// clang-format on
+
+/* Put after a table: schema_walk() tracks at most SCHEMA_MAX_KEYS keys. */
+#define SCHEMA_TABLE_CHECK(t)                                                  \
+	_Static_assert(sizeof(t) / sizeof((t)[0]) <= SCHEMA_MAX_KEYS + 1,      \
+		       #t " has too many keys")
 
 struct schema_error;
 
 struct schema_ctx {
-	yaml_document_t *doc;      /* borrowed: the document being checked */
-	const char *path;          /* borrowed: names the file in messages */
+	yaml_document_t *doc;	   /* borrowed: the document being checked */
+	const char *path;	   /* borrowed: names the file in messages */
 	struct schema_error *errs; /* found so far, in discovery order */
 	size_t nerrs, cap;
-	size_t ndropped;           /* past SCHEMA_KEEP_ERRORS: counted only */
-	bool is_oom;               /* an allocation failed somewhere */
+	size_t ndropped; /* past SCHEMA_KEEP_ERRORS: counted only */
+	bool is_oom;	 /* an allocation failed somewhere */
 };
 
 /* Start collecting errors for the file named path (borrowed). */
@@ -90,10 +94,10 @@ void schema_init(struct schema_ctx *c, const char *path, yaml_document_t *doc);
 size_t schema_flush(struct schema_ctx *c, struct config_errors *errs);
 
 /* Report a problem at node n, or at a 1-based line/col (0 = no position). */
-void schema_error(struct schema_ctx *c, const yaml_node_t *n,
-		  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void schema_error_at(struct schema_ctx *c, int line, int col,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void schema_error(struct schema_ctx *c, const yaml_node_t *n, const char *fmt,
+		  ...) __attribute__((format(printf, 3, 4)));
+void schema_error_at(struct schema_ctx *c, int line, int col, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
 
 /* Allocation that reports "out of memory" itself.  NULL on failure. */
 char *schema_strdup(struct schema_ctx *c, const char *s);
@@ -130,10 +134,10 @@ int schema_string(struct schema_ctx *c, const char *key, yaml_node_t *v,
 		  char **out);
 
 /* Walk helpers over the pairs of a mapping and the items of a sequence. */
-#define SCHEMA_PAIRS(n) \
+#define SCHEMA_PAIRS(n)                                                        \
 	((n)->data.mapping.pairs.top - (n)->data.mapping.pairs.start)
 #define SCHEMA_PAIR(n, i) (&(n)->data.mapping.pairs.start[i])
-#define SCHEMA_ITEMS(n) \
+#define SCHEMA_ITEMS(n)                                                        \
 	((n)->data.sequence.items.top - (n)->data.sequence.items.start)
 #define SCHEMA_ITEM(c, n, i) schema_node(c, (n)->data.sequence.items.start[i])
 

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define HTTP_CL_MAX ((uint64_t)1 << 62) /* largest Content-Length taken */
-#define HTTP_CHUNK_DIGITS_MAX 16         /* hex digits in a chunk-size */
+#define HTTP_CL_MAX	      ((uint64_t)1 << 62) /* largest Content-Length taken */
+#define HTTP_CHUNK_DIGITS_MAX 16 /* hex digits in a chunk-size */
 
 /* ---- character classes (RFC 9110 §5.6.2, §5.5) ---- */
 
@@ -109,8 +109,8 @@ int http_find_header(const char *buf, const struct http_msg *msg,
 
 struct http_list {
 	const char *buf;
-	uint32_t pos;  /* start of the next element */
-	uint32_t end;  /* end of the field value */
+	uint32_t pos; /* start of the next element */
+	uint32_t end; /* end of the field value */
 	bool is_done;
 };
 
@@ -165,7 +165,6 @@ static size_t skip_empty_lines(const char *buf, size_t len, size_t pos)
 		pos += 2;
 	return pos;
 }
-
 
 /*
  * The head ends at the first LF followed by an empty line.  In a valid head
@@ -248,8 +247,8 @@ static int cursor_line(struct http_cursor *cur, size_t *end)
 static enum http_err parse_version(const char *p, size_t n,
 				   enum http_version *v)
 {
-	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
-	    p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
+	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' ||
+	    p[5] > '9' || p[7] < '0' || p[7] > '9')
 		return HTTP_ERR_BAD_REQUEST;
 	if (p[5] == '1' && p[7] == '1')
 		*v = HTTP_11;
@@ -289,9 +288,8 @@ static int parse_field_line(const char *buf, size_t start, size_t end,
 }
 
 /* Field lines up to the empty line, which sets head_len. */
-static enum http_err parse_fields(struct http_cursor *cur,
-				  struct http_msg *msg, enum http_err bad,
-				  enum http_err too_many)
+static enum http_err parse_fields(struct http_cursor *cur, struct http_msg *msg,
+				  enum http_err bad, enum http_err too_many)
 {
 	for (;;) {
 		size_t start = cur->pos, end;
@@ -369,11 +367,11 @@ static int scan_content_length(const char *buf, const struct http_msg *msg,
 
 /* What the Transfer-Encoding headers of a message add up to. */
 enum http_te {
-	TE_NONE,         /* no Transfer-Encoding header */
-	TE_CHUNKED,      /* exactly "chunked" */
-	TE_CODED,        /* other codings, then chunked last */
-	TE_NOT_CHUNKED,  /* final coding is not chunked */
-	TE_INVALID,      /* syntax error, or chunked twice */
+	TE_NONE,	/* no Transfer-Encoding header */
+	TE_CHUNKED,	/* exactly "chunked" */
+	TE_CODED,	/* other codings, then chunked last */
+	TE_NOT_CHUNKED, /* final coding is not chunked */
+	TE_INVALID,	/* syntax error, or chunked twice */
 };
 
 struct http_te_scan {
@@ -385,8 +383,8 @@ struct http_te_scan {
 
 /*
  * One transfer-coding element: token *( OWS ";" OWS transfer-parameter ).
- * chunked takes no parameters; the parameters of other codings do not
- * matter since we refuse those codings anyway.
+ * chunked takes no parameters; those of other codings are not looked at:
+ * requests using them get 501, responses pass them through untouched.
  */
 static void te_element(const char *buf, struct http_slice e,
 		       struct http_te_scan *ts)
@@ -402,7 +400,8 @@ static void te_element(const char *buf, struct http_slice e,
 		ts->is_invalid = true;
 		return;
 	}
-	ts->is_last_chunked = n == 7 && strncasecmp(buf + e.off, "chunked", 7) == 0;
+	ts->is_last_chunked =
+		n == 7 && strncasecmp(buf + e.off, "chunked", 7) == 0;
 	if (!ts->is_last_chunked)
 		ts->nother++;
 	else if (n != e.len)
@@ -444,7 +443,7 @@ static enum http_te scan_transfer_encoding(const char *buf,
 struct http_conn_opts {
 	bool has_close;
 	bool has_keepalive;
-	bool has_upgrade;     /* "upgrade" option and an Upgrade header */
+	bool has_upgrade; /* "upgrade" option and an Upgrade header */
 };
 
 static int scan_connection(const char *buf, const struct http_msg *msg,
@@ -473,7 +472,8 @@ static int scan_connection(const char *buf, const struct http_msg *msg,
 				has_upgrade_opt = true;
 		}
 	}
-	o->has_upgrade = has_upgrade_opt && http_find_header(buf, msg, "Upgrade") >= 0;
+	o->has_upgrade =
+		has_upgrade_opt && http_find_header(buf, msg, "Upgrade") >= 0;
 	return 0;
 }
 
@@ -560,7 +560,8 @@ static enum http_err parse_absolute_form(const char *buf, struct http_msg *msg,
 		a = t.off + 8;
 	else
 		return HTTP_ERR_BAD_REQUEST;
-	for (q = a; q < end && buf[q] != '/' && buf[q] != '?' && buf[q] != '#'; q++)
+	for (q = a; q < end && buf[q] != '/' && buf[q] != '?' && buf[q] != '#';
+	     q++)
 		;
 	msg->authority = slice_make(a, q - a);
 	if (msg->authority.len == 0 || !authority_is_valid(buf, msg->authority))
@@ -798,18 +799,20 @@ enum http_err http_parse_response(const char *buf, size_t len,
 		return err;
 	if (scan_connection(buf, msg, &o) < 0)
 		return HTTP_ERR_BAD_GATEWAY;
-	msg->is_keepalive = is_persistent(msg->version, &o) &&
-			    msg->body != HTTP_BODY_CLOSE;
+	msg->is_keepalive =
+		is_persistent(msg->version, &o) && msg->body != HTTP_BODY_CLOSE;
 	msg->has_upgrade = o.has_upgrade;
 	return HTTP_OK;
 }
 
 /* ---- hop-by-hop (RFC 9110 §7.6.1) ---- */
 
+/* clang-format off */
 static const char *const http_hop_names[] = {
-	"Connection", "Keep-Alive", "Proxy-Connection", "TE",
-	"Trailer",    "Transfer-Encoding", "Upgrade",
+	"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
+	"Transfer-Encoding", "Upgrade",
 };
+/* clang-format on */
 
 static bool is_named_by_connection(const char *buf, const struct http_msg *msg,
 				   struct http_slice name)
@@ -850,18 +853,18 @@ bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
 /* ---- chunked bodies (RFC 9112 §7.1) ---- */
 
 enum http_chunked_state {
-	CH_SIZE,          /* chunk-size: 1*HEXDIG */
-	CH_SIZE_WS,       /* BWS between the size and ';' */
-	CH_EXT,           /* chunk-ext, up to CR */
-	CH_SIZE_LF,       /* LF ending the chunk-size line */
-	CH_DATA,          /* chunk-data, `remaining` bytes */
-	CH_DATA_CR,       /* CRLF after the data */
+	CH_SIZE,    /* chunk-size: 1*HEXDIG */
+	CH_SIZE_WS, /* BWS between the size and ';' */
+	CH_EXT,	    /* chunk-ext, up to CR */
+	CH_SIZE_LF, /* LF ending the chunk-size line */
+	CH_DATA,    /* chunk-data, `remaining` bytes */
+	CH_DATA_CR, /* CRLF after the data */
 	CH_DATA_LF,
-	CH_TRAILER,       /* start of a trailer line or of the final CRLF */
+	CH_TRAILER,	  /* start of a trailer line or of the final CRLF */
 	CH_TRAILER_NAME,  /* field-name up to ':' */
 	CH_TRAILER_VALUE, /* field-value up to CR */
 	CH_TRAILER_LF,
-	CH_END_LF,        /* LF of the final CRLF */
+	CH_END_LF, /* LF of the final CRLF */
 	CH_DONE,
 	CH_ERROR,
 };

@@ -86,7 +86,8 @@ enum http_err {
  * (including the blank line), 0 if more bytes are needed.
  * A head that ends in a bare-LF blank line ("\n\n", "\n\r\n") is also
  * delimited, so that the parser can reject it at once with 400/502 instead
- * of the peer waiting for a timeout; it never parses as valid.
+ * of the peer waiting for a timeout; it never parses as valid.  Empty
+ * lines before a request-line are skipped, as http_parse_request() does.
  */
 size_t http_head_end(const char *buf, size_t len, size_t *scanned);
 

@@ -120,7 +120,8 @@ static long ref_size_line(const uint8_t *p, size_t n, size_t i, uint64_t *size)
 		return OUT_ERROR; /* BWS without an extension */
 	if (i < n && p[i] == ';')
 		for (; i < n && p[i] != '\r'; i++)
-			if (!ref_vchar(p[i]) || i - start >= HTTP_MAX_CHUNK_LINE)
+			if (!ref_vchar(p[i]) ||
+			    i - start >= HTTP_MAX_CHUNK_LINE)
 				return OUT_ERROR;
 	if (i - start > HTTP_MAX_CHUNK_LINE)
 		return OUT_ERROR;

@@ -41,8 +41,7 @@ static size_t head_end_pieces(const char *buf, size_t len, size_t step)
 	return got;
 }
 
-static void check_request(const char *buf, const struct http_msg *m,
-			  size_t len)
+static void check_request(const char *buf, const struct http_msg *m, size_t len)
 {
 	CHECK(m->head_len > 0 && m->head_len <= len);
 	CHECK(memcmp(buf + m->head_len - 4, "\r\n\r\n", 4) == 0);

@@ -69,7 +69,7 @@ class ReloadTest(unittest.TestCase):
         pc.write_config(self.config(backend="b"))
         pc.send_signal(signal.SIGHUP)
         self.assertTrue(self.wait_backend("beta"), "new route not served:\n" + pc.describe())
-        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation 2 serving$", 5),
+        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation 2 serving\b", 5),
                              pc.error_log()[-2000:])
         for i in range(10):
             self.assertEqual(self.backend_of("/after/%d" % i), "beta")
@@ -86,7 +86,7 @@ class ReloadTest(unittest.TestCase):
         lines[bad] = lines[bad].replace("weight: 1", "weight: 0")
         pc.write_config("\n".join(lines) + "\n")
         pc.send_signal(signal.SIGHUP)
-        m = pc.wait_log(LOG_PREFIX + r"reload failed, generation 1 keeps serving$", 5)
+        m = pc.wait_log(LOG_PREFIX + r"reload failed, generation 1 keeps serving\b", 5)
         self.assertIsNotNone(m, pc.error_log()[-2000:])
         err = pc.wait_log(re.escape(pc.config_path) + r":%d:\d+: \S" % (bad + 1), 5, m.end())
         self.assertIsNotNone(err, "no FILE:LINE:COL line after the failure:\n"
@@ -98,7 +98,7 @@ class ReloadTest(unittest.TestCase):
         pc.write_config(self.config(backend="b"))
         pc.send_signal(signal.SIGHUP)
         self.assertTrue(self.wait_backend("beta"), pc.describe())
-        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation \d+ serving$", 5))
+        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation \d+ serving\b", 5))
 
     def test_reload_under_load(self):
         """A SIGHUP every second during 6 s of keep-alive and fresh-connection load:
@@ -115,7 +115,7 @@ class ReloadTest(unittest.TestCase):
         load.join()
         self.assertEqual(load.errors[:20], [], "%d errors, %d ok" % (len(load.errors), load.ok))
         self.assertGreater(load.ok, 100)
-        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation 7 serving$", 10),
+        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation 7 serving\b", 10),
                              "6 reloads did not all happen:\n" + pc.error_log()[-3000:])
         # The old generations finish and exit: back to 2 workers.
         self.assertIsNotNone(pc.wait_workers(2, timeout=10),

@@ -5,6 +5,7 @@ second: the keep-alive load sees no error (SPEC "What a reload does")."""
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -66,6 +67,7 @@ class WrkReloadTest(unittest.TestCase):
             stop.set()
             t.join(10)
         cls.res = parse_wrk(cls.out)
+        sys.stderr.write("wrk output:\n%s\n" % cls.out)
 
     @staticmethod
     def config(tmp, port, upstream, prefix):
@@ -94,7 +96,7 @@ class WrkReloadTest(unittest.TestCase):
         """All six reloads completed (generation 7 serving) and the old
         generations exited."""
         self.assertIsNotNone(
-            self.pc.wait_log(LOG_PREFIX + r"reload: generation %d serving$" % (RELOADS + 1), 10),
+            self.pc.wait_log(LOG_PREFIX + r"reload: generation %d serving\b" % (RELOADS + 1), 10),
             self.pc.error_log()[-3000:])
         self.assertIsNotNone(self.pc.wait_workers(2, timeout=10), self.pc.workers())
 

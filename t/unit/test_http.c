@@ -12,7 +12,7 @@
 
 #include "worker/http.h"
 
-#define REQ(lit, m)        http_parse_request(lit, sizeof(lit) - 1, m)
+#define REQ(lit, m)	   http_parse_request(lit, sizeof(lit) - 1, m)
 #define RESP(lit, head, m) http_parse_response(lit, sizeof(lit) - 1, head, m)
 
 static struct http_msg msg;
@@ -111,7 +111,8 @@ END_TEST
 START_TEST(rfc9112_9_3_http10)
 {
 	static const char r[] = "GET / HTTP/1.0\r\n\r\n";
-	static const char ka[] = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
+	static const char ka[] =
+		"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
 
 	ck_assert_int_eq(REQ(r, &msg), HTTP_OK);
 	ck_assert_int_eq(msg.version, HTTP_10);
@@ -125,8 +126,9 @@ END_TEST
 /* RFC 9112 §3.2.2 absolute-form; authority and Host compare ignoring case */
 START_TEST(rfc9112_3_2_2_absolute_form)
 {
-	static const char r[] = "GET http://Example.com:8080/a/b?c=d HTTP/1.1\r\n"
-				"Host: example.COM:8080\r\n\r\n";
+	static const char r[] =
+		"GET http://Example.com:8080/a/b?c=d HTTP/1.1\r\n"
+		"Host: example.COM:8080\r\n\r\n";
 	static const char s[] = "GET HTTPS://example.com HTTP/1.1\r\n"
 				"Host: example.com\r\n\r\n";
 	static const char q[] = "GET http://a/?x HTTP/1.0\r\n\r\n";
@@ -160,8 +162,9 @@ END_TEST
 /* RFC 9112 §3.2.3 authority-form: only CONNECT, which we do not do */
 START_TEST(rfc9112_3_2_3_authority_form)
 {
-	ck_assert_int_eq(REQ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", &msg),
-			 HTTP_ERR_NOT_IMPLEMENTED);
+	ck_assert_int_eq(
+		REQ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", &msg),
+		HTTP_ERR_NOT_IMPLEMENTED);
 	ck_assert_int_eq(REQ("GET a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
 }
@@ -230,10 +233,12 @@ END_TEST
 /* Build "GET / HTTP/1.1\r\nHost: a\r\n" + n "X-N: v" lines + CRLF. */
 static size_t many_headers(char *buf, size_t size, unsigned n)
 {
-	size_t len = (size_t)snprintf(buf, size, "GET / HTTP/1.1\r\nHost: a\r\n");
+	size_t len =
+		(size_t)snprintf(buf, size, "GET / HTTP/1.1\r\nHost: a\r\n");
 
 	for (unsigned i = 0; i < n; i++)
-		len += (size_t)snprintf(buf + len, size - len, "X-%u: v\r\n", i);
+		len += (size_t)snprintf(buf + len, size - len, "X-%u: v\r\n",
+					i);
 	len += (size_t)snprintf(buf + len, size - len, "\r\n");
 	return len;
 }
@@ -269,20 +274,20 @@ START_TEST(rfc9112_3_request_line_syntax)
 		"GET /\tHTTP/1.1\r\nHost: a\r\n\r\n",
 		"GE(T / HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET\r\nHost: a\r\n\r\n",
-		"GET /\r\nHost: a\r\n\r\n",             /* HTTP/0.9 */
+		"GET /\r\nHost: a\r\n\r\n", /* HTTP/0.9 */
 		"GET / \r\nHost: a\r\n\r\n",
 		"/ HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n", /* CTL in target */
 		"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET / HTTP/1.1\rX\r\nHost: a\r\n\r\n",  /* bare CR */
-		"GET / HTTP/1.1\nHost: a\r\n\r\n",       /* bare LF */
+		"GET / HTTP/1.1\rX\r\nHost: a\r\n\r\n", /* bare CR */
+		"GET / HTTP/1.1\nHost: a\r\n\r\n",	/* bare LF */
 		"",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(http_parse_request(bad[i], strlen(bad[i]), &msg) ==
-				      HTTP_ERR_BAD_REQUEST,
+		ck_assert_msg(http_parse_request(bad[i], strlen(bad[i]),
+						 &msg) == HTTP_ERR_BAD_REQUEST,
 			      "case %zu", i);
 }
 END_TEST
@@ -319,17 +324,19 @@ START_TEST(rfc9112_3_2_2_absolute_form_bad)
 	ck_assert_int_eq(REQ("GET http:///x HTTP/1.1\r\nHost: \r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
 	/* RFC 9110 §4.2.4: userinfo is an error */
-	ck_assert_int_eq(REQ("GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
 	/* no '/' to slice the origin-form from */
-	ck_assert_int_eq(REQ("GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
 	/* RFC 9110 §7.2: authority and Host must agree */
 	ck_assert_int_eq(REQ("GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(REQ("GET http://a:81/ HTTP/1.1\r\nHost: a\r\n\r\n", &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET http://a:81/ HTTP/1.1\r\nHost: a\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
 	/* 1.1 still needs Host with absolute-form */
 	ck_assert_int_eq(REQ("GET http://a/ HTTP/1.1\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
@@ -364,8 +371,9 @@ START_TEST(rfc9112_3_uri_too_long)
 	ck_assert_int_eq(http_parse_request(buf, len, &msg),
 			 HTTP_ERR_URI_TOO_LONG);
 	/* incomplete line: still 414 once it is too long */
-	ck_assert_int_eq(http_parse_request(buf, HTTP_MAX_REQUEST_LINE + 5, &msg),
-			 HTTP_ERR_URI_TOO_LONG);
+	ck_assert_int_eq(
+		http_parse_request(buf, HTTP_MAX_REQUEST_LINE + 5, &msg),
+		HTTP_ERR_URI_TOO_LONG);
 }
 END_TEST
 
@@ -391,20 +399,21 @@ START_TEST(rfc9112_5_1_space_before_colon)
 {
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a\r\nX\t: b\r\n\r\n", &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.1\r\nHost: a\r\nX\t: b\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
 }
 END_TEST
 
 /* RFC 9112 §5.2: obs-fold is rejected */
 START_TEST(rfc9112_5_2_obs_fold)
 {
-	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\tc\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\tc\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
 	/* whitespace before the first field line (RFC 9112 §2.2) */
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n Host: a\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
@@ -416,25 +425,33 @@ struct lit {
 	const char *p;
 	size_t len;
 };
+/* clang-format off */
 #define LIT(s) {s, sizeof(s) - 1}
+/* clang-format on */
 
 /* RFC 9112 §5, RFC 9110 §5.5: field names are tokens, values no CTLs */
 START_TEST(rfc9110_5_5_field_value_ctl)
 {
 	static const struct lit bad[] = {
-		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x00" "b\r\n\r\n"),
-		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), /* bare CR */
+		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x00"
+		    "b\r\n\r\n"),
+		/* bare CR */
+		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"),
 		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\r\n\r\n"),
+		/* CTLs */
 		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n"),
 		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x1f\r\n\r\n"),
 		LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n"),
-		LIT("GET / HTTP/1.1\r\nHost: a\r\nX a\r\n\r\n"),     /* no colon */
-		LIT("GET / HTTP/1.1\r\nHost: a\r\n: a\r\n\r\n"),     /* empty name */
-		LIT("GET / HTTP/1.1\r\nHost: a\r\nX(: a\r\n\r\n"),   /* not a token */
-		LIT("GET / HTTP/1.1\r\nHost: a\r\nX\x00: a\r\n\r\n"),
 		LIT("GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n"),
+		/* field-name: no colon, empty, not a token */
+		LIT("GET / HTTP/1.1\r\nHost: a\r\nX a\r\n\r\n"),
+		LIT("GET / HTTP/1.1\r\nHost: a\r\n: a\r\n\r\n"),
+		LIT("GET / HTTP/1.1\r\nHost: a\r\nX(: a\r\n\r\n"),
+		LIT("GET / HTTP/1.1\r\nHost: a\r\nX\x00: a\r\n\r\n"),
 	};
-	static const char tab[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\r\n\r\n";
+
+	static const char tab[] =
+		"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\r\n\r\n";
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(http_parse_request(bad[i].p, bad[i].len, &msg) ==
@@ -466,10 +483,12 @@ START_TEST(rfc9110_7_2_host)
 {
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", &msg),
-			 HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(REQ("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n", &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n", &msg),
+		HTTP_ERR_BAD_REQUEST);
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", &msg),
 			 HTTP_ERR_BAD_REQUEST);
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", &msg),
@@ -478,9 +497,9 @@ START_TEST(rfc9110_7_2_host)
 			 HTTP_ERR_BAD_REQUEST);
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", &msg),
 			 HTTP_OK); /* sub-delims are reg-name chars */
-	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nX: 1\r\nhOsT: [::1]:80\r\n\r\n",
-			     &msg),
-			 HTTP_OK);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.1\r\nX: 1\r\nhOsT: [::1]:80\r\n\r\n", &msg),
+		HTTP_OK);
 	ck_assert_int_eq(msg.host_idx, 1);
 	/* empty Host is valid for an origin-form target */
 	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost:\r\n\r\n", &msg), HTTP_OK);
@@ -494,14 +513,16 @@ END_TEST
 /* RFC 9112 §6.1: Content-Length with Transfer-Encoding is smuggling */
 START_TEST(rfc9112_6_1_cl_and_te)
 {
-	ck_assert_int_eq(REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-			     "Transfer-Encoding: chunked\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(REQ("POST / HTTP/1.1\r\nHost: a\r\n"
-			     "Transfer-Encoding: chunked\r\ncontent-length: 0\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n",
+		    &msg),
+		HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked\r\ncontent-length: 0\r\n\r\n",
+		    &msg),
+		HTTP_ERR_BAD_REQUEST);
 }
 END_TEST
 
@@ -528,9 +549,9 @@ START_TEST(rfc9110_8_6_content_length_invalid)
 		"Content-Length: ,5",
 		"Content-Length: 5, 6",
 		"Content-Length: 5\r\nContent-Length: 6",
-		"Content-Length: 18446744073709551616",    /* 2^64 */
+		"Content-Length: 18446744073709551616", /* 2^64 */
 		"Content-Length: 99999999999999999999999999",
-		"Content-Length: 4611686018427387905",     /* 2^62 + 1 */
+		"Content-Length: 4611686018427387905", /* 2^62 + 1 */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -553,7 +574,8 @@ START_TEST(rfc9110_8_6_content_length_collapse)
 	ck_assert_int_eq(req_cl("Content-Length: 0"), HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_LENGTH);
 	ck_assert_uint_eq(msg.content_length, 0);
-	ck_assert_int_eq(req_cl("Content-Length: 4611686018427387904"), HTTP_OK);
+	ck_assert_int_eq(req_cl("Content-Length: 4611686018427387904"),
+			 HTTP_OK);
 	ck_assert_uint_eq(msg.content_length, (uint64_t)1 << 62);
 }
 END_TEST
@@ -562,7 +584,8 @@ END_TEST
 START_TEST(rfc9112_6_1_transfer_encoding)
 {
 	/* chunked must be last */
-	ck_assert_int_eq(req_cl("Transfer-Encoding: gzip"), HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(req_cl("Transfer-Encoding: gzip"),
+			 HTTP_ERR_BAD_REQUEST);
 	ck_assert_int_eq(req_cl("Transfer-Encoding: chunked, gzip"),
 			 HTTP_ERR_BAD_REQUEST);
 	ck_assert_int_eq(req_cl("Transfer-Encoding: chunked\r\n"
@@ -605,9 +628,10 @@ END_TEST
 /* RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty */
 START_TEST(rfc9112_6_1_te_http10)
 {
-	ck_assert_int_eq(REQ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+		    &msg),
+		HTTP_ERR_BAD_REQUEST);
 }
 END_TEST
 
@@ -632,7 +656,8 @@ START_TEST(rfc9112_9_3_keepalive)
 	ck_assert(!keepalive("HTTP/1.1", "Connection: close\r\n"));
 	ck_assert(!keepalive("HTTP/1.1", "Connection: CLOSE\r\n"));
 	ck_assert(!keepalive("HTTP/1.1", "Connection: keep-alive, close\r\n"));
-	ck_assert(!keepalive("HTTP/1.1", "Connection: x-a\r\nConnection: close\r\n"));
+	ck_assert(!keepalive("HTTP/1.1",
+			     "Connection: x-a\r\nConnection: close\r\n"));
 	ck_assert(keepalive("HTTP/1.1", "Connection: keep-alive\r\n"));
 	ck_assert(keepalive("HTTP/1.1", "Connection: closed\r\n"));
 	ck_assert(!keepalive("HTTP/1.0", ""));
@@ -642,9 +667,10 @@ START_TEST(rfc9112_9_3_keepalive)
 	/* Keep-Alive the header is not Connection: keep-alive */
 	ck_assert(!keepalive("HTTP/1.0", "Keep-Alive: timeout=5\r\n"));
 	/* options are tokens */
-	ck_assert_int_eq(REQ("GET / HTTP/1.1\r\nHost: a\r\nConnection: a b\r\n\r\n",
-			     &msg),
-			 HTTP_ERR_BAD_REQUEST);
+	ck_assert_int_eq(
+		REQ("GET / HTTP/1.1\r\nHost: a\r\nConnection: a b\r\n\r\n",
+		    &msg),
+		HTTP_ERR_BAD_REQUEST);
 }
 END_TEST
 
@@ -721,22 +747,25 @@ END_TEST
 /* RFC 9112 §6.3 rules 1, 4, 8: bodiless, chunked, close-delimited */
 START_TEST(rfc9112_6_3_response_body)
 {
-	ck_assert_int_eq(RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-			      false, &msg),
-			 HTTP_OK);
+	ck_assert_int_eq(
+		RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+		     false, &msg),
+		HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_CHUNKED);
 	ck_assert(msg.is_keepalive);
 	ck_assert_int_eq(RESP("HTTP/1.1 200 OK\r\n\r\n", false, &msg), HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_CLOSE);
 	ck_assert(!msg.is_keepalive);
 	/* final coding not chunked: read until close */
-	ck_assert_int_eq(RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-			      false, &msg),
-			 HTTP_OK);
+	ck_assert_int_eq(
+		RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		     false, &msg),
+		HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_CLOSE);
 	ck_assert(!msg.is_keepalive);
 	/* codings before chunked are passed through */
-	ck_assert_int_eq(RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	ck_assert_int_eq(RESP("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, "
+			      "chunked\r\n\r\n",
 			      false, &msg),
 			 HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_CHUNKED);
@@ -746,7 +775,8 @@ END_TEST
 /* RFC 9112 §6.3 rule 1: HEAD, 1xx, 204, 304 never have a body */
 START_TEST(rfc9112_6_3_bodiless)
 {
-	static const char cl[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+	static const char cl[] =
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
 
 	ck_assert_int_eq(RESP(cl, true, &msg), HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_NONE);
@@ -755,18 +785,20 @@ START_TEST(rfc9112_6_3_bodiless)
 			 HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_NONE);
 	ck_assert(msg.is_keepalive);
-	ck_assert_int_eq(RESP("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n",
-			      false, &msg),
-			 HTTP_OK);
+	ck_assert_int_eq(
+		RESP("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n",
+		     false, &msg),
+		HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_NONE);
 	ck_assert_int_eq(RESP("HTTP/1.1 100 Continue\r\n\r\n", false, &msg),
 			 HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_NONE);
 	ck_assert_uint_eq(msg.status, 100);
-	ck_assert_int_eq(RESP("HTTP/1.1 101 Switching Protocols\r\n"
-			      "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-			      false, &msg),
-			 HTTP_OK);
+	ck_assert_int_eq(
+		RESP("HTTP/1.1 101 Switching Protocols\r\n"
+		     "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		     false, &msg),
+		HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_NONE);
 	ck_assert(msg.has_upgrade);
 	ck_assert_int_eq(RESP("HTTP/1.1 204 No Content\r\n\r\n", true, &msg),
@@ -793,9 +825,10 @@ START_TEST(rfc9112_9_3_response_keepalive)
 			      false, &msg),
 			 HTTP_OK);
 	ck_assert(!msg.is_keepalive);
-	ck_assert_int_eq(RESP("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
-			      false, &msg),
-			 HTTP_OK);
+	ck_assert_int_eq(
+		RESP("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", false,
+		     &msg),
+		HTTP_OK);
 	ck_assert_int_eq(msg.body, HTTP_BODY_CLOSE);
 	ck_assert(!msg.is_keepalive);
 }
@@ -805,12 +838,16 @@ END_TEST
 START_TEST(rfc9112_6_3_response_bad)
 {
 	static const char *const bad[] = {
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: "
+		"chunked\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: "
+		"2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: "
+		"99999999999999999999\r\n\r\n",
 		"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, "
+		"chunked\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;x\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
@@ -838,8 +875,9 @@ START_TEST(rfc9112_6_3_response_bad)
 		ck_assert_msg(http_parse_response(bad[i], strlen(bad[i]), false,
 						  &msg) == HTTP_ERR_BAD_GATEWAY,
 			      "case %zu", i);
-	ck_assert_int_eq(RESP("HTTP/1.1 200 OK\r\nX: a\x00\r\n\r\n", false, &msg),
-			 HTTP_ERR_BAD_GATEWAY);
+	ck_assert_int_eq(
+		RESP("HTTP/1.1 200 OK\r\nX: a\x00\r\n\r\n", false, &msg),
+		HTTP_ERR_BAD_GATEWAY);
 }
 END_TEST
 
@@ -865,7 +903,8 @@ END_TEST
 /* RFC 9110 §5.1: field names are case-insensitive */
 START_TEST(rfc9110_5_1_find_header)
 {
-	static const char r[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
+	static const char r[] =
+		"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
 
 	ck_assert_int_eq(REQ(r, &msg), HTTP_OK);
 	ck_assert_int_eq(http_find_header(r, &msg, "X-A"), 1);
@@ -881,25 +920,29 @@ END_TEST
 /* RFC 9110 §7.6.1: hop-by-hop fields, and those Connection names */
 START_TEST(rfc9110_7_6_1_hop_by_hop)
 {
-	static const char r[] = "GET / HTTP/1.1\r\n"
-				"Host: a\r\n"                     /* 0 */
-				"Connection: X-Foo, close\r\n"    /* 1 */
-				"Keep-Alive: timeout=5\r\n"       /* 2 */
-				"Proxy-Connection: keep-alive\r\n"/* 3 */
-				"TE: trailers\r\n"                /* 4 */
-				"Trailer: X-Sum\r\n"              /* 5 */
-				"Upgrade: h2c\r\n"                /* 6 */
-				"x-foo: 1\r\n"                    /* 7 */
-				"X-Bar: 2\r\n"                    /* 8 */
-				"X-Baz: 3\r\n"                    /* 9 */
-				"Proxy-Authorization: Basic x\r\n"/* 10 */
-				"connection: x-bar ,host, Content-Length\r\n" /* 11 */
-				"Content-Length: 0\r\n"           /* 12 */
-				"Accept: */*\r\n"                 /* 13 */
-				"\r\n";
-	static const bool want[] = {false, true,  true,  true,  true,
-				    true,  true,  true,  true,  false,
-				    false, true,  false, false};
+	static const char r[] =
+		"GET / HTTP/1.1\r\n"
+		"Host: a\r\n"				      /* 0 */
+		"Connection: X-Foo, close\r\n"		      /* 1 */
+		"Keep-Alive: timeout=5\r\n"		      /* 2 */
+		"Proxy-Connection: keep-alive\r\n"	      /* 3 */
+		"TE: trailers\r\n"			      /* 4 */
+		"Trailer: X-Sum\r\n"			      /* 5 */
+		"Upgrade: h2c\r\n"			      /* 6 */
+		"x-foo: 1\r\n"				      /* 7 */
+		"X-Bar: 2\r\n"				      /* 8 */
+		"X-Baz: 3\r\n"				      /* 9 */
+		"Proxy-Authorization: Basic x\r\n"	      /* 10 */
+		"connection: x-bar ,host, Content-Length\r\n" /* 11 */
+		"Content-Length: 0\r\n"			      /* 12 */
+		"Accept: */*\r\n"			      /* 13 */
+		"\r\n";
+	/* clang-format off */
+	static const bool want[] = {
+		false, true, true, true, true, true, true,     /* 0-6 */
+		true, true, false, false, true, false, false,  /* 7-13 */
+	};
+	/* clang-format on */
 	static const char t[] = "POST / HTTP/1.1\r\nHost: a\r\n"
 				"Transfer-Encoding: chunked\r\n\r\n";
 
@@ -954,8 +997,9 @@ START_TEST(rfc9112_2_1_head_end_split)
 		got = http_head_end(r, k, &scanned);
 		ck_assert_uint_eq(got, k >= head ? head : 0);
 		if (got == 0)
-			ck_assert_uint_eq(http_head_end(r, sizeof(r) - 1, &scanned),
-					  head);
+			ck_assert_uint_eq(
+				http_head_end(r, sizeof(r) - 1, &scanned),
+				head);
 	}
 	/* one byte at a time; never rescans more than a CRLF's worth */
 	{
@@ -991,9 +1035,9 @@ START_TEST(rfc9112_2_2_head_end_bare_lf)
 	scanned = 0;
 	ck_assert_uint_eq(http_head_end(b, sizeof(b) - 1, &scanned), 26);
 	ck_assert_int_eq(http_parse_request(b, 26, &msg), HTTP_ERR_BAD_REQUEST);
-	ck_assert_int_eq(http_parse_response("HTTP/1.1 200 OK\n\n", 17, false,
-					     &msg),
-			 HTTP_ERR_BAD_GATEWAY);
+	ck_assert_int_eq(
+		http_parse_response("HTTP/1.1 200 OK\n\n", 17, false, &msg),
+		HTTP_ERR_BAD_GATEWAY);
 }
 END_TEST
 
@@ -1034,7 +1078,8 @@ static ssize_t chunk_bytewise(const char *p, size_t len, bool *done)
  * `next` the bytes after it; CHUNK_BAD: the input is malformed.
  */
 #define CHUNK_OK(body, next)                                                   \
-	chunk_check(body next, sizeof(body next) - 1, sizeof(body) - 1, __LINE__)
+	chunk_check(body next, sizeof(body next) - 1, sizeof(body) - 1,        \
+		    __LINE__)
 #define CHUNK_BAD(lit) chunk_check(lit, sizeof(lit) - 1, -1, __LINE__)
 
 static void chunk_check(const char *p, size_t len, ssize_t want, int line)
@@ -1058,7 +1103,8 @@ START_TEST(rfc9112_7_1_chunked_basic)
 	CHUNK_OK("5\r\nhello\r\n0\r\n\r\n", "GET / HTTP/1.1\r\n");
 	CHUNK_OK("0\r\n\r\n", "");
 	CHUNK_OK("000\r\n\r\n", "X");
-	CHUNK_OK("a\r\n0123456789\r\nA\r\n0123456789\r\n1\r\n\n\r\n0\r\n\r\n", "");
+	CHUNK_OK("a\r\n0123456789\r\nA\r\n0123456789\r\n1\r\n\n\r\n0\r\n\r\n",
+		 "");
 	CHUNK_OK("1f\r\n0123456789012345678901234567890\r\n0\r\n\r\n", "\r\n");
 	/* data may hold CR, LF, NUL */
 	CHUNK_OK("4\r\n\r\n\x00\n\r\n0\r\n\r\n", "");
@@ -1088,31 +1134,31 @@ END_TEST
 /* RFC 9112 §7.1: every malformation is an error */
 START_TEST(rfc9112_7_1_chunked_bad)
 {
-	CHUNK_BAD("\r\n");                          /* no digits */
+	CHUNK_BAD("\r\n"); /* no digits */
 	CHUNK_BAD(";a\r\n");
 	CHUNK_BAD(" 5\r\n");
 	CHUNK_BAD("x\r\n");
 	CHUNK_BAD("-5\r\n");
 	CHUNK_BAD("0x5\r\n");
 	CHUNK_BAD("00000000000000001\r\nx\r\n0\r\n\r\n"); /* 17 digits */
-	CHUNK_BAD("10000000000000000\r\n");                /* > 2^64 */
-	CHUNK_BAD("5\nhello\r\n0\r\n\r\n");         /* bare LF */
-	CHUNK_BAD("5\rhello\r\n0\r\n\r\n");         /* bare CR */
-	CHUNK_BAD("5 \r\nhello\r\n0\r\n\r\n");      /* BWS, no ext */
-	CHUNK_BAD("5;a\nhello\r\n0\r\n\r\n");       /* bare LF in ext */
-	CHUNK_BAD("5;a\x01\r\nhello\r\n0\r\n\r\n"); /* CTL in ext */
+	CHUNK_BAD("10000000000000000\r\n");		  /* > 2^64 */
+	CHUNK_BAD("5\nhello\r\n0\r\n\r\n");		  /* bare LF */
+	CHUNK_BAD("5\rhello\r\n0\r\n\r\n");		  /* bare CR */
+	CHUNK_BAD("5 \r\nhello\r\n0\r\n\r\n");		  /* BWS, no ext */
+	CHUNK_BAD("5;a\nhello\r\n0\r\n\r\n");		  /* bare LF in ext */
+	CHUNK_BAD("5;a\x01\r\nhello\r\n0\r\n\r\n");	  /* CTL in ext */
 	CHUNK_BAD("5;a\x00\r\nhello\r\n0\r\n\r\n");
-	CHUNK_BAD("5\r\nhelloX\r\n0\r\n\r\n");      /* no CRLF after data */
+	CHUNK_BAD("5\r\nhelloX\r\n0\r\n\r\n"); /* no CRLF after data */
 	CHUNK_BAD("5\r\nhello\n0\r\n\r\n");
 	CHUNK_BAD("5\r\nhello\rX0\r\n\r\n");
-	CHUNK_BAD("5\r\nhello\r\n\r\n");            /* no last-chunk */
-	CHUNK_BAD("0\r\n\n");                       /* bare LF at end */
+	CHUNK_BAD("5\r\nhello\r\n\r\n"); /* no last-chunk */
+	CHUNK_BAD("0\r\n\n");		 /* bare LF at end */
 	CHUNK_BAD("0\r\n\rX");
-	CHUNK_BAD("0\r\nX: a\n\r\n");               /* trailer bare LF */
-	CHUNK_BAD("0\r\nX: a\x00\r\n\r\n");         /* trailer NUL */
+	CHUNK_BAD("0\r\nX: a\n\r\n");	    /* trailer bare LF */
+	CHUNK_BAD("0\r\nX: a\x00\r\n\r\n"); /* trailer NUL */
 	CHUNK_BAD("0\r\nX: a\rb\r\n\r\n");
-	CHUNK_BAD("0\r\nX: a\r\n b\r\n\r\n");       /* obs-fold */
-	CHUNK_BAD("0\r\nX a\r\n\r\n");              /* no colon */
+	CHUNK_BAD("0\r\nX: a\r\n b\r\n\r\n"); /* obs-fold */
+	CHUNK_BAD("0\r\nX a\r\n\r\n");	      /* no colon */
 	CHUNK_BAD("0\r\n: a\r\n\r\n");
 	CHUNK_BAD("0\r\nX : a\r\n\r\n");
 }
@@ -1137,7 +1183,8 @@ START_TEST(rfc9112_7_1_chunk_line_limits)
 
 	len = long_line(buf, "1;", HTTP_MAX_CHUNK_LINE, "\r\nx\r\n0\r\n\r\n");
 	chunk_check(buf, len, (ssize_t)len, __LINE__);
-	len = long_line(buf, "1;", HTTP_MAX_CHUNK_LINE + 1, "\r\nx\r\n0\r\n\r\n");
+	len = long_line(buf, "1;", HTTP_MAX_CHUNK_LINE + 1,
+			"\r\nx\r\n0\r\n\r\n");
 	chunk_check(buf, len, -1, __LINE__);
 	len = long_line(buf, "0\r\nX:", HTTP_MAX_CHUNK_LINE + 3, "\r\n\r\n");
 	chunk_check(buf, len, (ssize_t)len, __LINE__);
@@ -1158,7 +1205,8 @@ START_TEST(rfc9112_7_1_chunked_state)
 	ck_assert_uint_eq(c.remaining, 2);
 	ck_assert_int_eq(http_chunked_feed(&c, "", 0, &done), 0);
 	ck_assert(!done);
-	ck_assert_int_eq(http_chunked_feed(&c, "lo\r\n0\r\n\r\nXY", 11, &done), 9);
+	ck_assert_int_eq(http_chunked_feed(&c, "lo\r\n0\r\n\r\nXY", 11, &done),
+			 9);
 	ck_assert(done);
 	ck_assert_int_eq(http_chunked_feed(&c, "XY", 2, &done), 0);
 	ck_assert(done);
