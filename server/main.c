@@ -7,6 +7,7 @@
  *   portcullis -V | -h
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 {
 	struct master_opts opts = {.config_path = CONFIG_DEFAULT_PATH};
 	bool test_only = false;
+	char abs_path[PATH_MAX];
 	int ch;
 
 	while ((ch = getopt(argc, argv, "c:dtVh")) != -1) {
@@ -77,5 +79,8 @@ int main(int argc, char **argv)
 	}
 	if (test_only)
 		return check_config(opts.config_path);
+	/* reloads re-read the file after -d changed directory to / */
+	if (realpath(opts.config_path, abs_path) != NULL)
+		opts.config_path = abs_path;
 	return master_run(&opts);
 }

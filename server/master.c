@@ -269,7 +269,9 @@ static void master_stop_workers(struct master *m, int signo, unsigned below,
 
 		if (mw->mw_pid == 0 || (below && mw->mw_gen >= below))
 			continue;
-		kill(mw->mw_pid, signo);
+		if (kill(mw->mw_pid, signo) == -1)
+			log_error("worker %d: kill(%s): %s", (int)mw->mw_pid,
+				  strsignal(signo), strerror(errno));
 		if (mw->mw_kill_at == 0)
 			mw->mw_kill_at = now + timeout_ms + MASTER_KILL_GRACE_MS;
 	}
@@ -449,8 +451,11 @@ static void master_reload(struct master *m)
 static void master_signal_workers(struct master *m, int signo)
 {
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
-		if (m->m_workers[i].mw_pid != 0)
-			kill(m->m_workers[i].mw_pid, signo);
+		if (m->m_workers[i].mw_pid != 0 &&
+		    kill(m->m_workers[i].mw_pid, signo) == -1)
+			log_error("worker %d: kill(%s): %s",
+				  (int)m->m_workers[i].mw_pid, strsignal(signo),
+				  strerror(errno));
 }
 
 /* ---- start-up and the main loop -------------------------------------- */
@@ -504,6 +509,9 @@ static int master_start(struct master *m, const struct master_opts *opts)
 		log_error("%s", err);
 		return -1;
 	}
+	if (opts->daemonize && strcmp(m->m_cfg->error_log_path, "stderr") == 0)
+		log_warn("running as a daemon with log.error.path stderr: "
+			 "the error log is discarded");
 	if (opts->daemonize && master_daemonize() == -1) {
 		log_error("daemonize: %s", strerror(errno));
 		return -1;

@@ -95,6 +95,7 @@ struct conn {
 	struct balance_server *c_srv;   /* last server picked */
 	uint64_t c_tried;               /* servers tried for this request */
 	uint32_t c_attempts_left;
+	bool c_connect_timed_out;       /* the last connect failure: 504 */
 
 	/* request */
 	bool c_is_head_req;
@@ -382,6 +383,7 @@ static void up_on_io(struct loop_io *io, uint32_t ev)
 		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
 		if (up_connect_result(u) == -1) {
+			c->c_connect_timed_out = false;
 			conn_connect_failed(c, strerror(errno));
 			conn_pump(c);
 			return;
@@ -463,6 +465,7 @@ static void conn_next_request(struct conn *c)
 	c->c_head_scanned = 0;
 	c->c_rh_sent = 0;
 	c->c_tried = 0;
+	c->c_connect_timed_out = false;
 	c->c_be = NULL;
 	c->c_srv = NULL;
 	c->c_req_fwd = c->c_resp_fwd = 0;
@@ -656,6 +659,8 @@ static const struct cfg_route *route_match(const struct cfg_listener *l,
 {
 	char host[256];
 	size_t hlen = request_host(base, m, host, sizeof(host));
+	const char *q = memchr(base + m->path.off, '?', m->path.len);
+	size_t path_len = q ? (size_t)(q - (base + m->path.off)) : m->path.len;
 
 	for (size_t i = 0; i < l->nroutes; i++) {
 		const struct cfg_route *r = &l->routes[i];
@@ -664,7 +669,7 @@ static const struct cfg_route *route_match(const struct cfg_listener *l,
 
 		for (size_t j = 0; !ok && j < r->nhosts; j++)
 			ok = host_match(host, hlen, r->hosts[j]);
-		if (ok && m->path.len >= plen &&
+		if (ok && plen <= path_len &&
 		    memcmp(base + m->path.off, r->path_prefix, plen) == 0)
 			return r;
 	}
@@ -868,7 +873,7 @@ static void conn_connect(struct conn *c)
 		conn_close(c);
 		return;
 	}
-	conn_reply(c, 502);
+	conn_reply(c, c->c_connect_timed_out ? 504 : 502);
 }
 
 static void conn_connect_failed(struct conn *c, const char *why)
@@ -1423,6 +1428,7 @@ static void conn_on_timer(struct timer *t)
 	}
 	switch (c->c_phase) {
 	case PH_CONNECT:
+		c->c_connect_timed_out = true;
 		conn_connect_failed(c, "timed out");
 		break;
 	case PH_BODY:

@@ -20,8 +20,11 @@ Endpoints (any method unless noted):
     /big?size=N          N bytes of a deterministic pattern, Content-Length,
                          written in 64 KiB pieces
     /bigchunked?size=N   the same bytes, Transfer-Encoding: chunked
+                         (close-delimited for an HTTP/1.0 request)
     /sleep?ms=N          sleeps N ms, then 200
     /status?code=N       answers with status N
+    /stall?bytes=N&ms=M  200 with Content-Length 2N: N bytes, a pause of M ms,
+                         then N more bytes
     /close               200 without Content-Length, delimited by closing
     /reset               closes the connection without answering
                          (?rst=1: abortive close, the peer gets a TCP RST)
@@ -225,6 +228,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ms = min(int(q.get("ms", "0")), 120000)
             time.sleep(ms / 1000.0)
             return self.simple(200, ("%s slept %d\n" % (self.server.name, ms)).encode())
+        if route == "/stall":
+            return self.do_stall(int(q.get("bytes", "100")), min(int(q.get("ms", "0")), 120000))
         if route == "/status":
             code = int(q.get("code", "200"))
             return self.simple(code, ("%s status %d\n" % (self.server.name, code)).encode())
@@ -253,11 +258,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.simple(200, (json.dumps(doc, indent=1) + "\n").encode(), "application/json")
 
     def do_big(self, size, chunked):
+        if chunked and self.request_version == "HTTP/1.0":
+            # RFC 9112 §7.1: no chunked response to an HTTP/1.0 request;
+            # the body is delimited by closing the connection instead.
+            chunked = None
+            self.close_connection = True
         self.send_response(200)
         self.common_headers()
         self.send_header("Content-Type", "application/octet-stream")
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
+        elif chunked is None:
+            self.send_header("Connection", "close")
         else:
             self.send_header("Content-Length", str(size))
         self.end_headers()
@@ -270,6 +282,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(piece)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def do_stall(self, n, ms):
+        self.send_response(200)
+        self.common_headers()
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(2 * n))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.wfile.write(pattern_slice(0, n))
+        time.sleep(ms / 1000.0)
+        self.wfile.write(pattern_slice(n, n))
 
     def do_close(self):
         self.send_response(200)

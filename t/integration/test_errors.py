@@ -59,6 +59,7 @@ class ErrorsTest(unittest.TestCase):
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
             {"path_prefix": "/dead", "backend": "dead"},
             {"host": ["slow.test"], "path_prefix": "/", "backend": "slow"},
+            {"host": ["small.test"], "path_prefix": "/", "backend": "web", "max_body_size": "1k"},
             {"path_prefix": "/", "backend": "web"},
         ]}]
         backends = {
@@ -66,7 +67,9 @@ class ErrorsTest(unittest.TestCase):
             "dead": h.backend_block("127.0.0.1:%d" % cls.dead_port),
             "slow": h.backend_block(cls.web.address, response_timeout="1s"),
         }
-        cls.pc = h.Portcullis(h.base_config(cls.tmp, listeners, backends, workers=2))
+        cfg = h.base_config(cls.tmp, listeners, backends, workers=2)
+        cfg["defaults"].update(client_header_timeout="2s", keepalive_timeout="3s")
+        cls.pc = h.Portcullis(cfg)
         cls.pc.start()
         cls.addClassCleanup(cls.pc.stop)
         cls.workers = cls.pc.workers()
@@ -117,6 +120,21 @@ class ErrorsTest(unittest.TestCase):
         self.assertGreater(elapsed, 0.8)
         self.assertLess(elapsed, 5.0)
         self.assert_neutral(r, self.web.port)
+        self.assert_still_serving()
+
+    def test_response_stalls_midway(self):
+        """response_timeout also bounds the wait between two reads: a backend that
+        stops sending in the middle of a body makes the proxy cut the client
+        connection (the body is then visibly incomplete, RFC 9112 §6.3 rule 6;
+        SPEC: every wait has a timeout)."""
+        t0 = time.monotonic()
+        with h.Conn(self.port, timeout=15) as c:
+            c.send(h.build_request("GET", "/stall?bytes=1000&ms=8000", host="slow.test"))
+            with self.assertRaises((h.IncompleteResponse, ConnectionResetError)):
+                c.read_response()
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 6.0)
         self.assert_still_serving()
 
     def test_fast_enough_is_not_504(self):
@@ -175,6 +193,65 @@ class ErrorsTest(unittest.TestCase):
         seen = [q["path"] for q in self.web.requests()["requests"]]
         self.assertIn("/good", seen)
         self.assertEqual([p for p in seen if p.startswith(MARK)], [])
+        self.assert_still_serving()
+
+    def test_408_idle_head(self):
+        """A request head that stops arriving gets 408 after client_header_timeout
+        (2s) and the connection is closed (RFC 9110 §15.5.9)."""
+        with h.Conn(self.port) as c:
+            c.send(b"GET /never-finished HTTP/1.1\r\nHost: a\r\n")
+            t0 = time.monotonic()
+            r = c.read_response()
+            elapsed = time.monotonic() - t0
+            self.assertEqual(r.status, 408)
+            self.assertGreater(elapsed, 1.5)
+            self.assertLess(elapsed, 6.0)
+            self.assert_neutral(r)
+            self.assertTrue(c.wait_closed(5))
+        self.assert_still_serving()
+
+    def test_408_slow_sender(self):
+        """client_header_timeout bounds the whole head: a client dribbling one
+        byte every 300 ms still gets 408 after ~2s (RFC 9110 §15.5.9)."""
+        head = b"GET /dribble HTTP/1.1\r\nHost: a\r\nX-Slow: " + b"s" * 100
+        with h.Conn(self.port) as c:
+            t0 = time.monotonic()
+            for i in range(len(head)):
+                if c.peer_closed() or time.monotonic() - t0 > 8:
+                    break
+                try:
+                    c.send(head[i:i + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                time.sleep(0.3)
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertLess(time.monotonic() - t0, 6.0)
+        self.assert_still_serving()
+
+    def test_keepalive_timeout(self):
+        """An idle keep-alive connection is closed after keepalive_timeout (3s),
+        not before (RFC 9112 §9.5)."""
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("GET", "/idle"))
+            self.assertEqual(c.read_response().status, 200)
+            t0 = time.monotonic()
+            self.assertTrue(c.wait_closed(10), "idle connection never closed")
+            elapsed = time.monotonic() - t0
+            self.assertGreater(elapsed, 2.0)
+            self.assertLess(elapsed, 7.0)
+
+    def test_413_body_too_large(self):
+        """A Content-Length over the route's max_body_size (1k) gets 413
+        (RFC 9110 §15.5.14) and is not forwarded; within the limit it is."""
+        self.web.requests(clear=True)
+        r = h.request(self.port, "POST", MARK + "-413", host="small.test", body=b"x" * 2000)
+        self.assertEqual(r.status, 413)
+        self.assert_neutral(r)
+        r = h.request(self.port, "POST", "/echo", host="small.test", body=b"x" * 1000)
+        self.assertEqual((r.status, r.json()["body_length"]), (200, 1000))
+        seen = [q["path"] for q in self.web.requests()["requests"]]
+        self.assertNotIn(MARK + "-413", seen)
         self.assert_still_serving()
 
     def test_header_too_large(self):

@@ -216,6 +216,53 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(r2.body, b"web1 /p2\n")
         self.assertEqual(r3.json()["body"], "third")
 
+    def test_no_body_statuses_keep_connection(self):
+        """204 and 304 responses have no body; the next response on the same
+        connection is read correctly (RFC 9112 §6.3 rule 1)."""
+        with h.Conn(self.port) as c:
+            for code in (204, 304):
+                c.send(h.build_request("GET", "/status?code=%d" % code))
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (code, b""))
+            c.send(h.build_request("GET", "/after-204", close=True))
+            self.assertEqual(c.read_response().body, b"web1 /after-204\n")
+
+    def test_http10_client(self):
+        """An HTTP/1.0 client never gets a chunked response (RFC 9112 §7.1: only
+        for HTTP/1.1 requests), gets the whole body, and the connection closes
+        after it (RFC 9112 §9.3)."""
+        size = 300007
+        with h.Conn(self.port) as c:
+            c.send(h.build_request("GET", "/bigchunked?size=%d" % size, version="HTTP/1.0"))
+            r = c.read_response(keep_body=False)
+            self.assertEqual(r.status, 200)
+            self.assertNotIn("chunked", ",".join(r.header_all("Transfer-Encoding")).lower())
+            self.assertEqual((r.body_length, r.body_sha256), (size, pattern_sha256(size)))
+            self.assertTrue(c.wait_closed(5), "HTTP/1.0 connection left open")
+
+    def test_expect_100_continue(self):
+        """A request with Expect: 100-continue gets 100 (Continue) before it
+        sends its body, then the final response (RFC 9110 §10.1.1)."""
+        with h.Conn(self.port) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n"
+                   b"Expect: 100-continue\r\n\r\n")
+            r = c._read_one("POST", True)   # the interim response itself
+            self.assertEqual(r.status, 100)
+            c.send(b"hello world")
+            r = c.read_response("POST")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json()["body"], "hello world")
+
+    def test_absolute_form_target(self):
+        """An absolute-form request target is accepted, routed by its authority,
+        and forwarded in origin-form (RFC 9112 §3.2.2, §3.2.1)."""
+        with h.Conn(self.port) as c:
+            c.send(b"GET http://a.test/api/abs?q=1 HTTP/1.1\r\nHost: a.test\r\n"
+                   b"Connection: close\r\n\r\n")
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"api1 /api/abs?q=1\n")
+
     def test_ipv6_listener(self):
         """The [::1] address of the listener serves, and the backend sees ::1 as
         the client (RFC 9110 §7.2: Host passed through)."""
