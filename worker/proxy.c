@@ -1123,8 +1123,7 @@ static bool conn_step_head(struct conn *c)
 		}
 		if (len >= c->c_lim->max_header_size) {
 			/* no line end at all: the request line is the problem */
-			conn_reply(c, memchr(buf_rptr(&c->c_in), '\n', len) ? 431
-									 : 414);
+			conn_reply(c, http_head_too_large(buf_rptr(&c->c_in), len));
 			return true;
 		}
 	}
