@@ -289,6 +289,8 @@ SCHEMA_TABLE_CHECK(config_defaults_keys);
 
 static const struct schema_key config_top_keys[] = {
 	SK_CUSTOM("workers", struct config, workers, config_workers),
+	SK_UINT("worker_connections", struct config, worker_connections, 1,
+		1000000),
 	SK_STRING("user", struct config, user),
 	SK_STRING("group", struct config, group),
 	SK_PATH("pid_file", struct config, pid_file),
@@ -316,6 +318,7 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 		return NULL;
 	cfg->path = schema_strdup(c, path);
 	cfg->workers = config_cpus();
+	cfg->worker_connections = 10000;
 	cfg->user = schema_strdup(c, "portcullis");
 	cfg->group = schema_strdup(c, "portcullis");
 	cfg->pid_file = schema_strdup(c, "/run/portcullis/portcullis.pid");

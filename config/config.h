@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/cidr.h"
+
 #define CONFIG_DEFAULT_PATH "/etc/portcullis/portcullis.yaml"
 #define CONFIG_MAX_ERRORS 64 /* more than this are counted, not kept */
 
@@ -99,11 +101,14 @@ struct cfg_listener {
 	size_t nroutes;
 	char *backend_name;          /* tcp: the one backend */
 	struct cfg_backend *backend;
+	struct cidr *trusted_proxies; /* peers whose X-Forwarded-For is kept */
+	size_t ntrusted_proxies;
 };
 
 struct config {
 	char *path;                 /* the file it was read from */
 	uint32_t workers;           /* resolved: auto = number of CPUs */
+	uint32_t worker_connections; /* client connections per worker; 10000 */
 	char *user, *group;         /* default portcullis / portcullis */
 	char *pid_file;             /* default /run/portcullis/portcullis.pid */
 	char *control_socket;       /* default /run/portcullis/portcullis.sock */

@@ -175,6 +175,37 @@ static void listener_routes(struct schema_ctx *c, struct config *cfg,
 
 /* ---- listeners -------------------------------------------------------- */
 
+/* trusted_proxies: a list of CIDRs ("10.0.0.0/8", "::1", ...). */
+static void listener_trusted(struct schema_ctx *c, const char *key,
+			     yaml_node_t *v, void *field)
+{
+	struct cfg_listener *l = (struct cfg_listener *)((char *)field -
+		offsetof(struct cfg_listener, trusted_proxies));
+	long i;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		schema_error(c, v, "'%s' must be a list of addresses or CIDRs",
+			     key);
+		return;
+	}
+	free(l->trusted_proxies);
+	l->ntrusted_proxies = 0;
+	l->trusted_proxies = schema_calloc(c, (size_t)SCHEMA_ITEMS(v) + 1,
+					   sizeof(struct cidr));
+	for (i = 0; l->trusted_proxies && i < SCHEMA_ITEMS(v); i++) {
+		yaml_node_t *item = SCHEMA_ITEM(c, v, i);
+		const char *s = schema_scalar(item);
+
+		if (!s || cidr_parse(s, &l->trusted_proxies[l->ntrusted_proxies]))
+			schema_error(c, item,
+				     "'%s' is not an address or CIDR (like "
+				     "10.0.0.0/8 or ::1/128)",
+				     s ? s : "(list or mapping)");
+		else
+			l->ntrusted_proxies++;
+	}
+}
+
 static const struct schema_key listener_keys[] = {
 	SK_REQUIRED("name"),
 	SK_REQUIRED("bind"),
@@ -185,7 +216,8 @@ static const struct schema_key listener_keys[] = {
 	SK_LATER("routes"),
 	SK_LATER("backend"),
 	SK_UNSUPPORTED("proxy_protocol"),
-	SK_UNSUPPORTED("trusted_proxies"),
+	SK_CUSTOM("trusted_proxies", struct cfg_listener, trusted_proxies,
+		  listener_trusted),
 	SK_UNSUPPORTED("tls"),
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
@@ -392,5 +424,6 @@ void config_listener_free(struct cfg_listener *l)
 	free(l->routes);
 	free(l->backend_name);
 	free(l->name);
+	free(l->trusted_proxies);
 	config_limits_free(&l->limits);
 }

@@ -83,6 +83,7 @@ struct conn {
 	bool c_moved;                   /* bytes moved in this pump */
 	bool c_is_idle;                 /* no byte of the next request yet */
 	char c_peer[INET6_ADDRSTRLEN];
+	bool c_is_trusted;              /* peer is in trusted_proxies */
 
 	struct buf c_in;   /* bytes from the client */
 	struct buf c_out;  /* response head / generated reply to the client */
@@ -100,6 +101,7 @@ struct conn {
 	/* request */
 	bool c_is_head_req;
 	bool c_is_http10;
+	bool c_req_upgrade;             /* asked to switch protocols */
 	bool c_close_after;             /* close once this response is done */
 	enum http_body c_req_body;
 	uint64_t c_req_left;
@@ -523,6 +525,8 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 			  c->c_peer, sizeof(c->c_peer));
 	else
 		strcpy(c->c_peer, "unix");
+	c->c_is_trusted = cidr_match_any(wl->wl_cfg->trusted_proxies,
+					 wl->wl_cfg->ntrusted_proxies, peer);
 	if (loop_add_fd(&w->w_loop, &c->c_io,
 			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
 		log_warn("listener %s: epoll_ctl: %s", wl->wl_cfg->name,
@@ -683,12 +687,102 @@ static bool is_forwarding_header(const char *base, struct http_slice name)
 	       http_slice_eq(base, name, "X-Forwarded-Host");
 }
 
+/* A request id from the client is kept if it is short and plain. */
+static bool is_good_request_id(const char *base, struct http_slice v)
+{
+	if (v.len == 0 || v.len > 128)
+		return false;
+	for (uint32_t i = 0; i < v.len; i++) {
+		unsigned char ch = (unsigned char)base[v.off + i];
+
+		if (ch <= ' ' || ch >= 0x7f || ch == ',' || ch == '"')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * 128 random bits as 32 hex digits: splitmix64 seeded per worker from the
+ * kernel.  Ids only need to be unique, not secret, and this costs no
+ * syscall per request.
+ */
+static void make_request_id(char out[33])
+{
+	static uint64_t state;
+	static const char hex[] = "0123456789abcdef";
+
+	if (state == 0 && getentropy(&state, sizeof(state)) == -1)
+		state = timer_now_ms() ^ ((uint64_t)getpid() << 32);
+	for (int half = 0; half < 2; half++) {
+		uint64_t z = (state += UINT64_C(0x9e3779b97f4a7c15));
+
+		z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+		z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+		z ^= z >> 31;
+		for (int i = 0; i < 16; i++)
+			out[half * 16 + i] = hex[(z >> (i * 4)) & 15];
+	}
+	out[32] = '\0';
+}
+
+/*
+ * X-Forwarded-For/-Proto/-Host and X-Request-Id.  What the client sent
+ * is believed only from a trusted proxy: then its X-Forwarded-For list is
+ * kept and our peer appended, else the headers are ours alone.
+ */
+static int conn_forwarded_headers(struct conn *c, const char *base,
+				  const struct http_msg *m)
+{
+	struct buf *o = &c->c_rh;
+	bool trusted = c->c_is_trusted;
+	bool has_xff = false, has_proto = false, has_host = false;
+	int rid = http_find_header(base, m, "X-Request-Id");
+	char id[33];
+
+	for (unsigned i = 0; trusted && i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (!http_slice_eq(base, h->name, "X-Forwarded-For"))
+			continue;
+		if (out_str(o, has_xff ? ", " : "X-Forwarded-For: ") ||
+		    out_slice(o, base, h->value))
+			return -1;
+		has_xff = true;
+	}
+	if (out_str(o, has_xff ? ", " : "X-Forwarded-For: ") ||
+	    out_str(o, c->c_peer) || out_put(o, "\r\n", 2))
+		return -1;
+	for (unsigned i = 0; trusted && i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+		bool is_proto = http_slice_eq(base, h->name, "X-Forwarded-Proto");
+		bool is_host = http_slice_eq(base, h->name, "X-Forwarded-Host");
+
+		if ((is_proto || is_host) && out_header(o, base, h))
+			return -1;
+		has_proto |= is_proto;
+		has_host |= is_host;
+	}
+	if (!has_proto && out_str(o, "X-Forwarded-Proto: http\r\n"))
+		return -1;
+	if (!has_host && m->host_idx >= 0 &&
+	    (out_str(o, "X-Forwarded-Host: ") ||
+	     out_slice(o, base, m->headers[m->host_idx].value) ||
+	     out_put(o, "\r\n", 2)))
+		return -1;
+	if (rid >= 0 && is_good_request_id(base, m->headers[rid].value))
+		return 0; /* passed through with the other headers */
+	make_request_id(id);
+	return out_str(o, "X-Request-Id: ") || out_str(o, id) ||
+	       out_put(o, "\r\n", 2);
+}
+
 /* Write the request head the server gets into c_rh.  0 or -1 (too big). */
 static int conn_build_request(struct conn *c, const char *base,
 			      const struct http_msg *m)
 {
 	struct buf *o = &c->c_rh;
 	bool fwd = c->c_lim->forwarded_headers;
+	int rid = http_find_header(base, m, "X-Request-Id");
 
 	if (buf_reserve(o) == -1)
 		return -1;
@@ -706,25 +800,28 @@ static int conn_build_request(struct conn *c, const char *base,
 		const struct http_header *h = &m->headers[i];
 
 		if (http_is_hop_by_hop(base, m, i) ||
-		    (fwd && is_forwarding_header(base, h->name)))
+		    (fwd && is_forwarding_header(base, h->name)) ||
+		    (fwd && (int)i == rid && !is_good_request_id(base, h->value)))
 			continue;
 		if (out_header(o, base, h))
 			return -1;
 	}
-	if (m->host_idx < 0 && m->authority.len == 0 &&
-	    (out_str(o, "Host: ") || out_str(o, c->c_srv ? c->c_srv->srv_cfg->addr.str : "localhost") ||
-	     out_str(o, "\r\n")))
+	/* absolute-form without Host (HTTP/1.0): the authority names it */
+	if (m->host_idx < 0 && m->authority.len &&
+	    (out_str(o, "Host: ") || out_slice(o, base, m->authority) ||
+	     out_put(o, "\r\n", 2)))
 		return -1;
 	if (m->body == HTTP_BODY_CHUNKED &&
 	    out_str(o, "Transfer-Encoding: chunked\r\n"))
 		return -1;
-	if (fwd && (out_str(o, "X-Forwarded-For: ") || out_str(o, c->c_peer) ||
-		    out_str(o, "\r\nX-Forwarded-Proto: http\r\n")))
-		return -1;
-	if (fwd && m->host_idx >= 0 &&
-	    (out_str(o, "X-Forwarded-Host: ") ||
-	     out_slice(o, base, m->headers[m->host_idx].value) ||
-	     out_put(o, "\r\n", 2)))
+	if (m->has_upgrade) {
+		int up = http_find_header(base, m, "Upgrade");
+
+		if (out_str(o, "Connection: upgrade\r\n") ||
+		    out_header(o, base, &m->headers[up]))
+			return -1;
+	}
+	if (fwd && conn_forwarded_headers(c, base, m) == -1)
 		return -1;
 	return out_put(o, "\r\n", 2);
 }
@@ -777,6 +874,7 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 		return;
 	}
 	c->c_is_http10 = m->version == HTTP_10;
+	c->c_req_upgrade = m->has_upgrade;
 	c->c_close_after = !m->is_keepalive || c->c_w->w_draining;
 	r = route_match(c->c_wl->wl_cfg, base, m);
 	if (r == NULL) {
@@ -985,6 +1083,42 @@ static int conn_build_response(struct conn *c, const char *base,
 	return out_put(o, "\r\n", 2);
 }
 
+/*
+ * 101 Switching Protocols (WebSocket): relay the head with its Upgrade,
+ * then tunnel bytes both ways.  A 101 the client did not ask for is a
+ * broken server: 502.
+ */
+static bool conn_switch_protocols(struct conn *c, const char *base,
+				  size_t head, const struct http_msg *m)
+{
+	struct upstream *u = c->c_up;
+	int up = http_find_header(base, m, "Upgrade");
+
+	if (!c->c_req_upgrade || up < 0) {
+		log_warn("backend %s: server %s: 101 response without an "
+			 "Upgrade request",
+			 up_backend(u), up_addr(u));
+		conn_reply(c, 502);
+		return false;
+	}
+	if (conn_build_response(c, base, m) == -1) {
+		conn_reply(c, 502);
+		return false;
+	}
+	c->c_out.b_w -= 2; /* reopen the head for the upgrade headers */
+	if (out_str(&c->c_out, "Connection: upgrade\r\n") ||
+	    out_header(&c->c_out, base, &m->headers[up]) ||
+	    out_put(&c->c_out, "\r\n", 2)) {
+		conn_reply(c, 502);
+		return false;
+	}
+	buf_consume(&u->u_in, head);
+	c->c_resp_head_done = true;
+	c->c_state = CS_TUNNEL;
+	c->c_phase = PH_NONE;
+	return true;
+}
+
 /* Try to parse the response head in u_in.  false if not complete yet. */
 static bool conn_response_head(struct conn *c)
 {
@@ -1009,12 +1143,8 @@ static bool conn_response_head(struct conn *c)
 		conn_reply(c, 502);
 		return false;
 	}
-	if (m->status == 101) {
-		log_warn("backend %s: server %s: unexpected 101 response",
-			 up_backend(u), up_addr(u));
-		conn_reply(c, 502);
-		return false;
-	}
+	if (m->status == 101)
+		return conn_switch_protocols(c, base, head, m);
 	if (m->status < 200) {
 		/* interim (100 Continue): relay it and wait for the final head */
 		if (buf_reserve(&c->c_out) == -1 ||
@@ -1257,7 +1387,7 @@ static bool conn_step_proxy(struct conn *c)
 	    buf_len(&c->c_out) == 0) {
 		progress |= conn_response_head(c);
 		if (c->c_state != CS_PROXY)
-			return false;
+			return c->c_state == CS_TUNNEL; /* 101: go on tunnelling */
 	}
 	if (c->c_resp_head_done && conn_scan_response(c) == -1) {
 		log_warn("backend %s: server %s: malformed chunked response",
@@ -1372,12 +1502,19 @@ static enum conn_phase conn_phase_now(const struct conn *c)
 	return PH_RESPONSE;
 }
 
+/*
+ * Run the current state's step until nothing moves.  A step that changes
+ * the state always gets the new state's step run too: with edge-triggered
+ * events nobody else would.
+ */
 static void conn_pump(struct conn *c)
 {
 	bool progress = true;
+	enum conn_state before;
 
 	c->c_moved = false;
 	while (progress) {
+		before = c->c_state;
 		switch (c->c_state) {
 		case CS_HEAD: progress = conn_step_head(c); break;
 		case CS_PROXY: progress = conn_step_proxy(c); break;
@@ -1386,6 +1523,7 @@ static void conn_pump(struct conn *c)
 		case CS_TUNNEL: progress = conn_step_tunnel(c); break;
 		default: return;
 		}
+		progress |= c->c_state != before;
 	}
 	if (c->c_state == CS_PROXY || c->c_state == CS_TUNNEL)
 		conn_set_phase(c, conn_phase_now(c));

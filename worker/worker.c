@@ -45,7 +45,7 @@ static void worker_resume_accept(struct timer *t)
 {
 	struct worker *w = t->tm_data;
 
-	if (!w->w_draining)
+	if (!w->w_draining && !w->w_is_full)
 		worker_accepting(w, true);
 }
 
@@ -68,6 +68,25 @@ static void worker_pause_accept(struct worker *w, struct worker_listener *wl)
 	loop_timer_in(&w->w_loop, &w->w_accept_timer, WORKER_EMFILE_PAUSE_MS);
 }
 
+/*
+ * worker_connections reached: leave new connections in the kernel's
+ * backlog (other workers, or this one once a connection ends, take them)
+ * rather than accepting what cannot be served.
+ */
+static void worker_full(struct worker *w)
+{
+	static uint64_t last_log;
+
+	if (w->w_loop.lp_now - last_log >= 1000) {
+		log_warn("worker_connections (%u) reached; not accepting until "
+			 "a connection closes",
+			 w->w_cfg->worker_connections);
+		last_log = w->w_loop.lp_now;
+	}
+	worker_accepting(w, false);
+	w->w_is_full = true;
+}
+
 static void worker_on_accept(struct loop_io *io, uint32_t ev)
 {
 	struct worker_listener *wl = io->io_data;
@@ -75,9 +94,16 @@ static void worker_on_accept(struct loop_io *io, uint32_t ev)
 
 	for (int i = 0; i < WORKER_ACCEPT_BATCH && !w->w_draining; i++) {
 		struct sockaddr_storage peer;
-		socklen_t len = sizeof(peer);
-		int fd = accept4(io->io_fd, (struct sockaddr *)&peer, &len,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		socklen_t len;
+		int fd;
+
+		if (w->w_nconns >= w->w_cfg->worker_connections) {
+			worker_full(w);
+			break;
+		}
+		len = sizeof(peer);
+		fd = accept4(io->io_fd, (struct sockaddr *)&peer, &len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
 			proxy_accept(w, wl, fd, &peer);
@@ -109,6 +135,12 @@ void worker_check_done(struct worker *w)
 {
 	if (w->w_draining && w->w_nconns == 0)
 		loop_stop(&w->w_loop);
+	if (w->w_is_full && !w->w_draining &&
+	    w->w_nconns < w->w_cfg->worker_connections) {
+		w->w_is_full = false;
+		if (!timer_is_armed(&w->w_accept_timer))
+			worker_accepting(w, true);
+	}
 }
 
 void worker_drain(struct worker *w)

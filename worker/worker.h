@@ -31,6 +31,7 @@ struct worker {
 	struct worker_listener *w_lsn;
 	size_t w_nlsn;
 	bool w_accepting;                  /* listeners registered with epoll */
+	bool w_is_full;                    /* at worker_connections */
 	struct timer w_accept_timer;       /* resume accepting after EMFILE */
 	struct balance_backend *w_bes;     /* one per cfg backend */
 	struct loop_io w_sig_io;           /* signalfd */

@@ -55,12 +55,12 @@ class WrkReloadTest(unittest.TestCase):
                 if stop.wait(1.0):
                     return
 
+        p = h.spawn(["wrk", "-t2", "-c64", "-d6s", "--timeout", "5s",
+                     "http://127.0.0.1:%d/" % cls.port],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         t = threading.Thread(target=reloader, daemon=True)
         t.start()
         try:
-            p = h.spawn(["wrk", "-t2", "-c64", "-d6s", "--timeout", "5s",
-                         "http://127.0.0.1:%d/" % cls.port],
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             cls.out, _ = p.communicate(timeout=60)
             cls.rc = p.returncode
         finally:
