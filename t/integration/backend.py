@@ -26,6 +26,8 @@ Endpoints (any method unless noted):
     /stall?bytes=N&ms=M  200 with Content-Length 2N: N bytes, a pause of M ms,
                          then N more bytes
     /close               200 without Content-Length, delimited by closing
+    /raw?hex=HEX         writes exactly the bytes HEX encodes (a hand-made,
+                         possibly malformed response), then closes
     /reset               closes the connection without answering
                          (?rst=1: abortive close, the peer gets a TCP RST)
     /__requests          JSON {"connections": N, "requests": [...]}: what
@@ -230,6 +232,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.simple(200, ("%s slept %d\n" % (self.server.name, ms)).encode())
         if route == "/stall":
             return self.do_stall(int(q.get("bytes", "100")), min(int(q.get("ms", "0")), 120000))
+        if route == "/raw":
+            self.close_connection = True
+            self.wfile.write(bytes.fromhex(q.get("hex", "")))
+            return
         if route == "/status":
             code = int(q.get("code", "200"))
             return self.simple(code, ("%s status %d\n" % (self.server.name, code)).encode())

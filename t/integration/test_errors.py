@@ -54,11 +54,14 @@ class ErrorsTest(unittest.TestCase):
         cls.tmp = h.make_tmpdir()
         cls.web = h.Backend("web1")
         cls.addClassCleanup(cls.web.stop)
+        cls.rb = h.Backend("restart1")
+        cls.addClassCleanup(lambda: cls.rb.stop())
         cls.port = h.free_port()
         cls.dead_port = h.free_port()   # nothing listens there
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
             {"path_prefix": "/dead", "backend": "dead"},
             {"host": ["slow.test"], "path_prefix": "/", "backend": "slow"},
+            {"host": ["restart.test"], "path_prefix": "/", "backend": "restart"},
             {"host": ["small.test"], "path_prefix": "/", "backend": "web", "max_body_size": "1k"},
             {"path_prefix": "/", "backend": "web"},
         ]}]
@@ -66,6 +69,7 @@ class ErrorsTest(unittest.TestCase):
             "web": h.backend_block(cls.web.address),
             "dead": h.backend_block("127.0.0.1:%d" % cls.dead_port),
             "slow": h.backend_block(cls.web.address, response_timeout="1s"),
+            "restart": h.backend_block(cls.rb.address, response_timeout="5s"),
         }
         cfg = h.base_config(cls.tmp, listeners, backends, workers=2)
         cfg["defaults"].update(client_header_timeout="2s", keepalive_timeout="3s")
@@ -150,6 +154,60 @@ class ErrorsTest(unittest.TestCase):
                 self.assertEqual(r.status, 502)
                 self.assert_neutral(r, self.web.port)
         self.assert_still_serving()
+
+    def raw_response(self, raw):
+        return h.request(self.port, "GET", "/raw?hex=" + raw.hex())
+
+    def test_502_malformed_responses(self):
+        """A response whose framing is invalid is discarded and the client gets
+        502 (RFC 9112 §6.3 rule 5; §4 status-line; §5 field syntax)."""
+        cases = [
+            ("bad status line", b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
+            ("not HTTP", b"SSH-2.0-OpenSSH_9.2\r\n\r\n"),
+            ("differing content-lengths",
+             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!"),
+            ("invalid content-length", b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok"),
+            ("whitespace before colon", b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
+            ("head never ends", b"HTTP/1.1 200 OK\r\nX-A: b\r\n"),
+        ]
+        for name, raw in cases:
+            with self.subTest(case=name):
+                r = self.raw_response(raw)
+                self.assertEqual(r.status, 502, "%s: %r" % (name, r))
+                self.assert_neutral(r, self.web.port)
+        self.assert_still_serving()
+
+    def test_response_cl_and_te(self):
+        """A response with both Transfer-Encoding: chunked and Content-Length:
+        either 502, or forwarded with chunked framing only (RFC 9112 §6.3 rule 3)."""
+        r = self.raw_response(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+        if r.status != 502:
+            self.assertEqual(r.status, 200)
+            self.assertFalse(r.header("Content-Length") and r.header("Transfer-Encoding"),
+                             "both framings forwarded: %r" % r.headers)
+            self.assertEqual(r.body, b"ok")
+        self.assert_still_serving()
+
+    def test_close_delimited_raw_response(self):
+        """A response without Content-Length or chunked framing ends at close
+        and reaches the client whole (RFC 9112 §6.3 rule 8)."""
+        r = self.raw_response(b"HTTP/1.1 200 OK\r\nX-Backend: raw\r\n\r\nuntil the end")
+        self.assertEqual((r.status, r.body), (200, b"until the end"))
+
+    def test_backend_restart(self):
+        """After a backend restarts, idle upstream connections the proxy pooled
+        are dead; the next GETs are still answered 200 by the new process,
+        not 502 (RFC 9112 §9.3.1: idempotent requests may be retried on a new
+        connection)."""
+        for i in range(4):   # fill the upstream keep-alive pools of both workers
+            self.assertEqual(h.request(self.port, "GET", "/r%d" % i, host="restart.test").status, 200)
+        port = self.rb.port
+        self.rb.stop()
+        type(self).rb = h.Backend("restart2", port=port)
+        for i in range(6):
+            r = h.request(self.port, "GET", "/after/%d" % i, host="restart.test")
+            self.assertEqual((r.status, r.body), (200, b"restart2 /after/%d\n" % i))
 
     def test_backend_status_passed_through(self):
         """Backend statuses (including 5xx) are the backend's, not rewritten

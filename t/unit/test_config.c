@@ -642,6 +642,56 @@ START_TEST(test_off_forms_and_aliases)
 }
 END_TEST
 
+/* trusted_proxies: addresses and CIDRs; worker_connections: a count. */
+START_TEST(test_trusted_proxies_and_worker_connections)
+{
+	struct config *cfg = load_ok("worker_connections: 500\n"
+				     "listeners:\n"
+				     "  - name: web\n"
+				     "    bind: 127.0.0.1:8080\n"
+				     "    trusted_proxies: [10.0.0.0/8, \"::1\", "
+				     "192.168.1.7]\n"
+				     "    routes:\n"
+				     "      - backend: app\n" BACKEND_APP);
+
+	ck_assert_uint_eq(cfg->worker_connections, 500);
+	ck_assert_uint_eq(cfg->listeners[0].ntrusted_proxies, 3);
+	ck_assert_int_eq(cfg->listeners[0].trusted_proxies[0].cd_prefix, 8);
+	ck_assert_int_eq(cfg->listeners[0].trusted_proxies[1].cd_family,
+			 AF_INET6);
+	ck_assert_int_eq(cfg->listeners[0].trusted_proxies[2].cd_prefix, 32);
+	config_free(cfg);
+	cfg = load_ok(LISTENER_WEB BACKEND_APP);
+	ck_assert_uint_eq(cfg->worker_connections, 10000);
+	ck_assert_uint_eq(cfg->listeners[0].ntrusted_proxies, 0);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_err_trusted_proxies_and_worker_connections)
+{
+	EXPECT_ERROR("listeners:\n"
+		     "  - name: web\n"
+		     "    bind: 127.0.0.1:8080\n"
+		     "    trusted_proxies: [10.0.0.0/33]\n"
+		     "    routes:\n"
+		     "      - backend: app\n" BACKEND_APP,
+		     "t.yaml:4:23: '10.0.0.0/33' is not an address or CIDR "
+		     "(like 10.0.0.0/8 or ::1/128)");
+	EXPECT_ERROR("listeners:\n"
+		     "  - name: web\n"
+		     "    bind: 127.0.0.1:8080\n"
+		     "    trusted_proxies: 10.0.0.0/8\n"
+		     "    routes:\n"
+		     "      - backend: app\n" BACKEND_APP,
+		     "t.yaml:4:22: 'trusted_proxies' must be a list of "
+		     "addresses or CIDRs");
+	EXPECT_ERROR("worker_connections: 0\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:21: 'worker_connections' must be between 1 and "
+		     "1000000");
+}
+END_TEST
+
 /* ---- errors ----------------------------------------------------------- */
 
 START_TEST(test_err_unknown_keys)
@@ -1132,6 +1182,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_err_many_sorted);
 	tcase_add_test(tc, test_err_cap);
 	tcase_add_test(tc, test_err_files);
+	tcase_add_test(tc, test_trusted_proxies_and_worker_connections);
+	tcase_add_test(tc, test_err_trusted_proxies_and_worker_connections);
 	suite_add_tcase(s, tc);
 	return s;
 }

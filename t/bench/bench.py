@@ -1,0 +1,1227 @@
+#!/usr/bin/python3
+"""t/bench/bench.py: the benchmark harness behind tools/bench (issue #6).
+
+One origin (nginx serving /12, /64k and /10m from a temp dir, access log
+off) and three proxies in front of it with the same number of workers and
+keep-alive to the origin: portcullis, nginx and HAProxy.  Everything runs on
+127.0.0.1 with distinct ports; every load is bounded in time.  The proxies
+are alternated run by run (A B C A B C ...) and every figure is reported as
+the median over the runs, with the medians of the per-run ratios
+portcullis/nginx and portcullis/haproxy.
+
+Progress goes to stderr; the Markdown report goes to stdout (and to -o FILE).
+Every process started here runs in its own session and is killed at exit,
+on Ctrl-C, on SIGTERM/SIGHUP and on failure.  Run it through tools/bench,
+which installs the tools and builds portcullis first.
+"""
+
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+WRK_LUA = os.path.join(HERE, "wrk.lua")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NOFILE = 200000          # RLIMIT_NOFILE for us and every child (inherited)
+PROXIES = ("portcullis", "nginx", "haproxy")
+
+
+def which(name, *fallbacks):
+    p = shutil.which(name)
+    if p:
+        return p
+    for f in fallbacks:
+        if os.access(f, os.X_OK):
+            return f
+    return None
+
+
+NGINX = which("nginx", "/usr/sbin/nginx")
+HAPROXY = which("haproxy", "/usr/sbin/haproxy")
+WRK = which("wrk", "/usr/bin/wrk")
+STRACE = which("strace", "/usr/bin/strace")
+VALGRIND = which("valgrind", "/usr/bin/valgrind")
+CG_CONTROL = which("callgrind_control", "/usr/bin/callgrind_control")
+CG_ANNOTATE = which("callgrind_annotate", "/usr/bin/callgrind_annotate")
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# processes: every child is a session leader; cleanup kills whole sessions
+# ---------------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_started = []            # (Popen, starttime) of every session we created
+_cleaning = False
+
+
+def _child_setup():
+    # between fork and exec: die with the harness even if it is SIGKILLed
+    _libc.prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG
+
+
+def proc_stat(pid):
+    """Fields of /proc/PID/stat after the command name (index 0 = state)."""
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    return s[s.rindex(")") + 2:].split()
+
+
+def spawn(args, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    p = subprocess.Popen(args, start_new_session=True, preexec_fn=_child_setup, **kw)
+    try:
+        start = int(proc_stat(p.pid)[19])
+    except OSError:
+        start = 0
+    _started.append((p, start))
+    return p
+
+
+def session_members(sid, min_start):
+    """Live pids in session sid that started no earlier than its leader."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            f = proc_stat(int(d))
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(f[3]) == sid and int(f[19]) >= min_start and f[0] != "Z":
+            out.append(int(d))
+    return out
+
+
+def stop_session(p, start, sig=signal.SIGTERM, grace=5.0):
+    """Signal p's session, wait for the leader, then SIGKILL stragglers."""
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+        except OSError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+    # workers of a master (nginx workers have no parent-death signal)
+    deadline = time.monotonic() + grace
+    while True:
+        left = session_members(p.pid, start)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            return
+        time.sleep(0.05)
+
+
+def cleanup_all():
+    global _cleaning
+    if _cleaning:
+        return
+    _cleaning = True
+    for p, start in reversed(_started):
+        stop_session(p, start, grace=3.0)
+    _started.clear()
+    _cleaning = False
+
+
+def forget(p):
+    for i, (q, _) in enumerate(_started):
+        if q is p:
+            del _started[i]
+            return
+
+
+def _on_signal(signum, frame):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def children(pid):
+    out = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return sorted(set(out))
+
+
+def tree(pid):
+    out = [pid]
+    i = 0
+    while i < len(out):
+        out.extend(children(out[i]))
+        i += 1
+    return out
+
+
+def cpu_ticks(pids):
+    """utime+stime (+ reaped children) summed over pids, in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            f = proc_stat(pid)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total
+
+
+def rss_bytes(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        s = socket.socket()
+        s.settimeout(1.0)
+        try:
+            s.connect(("127.0.0.1", port))
+            return True
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            s.close()
+    return False
+
+
+def http_get(port, path, timeout=5.0):
+    """One HTTP/1.1 GET with Connection: close; returns (status, body length)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                  % path.encode())
+        data = b""
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, len(body)
+
+
+def run_out(args, timeout=30):
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        return (r.stdout + r.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "(%s)" % e
+
+
+# ---------------------------------------------------------------------------
+# origin and proxies
+# ---------------------------------------------------------------------------
+
+NGINX_COMMON = """
+daemon off;
+master_process on;
+user nobody nogroup;
+worker_rlimit_nofile %(nofile)d;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections %(wconn)d; }
+"""
+
+NGINX_HTTP_COMMON = """
+    access_log off;
+    client_body_temp_path %(d)s/tmp-body;
+    proxy_temp_path %(d)s/tmp-proxy;
+    fastcgi_temp_path %(d)s/tmp-fastcgi;
+    uwsgi_temp_path %(d)s/tmp-uwsgi;
+    scgi_temp_path %(d)s/tmp-scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    tcp_nodelay on;
+"""
+
+
+class Service:
+    name = "?"
+
+    def __init__(self, tmp, name):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.proc = None
+        self.start_time = 0
+
+    def _start(self, args, workers=None):
+        errpath = os.path.join(self.dir, "stderr.log")
+        self.errf = open(errpath, "ab")
+        self.proc = spawn(args, stdout=self.errf, stderr=subprocess.STDOUT, cwd=self.dir)
+        self.start_time = _started[-1][1]
+        if not wait_port(self.port, self.proc):
+            self.stop()
+            with open(errpath, errors="replace") as f:
+                raise BenchError("%s did not start:\n%s" % (self.name, f.read()[-3000:]))
+        if workers:
+            deadline = time.monotonic() + 15
+            while len(self.worker_pids()) < workers:
+                if time.monotonic() > deadline:
+                    raise BenchError("%s: only %d of %d workers" %
+                                     (self.name, len(self.worker_pids()), workers))
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc is not None:
+            stop_session(self.proc, self.start_time)
+            forget(self.proc)
+            self.proc = None
+            self.errf.close()
+
+    def pids(self):
+        """Every process of the proxy (master and workers)."""
+        return tree(self.proc.pid)
+
+    def worker_pids(self):
+        return children(self.proc.pid)
+
+
+class Origin(Service):
+    name = "origin"
+    SIZES = {"/12": 12, "/64k": 64 * 1024, "/10m": 10 * 1024 * 1024}
+
+    def start(self, workers):
+        www = os.path.join(self.dir, "www")
+        os.makedirs(www, exist_ok=True)
+        os.chmod(www, 0o755)
+        rnd = os.urandom(1 << 20)
+        for path, size in self.SIZES.items():
+            with open(os.path.join(www, path[1:]), "wb") as f:
+                if size == 12:
+                    f.write(b"hello world\n")
+                else:
+                    for i in range(0, size, len(rnd)):
+                        f.write(rnd[:min(len(rnd), size - i)])
+            os.chmod(os.path.join(www, path[1:]), 0o644)
+        conf = os.path.join(self.dir, "nginx.conf")
+        v = {"d": self.dir, "nofile": NOFILE, "wconn": min(30000, NOFILE - 100), "port": self.port,
+             "workers": workers}
+        with open(conf, "w") as f:
+            f.write("worker_processes %(workers)s;\n" % v + NGINX_COMMON % v + "http {\n" +
+                    NGINX_HTTP_COMMON % v + """
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=16 inactive=1h;
+    open_file_cache_valid 1h;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:%(port)d backlog=4096;
+        root %(d)s/www;
+        location / { }
+    }
+}
+""" % v)
+        self._start([NGINX, "-p", self.dir, "-c", conf])
+        for path, size in self.SIZES.items():
+            st, n = http_get(self.port, path)
+            if st != 200 or n != size:
+                raise BenchError("origin: GET %s gave %d with %d bytes" % (path, st, n))
+
+
+class Portcullis(Service):
+    name = "portcullis"
+
+    def __init__(self, tmp, binary, origin_port, workers, user="nobody", group="nogroup"):
+        super().__init__(tmp, "portcullis")
+        self.bin = binary
+        self.workers = workers
+        self.conf = os.path.join(self.dir, "portcullis.yaml")
+        with open(self.conf, "w") as f:
+            f.write("""# generated by tools/bench
+workers: %(workers)d
+user: %(user)s
+group: %(group)s
+pid_file: %(d)s/portcullis.pid
+control_socket: %(d)s/portcullis.sock
+shutdown_timeout: 2s
+log:
+  error: { path: %(d)s/error.log, level: warn }
+defaults:
+  keepalive_timeout: 75s
+listeners:
+  - name: bench
+    bind: 127.0.0.1:%(port)d
+    routes:
+      - path_prefix: /
+        backend: origin
+backends:
+  origin:
+    keepalive: 64
+    servers:
+      - address: 127.0.0.1:%(oport)d
+""" % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
+                "user": user, "group": group})
+        out = subprocess.run([self.bin, "-t", "-c", self.conf], capture_output=True,
+                             text=True, timeout=30)
+        if out.returncode != 0:
+            raise BenchError("portcullis -t rejects the generated config:\n%s%s"
+                             % (out.stdout, out.stderr))
+
+    def start(self, prefix=()):
+        self._start(list(prefix) + [self.bin, "-c", self.conf], self.workers)
+
+
+class NginxProxy(Service):
+    name = "nginx"
+
+    def __init__(self, tmp, origin_port, workers):
+        super().__init__(tmp, "nginx-proxy")
+        self.workers = workers
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        v = {"d": self.dir, "nofile": NOFILE, "wconn": min(30000, NOFILE - 100), "port": self.port,
+             "oport": origin_port, "workers": workers}
+        with open(self.conf, "w") as f:
+            f.write("worker_processes %(workers)d;\n" % v + NGINX_COMMON % v + "http {\n" +
+                    NGINX_HTTP_COMMON % v + """
+    upstream origin {
+        server 127.0.0.1:%(oport)d;
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:%(port)d backlog=4096;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            # the same forwarding work portcullis does by default
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_hide_header X-Powered-By;
+            # stream through memory like the others: no temp files, and
+            # 16 KiB buffers (portcullis: 16k+4k, HAProxy: tune.bufsize 16k)
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+            proxy_busy_buffers_size 32k;
+            proxy_max_temp_file_size 0;
+        }
+    }
+}
+""" % v)
+
+    def start(self):
+        self._start([NGINX, "-p", self.dir, "-c", self.conf], self.workers)
+
+
+class HAProxy(Service):
+    name = "haproxy"
+
+    def __init__(self, tmp, origin_port, workers):
+        super().__init__(tmp, "haproxy")
+        self.workers = workers
+        self.conf = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.conf, "w") as f:
+            f.write("""# generated by tools/bench
+global
+    nbthread %(workers)d
+    maxconn %(maxconn)d
+    # in a container RLIMIT_NOFILE may stay below 2 * maxconn: run anyway
+    no strict-limits
+    pidfile %(d)s/haproxy.pid
+
+defaults
+    mode http
+    maxconn %(maxconn)d
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 75s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 75s
+
+frontend bench
+    bind 127.0.0.1:%(port)d
+    # the same forwarding work portcullis does by default
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %%[req.hdr(host)]
+    http-response del-header Server
+    http-response del-header X-Powered-By
+    default_backend origin
+
+backend origin
+    # reuse idle server connections for any request, like nginx and portcullis
+    http-reuse always
+    server origin 127.0.0.1:%(oport)d
+""" % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
+                "maxconn": min(40000, max(NOFILE // 2, 12000))})
+        out = subprocess.run([HAPROXY, "-c", "-f", self.conf], capture_output=True,
+                             text=True, timeout=30)
+        if out.returncode != 0:
+            raise BenchError("haproxy -c rejects the generated config:\n%s%s"
+                             % (out.stdout, out.stderr))
+
+    def start(self):
+        self._start([HAPROXY, "-db", "-f", self.conf])
+        # one process, nbthread threads
+        deadline = time.monotonic() + 15
+        while len(os.listdir("/proc/%d/task" % self.proc.pid)) < self.workers:
+            if time.monotonic() > deadline:
+                raise BenchError("haproxy: fewer threads than nbthread")
+            time.sleep(0.05)
+
+    def worker_pids(self):
+        return [self.proc.pid]
+
+
+# ---------------------------------------------------------------------------
+# load generators
+# ---------------------------------------------------------------------------
+
+RESULT_RE = re.compile(r"^BENCH-RESULT (.*)$", re.M)
+
+
+def wrk(port, path, conns, threads, duration, headers=(), limit=None, timeout_s=None):
+    args = [WRK, "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration, "--latency",
+            "--timeout", "5s", "-s", WRK_LUA]
+    for h in headers:
+        args += ["-H", h]
+    args.append("http://127.0.0.1:%d%s" % (port, path))
+    env = dict(os.environ)
+    env.pop("BENCH_LIMIT", None)
+    if limit:
+        env["BENCH_LIMIT"] = str(limit)
+    p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        out, _ = p.communicate(timeout=timeout_s or duration + 60)
+    except subprocess.TimeoutExpired:
+        stop_session(p, 0, sig=signal.SIGKILL)
+        forget(p)
+        raise BenchError("wrk did not finish: %s" % " ".join(args))
+    forget(p)
+    m = RESULT_RE.search(out)
+    if p.returncode != 0 or not m:
+        raise BenchError("wrk failed (rc %s): %s\n%s" % (p.returncode, " ".join(args), out))
+    res = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    res["errors"] = sum(v for k, v in res.items() if k.startswith("err_"))
+    res["cmd"] = " ".join(args[:-1] + [path])
+    return res
+
+
+def open_idle(port, n, path="/12", inflight=64, timeout=120.0):
+    """Open n keep-alive connections, one GET each, read the answers, and
+    return the sockets, still open.  At most `inflight` are in progress at
+    a time, so the proxies see no burst beyond the warm-up's concurrency."""
+    req = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode()
+    sel = selectors.DefaultSelector()
+    done, failed = [], 0
+    opened = busy = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while len(done) < n:
+            if time.monotonic() > deadline:
+                raise BenchError("idle connections: only %d of %d after %ds"
+                                 % (len(done), n, timeout))
+            while opened < n and busy < inflight:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+                sel.register(s, selectors.EVENT_WRITE, {"st": "conn", "buf": b""})
+                opened += 1
+                busy += 1
+            for key, _ in sel.select(1.0):
+                s, d = key.fileobj, key.data
+                ok = True
+                if d["st"] == "conn":
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        ok = False
+                    else:
+                        try:
+                            s.send(req)
+                            d["st"] = "read"
+                            sel.modify(s, selectors.EVENT_READ, d)
+                        except OSError:
+                            ok = False
+                else:
+                    try:
+                        chunk = s.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        ok = False
+                    else:
+                        d["buf"] += chunk
+                        head, sep, body = d["buf"].partition(b"\r\n\r\n")
+                        if sep:
+                            m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+                            if m and len(body) >= int(m.group(1)):
+                                if re.search(rb"\r\nconnection:\s*close", head, re.I):
+                                    ok = False
+                                else:
+                                    sel.unregister(s)
+                                    done.append(s)
+                                    busy -= 1
+                                    continue
+                if not ok:
+                    sel.unregister(s)
+                    s.close()
+                    busy -= 1
+                    opened -= 1
+                    failed += 1
+                    if failed > n // 10 + 100:
+                        raise BenchError("idle connections: %d failures" % failed)
+    except BaseException:
+        close_idle(done + [k.fileobj for k in list(sel.get_map().values())])
+        raise
+    finally:
+        sel.close()
+    return done, failed
+
+
+def close_idle(socks):
+    lin = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")   # linger on, 0 s: RST
+    for s in socks:
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lin)
+        except OSError:
+            pass
+        s.close()
+
+
+def still_open(socks):
+    """How many of socks the proxy has not closed (not readable = no EOF)."""
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        sel.register(s, selectors.EVENT_READ)
+    closed = len(sel.select(0.2))
+    sel.close()
+    return len(socks) - closed
+
+
+def strace_count(pids, outfile, errfile, load):
+    """Run load() with strace -c -f attached to pids; return (total calls, by name)."""
+    args = [STRACE, "-c", "-f", "-o", outfile]
+    for p in pids:
+        args += ["-p", str(p)]
+    with open(errfile, "wb") as ef:
+        sp = spawn(args, stdout=subprocess.DEVNULL, stderr=ef)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with open(errfile, errors="replace") as f:
+                if f.read().count(" attached") >= len(pids):
+                    break
+            if sp.poll() is not None or time.monotonic() > deadline:
+                with open(errfile, errors="replace") as f:
+                    raise BenchError("strace did not attach: %s" % f.read()[-2000:])
+            time.sleep(0.05)
+        time.sleep(0.2)
+        res = load()
+    finally:
+        if sp.poll() is None:
+            sp.send_signal(signal.SIGINT)
+        try:
+            sp.wait(30)
+        except subprocess.TimeoutExpired:
+            sp.kill()
+            sp.wait(5)
+        forget(sp)
+    total, by = 0, {}
+    with open(outfile) as f:
+        for line in f:
+            fl = line.split()
+            if len(fl) in (5, 6) and re.match(r"^[\d.]+$", fl[0]) and fl[3].isdigit():
+                if fl[-1] == "total":
+                    total = int(fl[3])
+                else:
+                    by[fl[-1]] = int(fl[3])
+    if total == 0:
+        total = sum(by.values())
+    return total, by, res
+
+
+# ---------------------------------------------------------------------------
+# the benchmark
+# ---------------------------------------------------------------------------
+
+# (key, label, unit, better): better = "high" / "low" (for the reader only)
+FIGURES = [
+    ("ka12_rps", "12 B keep-alive (wrk -c{c}): requests/s", "req/s"),
+    ("ka12_p50", "12 B keep-alive: p50 latency", "ms"),
+    ("ka12_p99", "12 B keep-alive: p99 latency", "ms"),
+    ("ka12_cpu", "12 B keep-alive: proxy CPU per request", "µs"),
+    ("close12_rps", "12 B new connection per request: requests/s", "req/s"),
+    ("close12_p50", "12 B new connection per request: p50 latency", "ms"),
+    ("close12_p99", "12 B new connection per request: p99 latency", "ms"),
+    ("close12_cpu", "12 B new connection per request: proxy CPU per request", "µs"),
+    ("ka64k_rps", "64 KiB keep-alive (wrk -c{c}): requests/s", "req/s"),
+    ("ka64k_p50", "64 KiB keep-alive: p50 latency", "ms"),
+    ("ka64k_p99", "64 KiB keep-alive: p99 latency", "ms"),
+    ("ka64k_cpu", "64 KiB keep-alive: proxy CPU per request", "µs"),
+    ("sys_req", "syscalls per keep-alive request ({n} req, c16, strace -c -f)", "calls"),
+    ("rss_conn", "RSS per idle keep-alive connection ({idle} conns)", "bytes"),
+    ("big_cpu", "10 MiB responses (wrk -c{bc}): proxy CPU per GiB", "ms"),
+    ("big_gibs", "10 MiB responses: throughput", "GiB/s"),
+]
+
+SCENARIOS = [
+    # key, path, extra headers, connections option name
+    ("ka12", "/12", ()),
+    ("close12", "/12", ("Connection: close",)),
+    ("ka64k", "/64k", ()),
+]
+
+
+class Bench:
+    def __init__(self, args, tmp):
+        self.a = args
+        self.tmp = tmp
+        self.results = {}      # workers -> proxy -> key -> [per-run values]
+        self.notes = []
+        self.syscalls = {}     # workers -> proxy -> list of {name: per request}
+
+    def note(self, msg):
+        log("note: " + msg)
+        self.notes.append(msg)
+
+    def record(self, w, proxy, key, value):
+        self.results.setdefault(w, {}).setdefault(proxy, {}).setdefault(key, []).append(value)
+
+    def check_errors(self, w, name, what, res):
+        if res["errors"]:
+            self.note("workers=%d %s %s: %d wrk errors (connect %d, read %d, write %d, "
+                      "non-2xx %d, timeout %d) of %d requests" %
+                      (w, name, what, res["errors"], res["err_connect"], res["err_read"],
+                       res["err_write"], res["err_status"], res["err_timeout"],
+                       res["requests"]))
+
+    def measured_wrk(self, w, px, what, path, conns, headers=()):
+        pids = px.pids()
+        t0 = cpu_ticks(pids)
+        res = wrk(px.port, path, conns, min(self.a.wrk_threads, conns), self.a.duration,
+                  headers)
+        t1 = cpu_ticks(pids)
+        if sorted(px.pids()) != sorted(pids):
+            self.note("workers=%d %s %s: the process set changed during the run (a worker "
+                      "died?)" % (w, px.name, what))
+        self.check_errors(w, px.name, what, res)
+        res["cpu_s"] = (t1 - t0) / CLK_TCK
+        return res
+
+    def warm(self, px):
+        wrk(px.port, "/12", 64, 1, 1)
+
+    def run_idle(self, w, px):
+        self.warm(px)
+        time.sleep(0.5)
+        pids = px.pids()
+        before = rss_bytes(pids)
+        socks, failed = open_idle(px.port, self.a.idle_conns)
+        try:
+            time.sleep(1.0)
+            after = rss_bytes(px.pids())
+            alive = still_open(socks)
+        finally:
+            close_idle(socks)
+        if failed:
+            self.note("workers=%d %s idle test: %d connection attempts failed and were "
+                      "retried" % (w, px.name, failed))
+        if alive < len(socks):
+            self.note("workers=%d %s idle test: the proxy closed %d of %d idle connections "
+                      "before the RSS was read" % (w, px.name, len(socks) - alive, len(socks)))
+        per = (after - before) / len(socks)
+        log("  %-10s idle: RSS %.1f -> %.1f MiB, %.0f B/conn" %
+            (px.name, before / 2**20, after / 2**20, per))
+        return per
+
+    def run_strace(self, w, px, run):
+        n = self.a.strace_requests
+        base = os.path.join(self.tmp, "strace-w%d-r%d-%s" % (w, run, px.name))
+        total, by, res = strace_count(
+            px.worker_pids(), base + ".txt", base + ".err",
+            lambda: wrk(px.port, "/12", 16, 1, 300, limit=n, timeout_s=400))
+        self.check_errors(w, px.name, "strace run", res)
+        reqs = res["requests"]
+        if reqs < n:
+            self.note("workers=%d %s strace run: only %d of %d requests" % (w, px.name, reqs, n))
+        per = total / max(reqs, 1)
+        self.syscalls.setdefault(w, {}).setdefault(px.name, []).append(
+            {k: v / max(reqs, 1) for k, v in by.items()})
+        log("  %-10s syscalls: %d for %d requests = %.2f/req" % (px.name, total, reqs, per))
+        return per
+
+    def one_workers(self, w, origin):
+        a = self.a
+        for run in range(a.runs):
+            log("workers=%d run %d/%d" % (w, run + 1, a.runs))
+            pxs = [Portcullis(self.tmp, a.bin, origin.port, w), NginxProxy(self.tmp, origin.port, w),
+                   HAProxy(self.tmp, origin.port, w)]
+            try:
+                for px in pxs:
+                    px.start()
+                    st, n = http_get(px.port, "/64k")
+                    if st != 200 or n != 65536:
+                        raise BenchError("%s: GET /64k gave %d with %d bytes" % (px.name, st, n))
+                if "rss" in a.only:
+                    for px in pxs:
+                        self.record(w, px.name, "rss_conn", self.run_idle(w, px))
+                        time.sleep(a.pause)
+                for key, path, headers in SCENARIOS:
+                    if key not in a.only:
+                        continue
+                    for px in pxs:
+                        res = self.measured_wrk(w, px, key, path, a.conns, headers)
+                        secs = res["duration_us"] / 1e6
+                        rps = res["requests"] / secs
+                        cpu = res["cpu_s"] / max(res["requests"], 1) * 1e6
+                        self.record(w, px.name, key + "_rps", rps)
+                        self.record(w, px.name, key + "_p50", res["p50_us"] / 1000)
+                        self.record(w, px.name, key + "_p99", res["p99_us"] / 1000)
+                        self.record(w, px.name, key + "_cpu", cpu)
+                        log("  %-10s %-8s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  "
+                            "%6.2f µs CPU/req" % (px.name, key, rps, res["p50_us"] / 1000,
+                                                 res["p99_us"] / 1000, cpu))
+                        time.sleep(a.pause)
+                if "big" in a.only:
+                    for px in pxs:
+                        res = self.measured_wrk(w, px, "10m", "/10m", a.big_conns)
+                        gib = res["bytes"] / 2**30
+                        secs = res["duration_us"] / 1e6
+                        self.record(w, px.name, "big_cpu", res["cpu_s"] * 1000 / max(gib, 1e-9))
+                        self.record(w, px.name, "big_gibs", gib / secs)
+                        log("  %-10s 10m      %6.2f GiB/s  %7.1f ms CPU/GiB" %
+                            (px.name, gib / secs, res["cpu_s"] * 1000 / max(gib, 1e-9)))
+                        time.sleep(a.pause)
+                if "strace" in a.only:
+                    for px in pxs:
+                        self.record(w, px.name, "sys_req", self.run_strace(w, px, run))
+                        time.sleep(a.pause)
+            finally:
+                for px in pxs:
+                    px.stop()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt(v):
+    if v is None:
+        return "–"
+    av = abs(v)
+    if av >= 1000:
+        return "{:,.0f}".format(v)
+    if av >= 100:
+        return "%.0f" % v
+    if av >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def fmt_ratio(v):
+    return "–" if v is None else "%.2f" % v
+
+
+def report(bench, header):
+    a = bench.a
+    lines = list(header)
+    lines.append("")
+    lines.append("| workers | figure | unit | portcullis | nginx | haproxy | "
+                 "portcullis/nginx | portcullis/haproxy |")
+    lines.append("|---:|---|---|---:|---:|---:|---:|---:|")
+    for w in sorted(bench.results):
+        r = bench.results[w]
+        for key, label, unit in FIGURES:
+            pc = r.get("portcullis", {}).get(key)
+            if not pc:
+                continue
+            med = {p: median(r.get(p, {}).get(key, [])) for p in PROXIES}
+            ratios = {}
+            for other in ("nginx", "haproxy"):
+                ov = r.get(other, {}).get(key, [])
+                per_run = [x / y for x, y in zip(pc, ov) if y]
+                ratios[other] = median(per_run)
+            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                w, label.format(c=a.conns, n=a.strace_requests, idle=a.idle_conns,
+                                bc=a.big_conns),
+                unit, fmt(med["portcullis"]), fmt(med["nginx"]), fmt(med["haproxy"]),
+                fmt_ratio(ratios["nginx"]), fmt_ratio(ratios["haproxy"])))
+    if bench.syscalls:
+        lines.append("")
+        lines.append("Syscalls per keep-alive request by name (median over runs, ≥ 0.05/req):")
+        lines.append("")
+        for w in sorted(bench.syscalls):
+            for p in PROXIES:
+                runs = bench.syscalls[w].get(p)
+                if not runs:
+                    continue
+                names = set().union(*runs)
+                med = {n: statistics.median([r.get(n, 0.0) for r in runs]) for n in names}
+                top = sorted(((v, n) for n, v in med.items() if v >= 0.05), reverse=True)
+                lines.append("- workers=%d %s: %s" % (w, p, ", ".join(
+                    "%s %.2f" % (n, v) for v, n in top)))
+    if bench.notes:
+        lines.append("")
+        lines.append("Notes:")
+        lines.append("")
+        for n in bench.notes:
+            lines.append("- " + n)
+    return "\n".join(lines) + "\n"
+
+
+def git_commit():
+    """The checked-out commit, read from .git without running git."""
+    g = os.path.join(TOP, ".git")
+    try:
+        with open(os.path.join(g, "HEAD")) as f:
+            head = f.read().strip()
+        if not head.startswith("ref: "):
+            return head[:12]
+        ref = head[5:]
+        p = os.path.join(g, ref)
+        if os.path.exists(p):
+            with open(p) as f:
+                return f.read().strip()[:12] + " (%s)" % ref.rsplit("/", 1)[-1]
+        with open(os.path.join(g, "packed-refs")) as f:
+            for line in f:
+                if line.rstrip().endswith(" " + ref):
+                    return line.split()[0][:12] + " (%s)" % ref.rsplit("/", 1)[-1]
+    except OSError:
+        pass
+    return "unknown"
+
+
+def header_lines(a):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return [
+        "# portcullis benchmark (tools/bench)",
+        "",
+        "- date: %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
+        "- portcullis: `%s` (%s, commit %s)" % (run_out([a.bin, "-V"]), a.bin, git_commit()),
+        "- nginx: `%s`" % run_out([NGINX, "-v"]),
+        "- haproxy: `%s`" % run_out([HAPROXY, "-v"]).splitlines()[0],
+        "- wrk: `%s`" % run_out([WRK, "-v"]).splitlines()[0].split(" Copyright")[0],
+        "- host: %s, %d CPUs, Linux %s; client, origin and proxies share them" %
+        (cpu, os.cpu_count(), platform.release()),
+        "- settings: workers %s, %d run(s) alternated portcullis, nginx, haproxy; "
+        "wrk -t%d, %d s per load; median of runs, ratios are medians of per-run ratios" %
+        (",".join(map(str, a.workers)), a.runs, a.wrk_threads, a.duration),
+        "- CPU = utime+stime of all the proxy's processes (/proc/PID/stat) over the run, "
+        "divided by the requests (or GiB) wrk reports",
+    ]
+
+
+# ---------------------------------------------------------------------------
+# callgrind profile of one portcullis worker
+# ---------------------------------------------------------------------------
+
+def callgrind_calls(path, names=("malloc", "calloc", "realloc", "free")):
+    """Calls to each of names in a callgrind output file (all callers)."""
+    ids, counts, cur = {}, {n: 0 for n in names}, None
+    rx = re.compile(r"^(c?fn)=\((\d+)\)(?: (.*))?$")
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = rx.match(line.rstrip("\n"))
+            if m:
+                kind, i, name = m.groups()
+                if name is not None:
+                    ids[i] = name
+                if kind == "cfn":
+                    cur = ids.get(i, "").split("'")[0]
+                continue
+            if line.startswith("calls=") and cur in counts:
+                counts[cur] += int(line[6:].split()[0])
+    return counts
+
+
+def callgrind_top(path, n):
+    out = subprocess.run([CG_ANNOTATE, "--inclusive=no", "--threshold=100", path],
+                         capture_output=True, text=True, timeout=120).stdout
+    total, rows = None, []
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.*)$", line)
+        if not m:
+            continue
+        ir = int(m.group(1).replace(",", ""))
+        what = m.group(3)
+        if what.startswith("PROGRAM TOTALS"):
+            total = ir
+            continue
+        # frames on the stack when the counters were zeroed show the whole
+        # run as their own cost; they are not hot spots
+        if total and ir >= 0.95 * total:
+            continue
+        fn = what.split(" [")[0]
+        fn = fn.split(":", 1)[1] if ":" in fn else fn
+        obj = what.rsplit("[", 1)[-1].rstrip("]") if "[" in what else ""
+        rows.append((ir, fn, os.path.basename(obj)))
+    return total, rows[:n]
+
+
+def callgrind_mode(a, tmp):
+    if not (VALGRIND and CG_CONTROL and CG_ANNOTATE):
+        raise BenchError("valgrind (callgrind_control, callgrind_annotate) is missing")
+    origin = Origin(tmp, "origin")
+    origin.start("auto")
+    lines = header_lines(a)[:5]
+    lines[0] = "# portcullis callgrind profile (tools/bench --callgrind)"
+    summary = {}
+    for n in a.callgrind:
+        d = os.path.join(tmp, "callgrind-%d" % n)
+        os.makedirs(d)
+        # user root: the worker must keep the rights on valgrind's vgdb FIFOs
+        pc = Portcullis(tmp, a.bin, origin.port, 1, user="root", group="root")
+        pc.start(prefix=[VALGRIND, "--tool=callgrind", "--trace-children=yes",
+                         "--callgrind-out-file=%s/callgrind.out.%%p" % d])
+        try:
+            wpid = pc.worker_pids()[0]
+            # warm up (upstream keep-alive pool, buffer pool), then zero
+            wrk(pc.port, "/12", 16, 1, 60, limit=500)
+            r = subprocess.run([CG_CONTROL, "-z", str(wpid)], capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 0:
+                raise BenchError("callgrind_control -z: %s%s" % (r.stdout, r.stderr))
+            res = wrk(pc.port, "/12", 16, 1, 600, limit=n, timeout_s=700)
+        finally:
+            pc.stop()
+        out = os.path.join(d, "callgrind.out.%d" % wpid)
+        for _ in range(100):
+            if os.path.exists(out) and os.path.getsize(out) > 0:
+                break
+            time.sleep(0.1)
+        total, top = callgrind_top(out, a.callgrind_top)
+        calls = callgrind_calls(out)
+        summary[n] = (res["requests"], total, calls)
+        log("callgrind %d requests: %s" % (n, out))
+        lines += ["", "## %d keep-alive requests (wrk -t1 -c16, GET /12, 1 worker)" % n, "",
+                  "Profile: `%s` (kept when --keep-tmp is given)" % out, "",
+                  "%d requests answered; %s instructions in the worker, %.0f per request" %
+                  (res["requests"], "{:,}".format(total or 0),
+                   (total or 0) / max(res["requests"], 1)), "",
+                  "| # | Ir | % | Ir/request | function | object |",
+                  "|---:|---:|---:|---:|---|---|"]
+        for i, (ir, fn, obj) in enumerate(top, 1):
+            lines.append("| %d | %s | %.1f | %.0f | %s | %s |" % (
+                i, "{:,}".format(ir), 100.0 * ir / max(total or 1, 1),
+                ir / max(res["requests"], 1), fn, obj))
+    lines += ["", "## Allocator calls in the measured window", "",
+              "| requests | malloc | calloc | realloc | free |", "|---:|---:|---:|---:|---:|"]
+    for n, (reqs, total, c) in summary.items():
+        lines.append("| %d | %d | %d | %d | %d |" % (reqs, c["malloc"], c["calloc"],
+                                                     c["realloc"], c["free"]))
+    if len(summary) >= 2:
+        ks = sorted(summary)
+        (r1, _, c1), (r2, _, c2) = summary[ks[0]], summary[ks[-1]]
+        dr = max(r2 - r1, 1)
+        lines += ["", "Growth per extra request: " + ", ".join(
+            "%s %.3f" % (k, (c2[k] - c1[k]) / dr) for k in ("malloc", "calloc", "realloc", "free"))]
+    origin.stop()
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="tools/bench",
+        description="Benchmark portcullis against nginx and HAProxy in front of one nginx "
+                    "origin on loopback; prints a Markdown table.")
+    ap.add_argument("--workers", default=None,
+                    help="worker count(s), e.g. 1 or 1,2 (default: 1 then 2)")
+    ap.add_argument("--runs", type=int, default=None, help="runs per proxy (default 3)")
+    ap.add_argument("--duration", type=int, default=None,
+                    help="seconds per wrk load (default 10)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 run, 3 s loads")
+    ap.add_argument("-o", "--output", help="also write the Markdown report to this file")
+    ap.add_argument("--json", help="write the raw per-run values to this file")
+    ap.add_argument("--bin", default=os.path.join(TOP, "build-bench", "portcullis"),
+                    help="portcullis binary (default build-bench/portcullis)")
+    ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
+    ap.add_argument("--big-conns", type=int, default=16,
+                    help="wrk connections for the 10 MiB responses (default 16)")
+    ap.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("--idle-conns", type=int, default=10000,
+                    help="idle keep-alive connections for the RSS figure (default 10000)")
+    ap.add_argument("--strace-requests", type=int, default=20000,
+                    help="requests of the strace run (default 20000)")
+    ap.add_argument("--only", default="rps,rss,strace,big",
+                    help="subset of figures: rps (ka12,close12,ka64k), rss, strace, big")
+    ap.add_argument("--pause", type=float, default=1.0,
+                    help="seconds of quiet between two loads (default 1)")
+    ap.add_argument("--keep-tmp", action="store_true",
+                    help="keep the temp dir (configs, logs, strace and callgrind files)")
+    ap.add_argument("--callgrind", nargs="?", const="10000,20000", default=None,
+                    metavar="N[,N...]",
+                    help="instead of the comparison: profile one portcullis worker under "
+                         "callgrind for N keep-alive requests each (default 10000,20000)")
+    ap.add_argument("--callgrind-top", type=int, default=15)
+    a = ap.parse_args(argv)
+    a.workers = [int(x) for x in (a.workers or "1,2").split(",")]
+    a.runs = a.runs or (1 if a.quick else 3)
+    a.duration = a.duration or (3 if a.quick else 10)
+    only = set()
+    for x in a.only.split(","):
+        x = x.strip()
+        if x == "rps":
+            only.update(k for k, _, _ in SCENARIOS)
+        elif x in ("rss", "strace", "big") or x in [k for k, _, _ in SCENARIOS]:
+            only.add(x)
+        elif x:
+            ap.error("--only: unknown figure %r" % x)
+    a.only = only
+    if a.callgrind:
+        a.callgrind = [int(x) for x in a.callgrind.split(",")]
+    if any(w < 1 for w in a.workers) or a.runs < 1 or a.duration < 1:
+        ap.error("workers, runs and duration must be positive")
+    return a
+
+
+def main(argv):
+    a = parse_args(argv)
+    if os.geteuid() != 0:
+        raise BenchError("run as root (ulimits, strace, nginx/haproxy as root)")
+    missing = [n for n, p in (("nginx", NGINX), ("haproxy", HAPROXY), ("wrk", WRK),
+                              ("strace", STRACE)) if not p]
+    if missing:
+        raise BenchError("missing: %s (tools/bench installs them)" % ", ".join(missing))
+    if not os.access(a.bin, os.X_OK):
+        raise BenchError("no portcullis binary at %s" % a.bin)
+    # descriptors for 10k idle connections, for us and (inherited) the proxies
+    global NOFILE
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            NOFILE = min(NOFILE, int(f.read()))
+    except OSError:
+        pass
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    except (ValueError, OSError):
+        # no CAP_SYS_RESOURCE (a container): settle for the hard limit
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        NOFILE = hard
+        log("note: RLIMIT_NOFILE stays at its hard limit %d" % hard)
+    if NOFILE < a.idle_conns + 1000:
+        raise BenchError("RLIMIT_NOFILE %d is too low for --idle-conns %d"
+                         % (NOFILE, a.idle_conns))
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+
+    tmp = tempfile.mkdtemp(prefix="portcullis-bench.")
+    os.chmod(tmp, 0o755)
+    log("temp dir %s" % tmp)
+    ok = False
+    try:
+        if a.callgrind:
+            text = callgrind_mode(a, tmp)
+        else:
+            header = header_lines(a)
+            bench = Bench(a, tmp)
+            origin = Origin(tmp, "origin")
+            origin.start("auto")
+            log("origin nginx on 127.0.0.1:%d" % origin.port)
+            t0 = time.monotonic()
+            for w in a.workers:
+                bench.one_workers(w, origin)
+            origin.stop()
+            header.append("- wall time: %.0f s" % (time.monotonic() - t0))
+            text = report(bench, header)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({"results": bench.results, "syscalls": bench.syscalls,
+                               "notes": bench.notes}, f, indent=1)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if a.output:
+            with open(a.output, "w") as f:
+                f.write(text)
+        ok = True
+    finally:
+        cleanup_all()
+        if a.keep_tmp or not ok:
+            log("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        log("error: %s" % e)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log("interrupted; everything started was stopped")
+        sys.exit(130)
