@@ -214,26 +214,39 @@ static void config_log_level(struct schema_ctx *c, const char *key,
 		     key);
 }
 
-/* Access logging is in SPEC.md but not built yet: only "off" is honest. */
+/* access: {path: off | stderr | /abs/path}; field is the struct config. */
 static void config_access_path(struct schema_ctx *c, const char *key,
 			       yaml_node_t *v, void *field)
 {
+	struct config *cfg = field;
 	const char *s = schema_scalar(v);
 	bool on = true;
 
-	if (s)
-		schema_bool(s, &on);
-	if (on)
-		schema_error(c, v,
-			     "access logging is not supported by this version");
+	if (s && schema_bool(s, &on) == 0 && !on) {
+		free(cfg->access_log_path);
+		cfg->access_log_path = NULL;
+		return;
+	}
+	if (!s || (strcmp(s, "stderr") && *s != '/')) {
+		schema_error(c, v, "'%s' must be off, stderr or an absolute path",
+			     key);
+		return;
+	}
+	free(cfg->access_log_path);
+	cfg->access_log_path = schema_strdup(c, s);
 }
 
 static void config_access_format(struct schema_ctx *c, const char *key,
 				 yaml_node_t *v, void *field)
 {
+	struct config *cfg = field;
 	const char *s = schema_scalar(v);
 
-	if (!s || (strcmp(s, "combined") && strcmp(s, "json")))
+	if (s && !strcmp(s, "combined"))
+		cfg->access_log_format = CFG_ACCESS_COMBINED;
+	else if (s && !strcmp(s, "json"))
+		cfg->access_log_format = CFG_ACCESS_JSON;
+	else
 		schema_error(c, v, "'%s' must be combined or json", key);
 }
 
@@ -625,6 +638,7 @@ void config_free(struct config *cfg)
 	free(cfg->pid_file);
 	free(cfg->control_socket);
 	free(cfg->error_log_path);
+	free(cfg->access_log_path);
 	free(cfg);
 }
 

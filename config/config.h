@@ -28,6 +28,11 @@ enum cfg_log_level {
 	CFG_LOG_ERROR,
 };
 
+enum cfg_access_format {
+	CFG_ACCESS_COMBINED,
+	CFG_ACCESS_JSON,
+};
+
 enum cfg_protocol {
 	CFG_PROTO_HTTP,
 	CFG_PROTO_TCP,
@@ -115,6 +120,8 @@ struct config {
 	uint32_t shutdown_timeout_ms; /* default 30s */
 	char *error_log_path;       /* "stderr" (default), "syslog" or a path */
 	enum cfg_log_level error_log_level; /* default info */
+	char *access_log_path;      /* NULL = off, "stderr" or a path */
+	enum cfg_access_format access_log_format; /* default combined */
 	struct cfg_limits defaults;
 	struct cfg_listener *listeners;
 	size_t nlisteners;

@@ -1,8 +1,10 @@
 /* listen.c: listening sockets kept across reloads (see listen.h). */
 #include "server/listen.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,26 @@
 
 #define LISTEN_BACKLOG 4096
 
+/* Same family, address and port (padding and flow info ignored). */
 static bool sa_equal(const struct sockaddr_storage *a, socklen_t alen,
 		     const struct sockaddr_storage *b, socklen_t blen)
 {
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       x->sin6_scope_id == y->sin6_scope_id &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr,
+			      sizeof(x->sin6_addr)) == 0;
+	}
 	return alen == blen && memcmp(a, b, alen) == 0;
 }
 
@@ -161,4 +180,116 @@ bool listen_has_fd(const struct listen_set *set, int fd)
 		if (set->ls_socks[i].ls_fd == fd)
 			return true;
 	return false;
+}
+
+void listen_addr_str(const struct listen_sock *ls, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ls->ls_sa.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)&ls->ls_sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		const struct sockaddr_in *sin = (const void *)&ls->ls_sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+	}
+}
+
+int listen_export(const struct listen_set *set, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	for (size_t i = 0; i < set->ls_n; i++) {
+		char addr[INET6_ADDRSTRLEN + 16];
+		int n;
+
+		listen_addr_str(&set->ls_socks[i], addr, sizeof(addr));
+		n = snprintf(buf + off, len - off, "%s%d=%s", i ? ";" : "",
+			     set->ls_socks[i].ls_fd, addr);
+		if (n < 0 || (size_t)n >= len - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+void listen_inherit(const struct listen_set *set)
+{
+	for (size_t i = 0; i < set->ls_n; i++) {
+		int fd = set->ls_socks[i].ls_fd;
+		int fl = fcntl(fd, F_GETFD);
+
+		if (fl != -1)
+			(void)fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+	}
+}
+
+/* Check that fd is an inherited listening TCP socket and add it. */
+static int listen_adopt_fd(struct listen_set *set, int fd, char *err,
+			   size_t errlen)
+{
+	struct cfg_addr a;
+	int type = 0, acc = 0;
+	socklen_t tl = sizeof(type), al = sizeof(acc);
+
+	memset(&a, 0, sizeof(a));
+	a.salen = sizeof(a.sa);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&a.sa, &a.salen) == -1) {
+		snprintf(err, errlen, "inherited socket %d: %s", fd,
+			 strerror(errno));
+		return -1;
+	}
+	if (type != SOCK_STREAM || !acc ||
+	    (a.sa.ss_family != AF_INET && a.sa.ss_family != AF_INET6)) {
+		snprintf(err, errlen, "inherited descriptor %d is not a listening "
+			 "TCP socket", fd);
+		return -1;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1 ||
+	    listen_push(set, &a, fd) == -1) {
+		snprintf(err, errlen, "inherited socket %d: %s", fd,
+			 strerror(errno));
+		return -1;
+	}
+	set->ls_socks[set->ls_n - 1].ls_in_use = false;
+	return 0;
+}
+
+int listen_adopt(struct listen_set *set, const char *value, char *err,
+		 size_t errlen)
+{
+	const char *p = value;
+
+	while (*p != '\0') {
+		char *end;
+		long fd = strtol(p, &end, 10);
+
+		if (end == p || *end != '=' || fd < 3 || fd > INT_MAX) {
+			snprintf(err, errlen, "%s: malformed entry at '%.40s'",
+				 LISTEN_ENV_FDS, p);
+			return -1;
+		}
+		if (listen_has_fd(set, (int)fd)) {
+			snprintf(err, errlen, "%s: descriptor %ld listed twice",
+				 LISTEN_ENV_FDS, fd);
+			return -1;
+		}
+		if (listen_adopt_fd(set, (int)fd, err, errlen) == -1)
+			return -1;
+		p = strchr(end, ';');
+		if (p == NULL)
+			break;
+		p++;
+	}
+	return 0;
 }

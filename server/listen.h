@@ -43,4 +43,28 @@ void listen_free(struct listen_set *set);
 /* Is fd one of the set's sockets? (children close the others) */
 bool listen_has_fd(const struct listen_set *set, int fd);
 
+/*
+ * Binary upgrade, old side.  Write "FD=ADDR;FD=ADDR..." (e.g.
+ * "5=127.0.0.1:8080;6=[::1]:8080") for every socket of the set into buf,
+ * the value of LISTEN_ENV_FDS for the new binary.  -1 if it does not fit.
+ */
+#define LISTEN_ENV_FDS "PORTCULLIS_LISTEN_FDS"
+int listen_export(const struct listen_set *set, char *buf, size_t len);
+
+/* In the child about to exec the new binary: keep the sockets open. */
+void listen_inherit(const struct listen_set *set);
+
+/*
+ * Binary upgrade, new side.  Take over the sockets named in value (the
+ * format of listen_export) into an empty set: each must be a listening
+ * TCP socket; its address is read back with getsockname().  listen_apply
+ * then reuses those the config still names, and listen_prune closes the
+ * rest.  0, or -1 with a message in err (the set keeps what was adopted).
+ */
+int listen_adopt(struct listen_set *set, const char *value, char *err,
+		 size_t errlen);
+
+/* "127.0.0.1:80" or "[::1]:80" for a socket of the set, into buf. */
+void listen_addr_str(const struct listen_sock *ls, char *buf, size_t len);
+
 #endif

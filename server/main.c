@@ -4,6 +4,8 @@
  *   portcullis [-c FILE]       run in the foreground
  *   portcullis -d [-c FILE]    run as a classic daemon
  *   portcullis -t [-c FILE]    validate the configuration
+ *   portcullis [-c FILE] reload|status|stop|quit|upgrade
+ *                              ask the running master (server/ctl.h)
  *   portcullis -V | -h
  */
 #include <getopt.h>
@@ -14,6 +16,7 @@
 
 #include "common/version.h"
 #include "config/config.h"
+#include "server/ctl.h"
 #include "server/master.h"
 
 static void usage(FILE *f)
@@ -21,6 +24,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: portcullis [-d] [-c FILE]    run (foreground unless -d)\n"
 		"       portcullis -t [-c FILE]      check the configuration and exit\n"
+		"       portcullis [-c FILE] COMMAND ask the running master, over\n"
+		"                                    control_socket, and wait:\n"
+		"           reload    load the configuration again; exit 0 once the\n"
+		"                     new generation serves, 1 with the errors if not\n"
+		"           status    generations, workers, listeners, backends\n"
+		"           stop      fast stop        quit      graceful stop\n"
+		"           upgrade   start the binary again on the same sockets\n"
 		"       portcullis -V                print the version\n"
 		"       portcullis -h                print this help\n"
 		"\n"
@@ -28,7 +38,7 @@ static void usage(FILE *f)
 		"  -d        detach and write pid_file\n"
 		"\n"
 		"signals to the master: HUP reload, TERM/INT fast stop, QUIT graceful stop,\n"
-		"USR1 reopen log files\n",
+		"USR1 reopen log files, USR2 binary upgrade\n",
 		CONFIG_DEFAULT_PATH);
 }
 
@@ -70,12 +80,14 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr,
-			"portcullis: the '%s' command needs the control socket, "
-			"which this version does not have yet; use signals "
-			"(kill -HUP/-QUIT/-TERM the pid in pid_file)\n",
-			argv[optind]);
-		return 2;
+		if (optind + 1 < argc || test_only || opts.daemonize ||
+		    !ctl_is_command(argv[optind])) {
+			fprintf(stderr, "portcullis: unknown command or extra "
+				"arguments: '%s'\n", argv[optind]);
+			usage(stderr);
+			return 2;
+		}
+		return ctl_run(opts.config_path, argv[optind]);
 	}
 	if (test_only)
 		return check_config(opts.config_path);

@@ -29,6 +29,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "worker/access.h"
 #include "worker/http.h"
 
 #define PROXY_LINGER_MS 2000     /* wait for the client's FIN after ours */
@@ -121,6 +122,20 @@ struct conn {
 	bool c_resp_scanned;
 	size_t c_resp_fwd;              /* body bytes at the front of u_in */
 	size_t c_resp_scanned_head;
+
+	/* for the access log: this request's story */
+	bool c_req_open;                /* dispatched or refused, not logged */
+	uint64_t c_req_start;           /* first byte of the head, ms */
+	uint64_t c_dispatch_at;         /* head parsed, ms */
+	uint64_t c_connect_at;          /* connect() started, ms */
+	int64_t c_connect_ms, c_resp_ms;
+	uint64_t c_head_in;             /* request head bytes */
+	uint64_t c_bytes_out;           /* bytes written to the client */
+	unsigned c_status, c_up_status;
+	unsigned c_route;               /* 1-based index in the listener */
+	uint16_t c_method_len;          /* c_rh starts "METHOD SP URI SP" */
+	uint32_t c_uri_len;
+	struct http_slice c_referer, c_agent, c_rid; /* offsets into c_rh */
 };
 
 static struct http_msg proxy_msg; /* scratch: one head is parsed at a time */
@@ -391,6 +406,7 @@ static void up_on_io(struct loop_io *io, uint32_t ev)
 			return;
 		}
 		u->u_connected = true;
+		c->c_connect_ms = (int64_t)(u->u_w->w_loop.lp_now - c->c_connect_at);
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		u->u_rd_ready = true;
@@ -414,12 +430,73 @@ static void conn_detach_up(struct conn *c, bool reusable)
 		up_close(u);
 }
 
+static struct access_str rh_str(const struct conn *c, struct http_slice sl)
+{
+	struct access_str a = {buf_rptr(&c->c_rh) + sl.off, sl.len};
+
+	return a;
+}
+
+/* The first line of what the client sent, for requests never parsed. */
+static struct access_str raw_request_line(const struct conn *c)
+{
+	struct access_str a = {buf_rptr(&c->c_in), 0};
+	size_t len = c->c_in.b_data ? buf_len(&c->c_in) : 0;
+
+	while (a.len < len && a.len < 1024 && a.p[a.len] != '\r' &&
+	       a.p[a.len] != '\n')
+		a.len++;
+	return a;
+}
+
+/* One access-log line for the request in progress, once. */
+static void conn_log(struct conn *c)
+{
+	struct access_rec r;
+
+	if (!c->c_req_open)
+		return;
+	c->c_req_open = false;
+	if (!access_enabled())
+		return;
+	memset(&r, 0, sizeof(r));
+	r.client = c->c_peer;
+	if (c->c_method_len) {
+		struct http_slice m = {0, c->c_method_len};
+		struct http_slice u = {c->c_method_len + 1u, c->c_uri_len};
+
+		r.method = rh_str(c, m);
+		r.uri = rh_str(c, u);
+		r.referer = rh_str(c, c->c_referer);
+		r.agent = rh_str(c, c->c_agent);
+		r.request_id = rh_str(c, c->c_rid);
+	} else {
+		r.uri = raw_request_line(c);
+	}
+	r.version = c->c_is_http10 ? 10 : 11;
+	r.status = c->c_status;
+	r.bytes_in = c->c_head_in + c->c_req_total;
+	r.bytes_out = c->c_bytes_out;
+	r.duration_ms = c->c_w->w_loop.lp_now - c->c_req_start;
+	r.listener = c->c_wl->wl_cfg->name;
+	r.route = c->c_route;
+	r.backend = c->c_be ? c->c_be->be_cfg->name : NULL;
+	r.server = c->c_srv ? c->c_srv->srv_cfg->addr.str : NULL;
+	r.upstream_status = c->c_up_status;
+	r.upstream_connect_ms = c->c_connect_ms;
+	r.upstream_response_ms = c->c_resp_ms;
+	access_log(&r);
+}
+
 static void conn_close(struct conn *c)
 {
 	struct worker *w = c->c_w;
 
 	if (c->c_state == CS_CLOSED)
 		return;
+	if (c->c_req_open && c->c_status == 0)
+		c->c_status = 499; /* nginx's "client closed request" */
+	conn_log(c);
 	conn_detach_up(c, false);
 	loop_timer_del(&w->w_loop, &c->c_timer);
 	loop_del_fd(&w->w_loop, &c->c_io);
@@ -477,6 +554,13 @@ static void conn_next_request(struct conn *c)
 	c->c_close_after = false;
 	c->c_req_total = 0;
 	c->c_resp_scanned_head = 0;
+	c->c_req_start = w->w_loop.lp_now;
+	c->c_connect_ms = c->c_resp_ms = -1;
+	c->c_bytes_out = c->c_head_in = 0;
+	c->c_status = c->c_up_status = 0;
+	c->c_route = 0;
+	c->c_method_len = 0;
+	c->c_referer.len = c->c_agent.len = c->c_rid.len = 0;
 	buf_release(&c->c_out);
 	buf_release(&c->c_rh);
 	buf_release(&c->c_in);
@@ -603,6 +687,11 @@ static void conn_reply(struct conn *c, unsigned status)
 	if (c->c_is_head_req)
 		n = (int)(strstr(msg, "\r\n\r\n") + 4 - msg);
 	(void)out_put(&c->c_out, msg, (size_t)n);
+	if (c->c_state == CS_HEAD && !c->c_is_idle)
+		c->c_req_open = true; /* refused before dispatch: log it too */
+	c->c_status = status;
+	c->c_bytes_out += (uint64_t)n;
+	conn_log(c);
 	c->c_state = CS_REPLY;
 	c->c_phase = PH_NONE;
 	loop_timer_in(&c->c_w->w_loop, &c->c_timer,
@@ -772,8 +861,29 @@ static int conn_forwarded_headers(struct conn *c, const char *base,
 	if (rid >= 0 && is_good_request_id(base, m->headers[rid].value))
 		return 0; /* passed through with the other headers */
 	make_request_id(id);
-	return out_str(o, "X-Request-Id: ") || out_str(o, id) ||
-	       out_put(o, "\r\n", 2);
+	if (out_str(o, "X-Request-Id: "))
+		return -1;
+	c->c_rid.off = (uint32_t)buf_len(o);
+	c->c_rid.len = 32;
+	return out_str(o, id) || out_put(o, "\r\n", 2);
+}
+
+/*
+ * Remember where Referer, User-Agent and X-Request-Id will sit in c_rh
+ * (the header is about to be appended there), for the access log.
+ */
+static void conn_note_header(struct conn *c, const char *base,
+			     const struct http_header *h)
+{
+	struct http_slice at = {(uint32_t)(buf_len(&c->c_rh) + h->name.len + 2),
+				h->value.len};
+
+	if (http_slice_eq(base, h->name, "Referer"))
+		c->c_referer = at;
+	else if (http_slice_eq(base, h->name, "User-Agent"))
+		c->c_agent = at;
+	else if (http_slice_eq(base, h->name, "X-Request-Id"))
+		c->c_rid = at;
 }
 
 /* Write the request head the server gets into c_rh.  0 or -1 (too big). */
@@ -796,6 +906,8 @@ static int conn_build_request(struct conn *c, const char *base,
 	    out_slice(o, base, m->path) ||
 	    out_str(o, m->version == HTTP_10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"))
 		return -1;
+	c->c_method_len = (uint16_t)m->method.len;
+	c->c_uri_len = m->path.len;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
@@ -803,6 +915,7 @@ static int conn_build_request(struct conn *c, const char *base,
 		    (fwd && is_forwarding_header(base, h->name)) ||
 		    (fwd && (int)i == rid && !is_good_request_id(base, h->value)))
 			continue;
+		conn_note_header(c, base, h);
 		if (out_header(o, base, h))
 			return -1;
 	}
@@ -869,6 +982,7 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 
 	err = http_parse_request(base, head_len, m);
 	c->c_is_head_req = err == HTTP_OK && http_slice_eq(base, m->method, "HEAD");
+	c->c_head_in = head_len;
 	if (err != HTTP_OK) {
 		conn_reply(c, err);
 		return;
@@ -882,6 +996,7 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 		return;
 	}
 	c->c_lim = &r->limits;
+	c->c_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
 	if (m->body == HTTP_BODY_LENGTH && c->c_lim->max_body_size &&
 	    m->content_length > c->c_lim->max_body_size) {
 		conn_reply(c, 413);
@@ -892,6 +1007,8 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 		conn_reply(c, 431);
 		return;
 	}
+	c->c_req_open = true;
+	c->c_dispatch_at = c->c_w->w_loop.lp_now;
 	c->c_req_body = m->body;
 	c->c_req_left = m->content_length;
 	http_chunked_init(&c->c_req_chunk);
@@ -961,10 +1078,13 @@ static void conn_connect(struct conn *c)
 		u->u_conn = c;
 		c->c_up = u;
 		c->c_phase = PH_NONE;
-		if (u->u_reused)
+		if (u->u_reused) {
 			u->u_connected = true;
-		else
+			c->c_connect_ms = 0;
+		} else {
+			c->c_connect_at = c->c_w->w_loop.lp_now;
 			conn_set_phase(c, PH_CONNECT);
+		}
 		return;
 	}
 	if (c->c_state == CS_TUNNEL) {
@@ -1114,6 +1234,8 @@ static bool conn_switch_protocols(struct conn *c, const char *base,
 	}
 	buf_consume(&u->u_in, head);
 	c->c_resp_head_done = true;
+	c->c_status = c->c_up_status = 101;
+	c->c_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_dispatch_at);
 	c->c_state = CS_TUNNEL;
 	c->c_phase = PH_NONE;
 	return true;
@@ -1167,6 +1289,8 @@ static bool conn_response_head(struct conn *c)
 		return false;
 	}
 	c->c_resp_keepalive = m->is_keepalive;
+	c->c_status = c->c_up_status = m->status;
+	c->c_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_dispatch_at);
 	c->c_resp_body = m->body;
 	c->c_resp_left = m->content_length;
 	http_chunked_init(&c->c_resp_chunk);
@@ -1203,6 +1327,7 @@ static void conn_response_done(struct conn *c)
 			c->c_rh_sent == buf_len(&c->c_rh);
 	struct upstream *u = c->c_up;
 
+	conn_log(c);
 	conn_detach_up(c, req_done && c->c_resp_keepalive && !u->u_eof &&
 				  buf_len(&u->u_in) == 0);
 	if (!req_done || c->c_close_after || c->c_eof) {
@@ -1265,6 +1390,7 @@ static bool conn_step_head(struct conn *c)
 		return false;
 	if (c->c_is_idle && buf_len(&c->c_in) > 0) {
 		c->c_is_idle = false;
+		c->c_req_start = c->c_w->w_loop.lp_now;
 		loop_timer_in(&c->c_w->w_loop, &c->c_timer,
 			      c->c_lim->client_header_timeout_ms);
 	}
@@ -1335,6 +1461,7 @@ static bool conn_write_client(struct conn *c)
 	if (n == 0)
 		return false;
 	c->c_resp_started = true;
+	c->c_bytes_out += (uint64_t)n;
 	if ((size_t)n > hlen) {
 		buf_consume(&u->u_in, (size_t)n - hlen);
 		c->c_resp_fwd -= (size_t)n - hlen;

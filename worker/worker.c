@@ -13,12 +13,14 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "worker/access.h"
 #include "worker/proxy.h"
 
 #define WORKER_ACCEPT_BATCH 64
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_BUF_SLACK 4096 /* rewritten heads grow by a few headers */
 #define WORKER_BUF_CACHE 512
+#define WORKER_DRAIN_SWEEP 1024 /* accepts left queued when drain starts */
 
 static void worker_accepting(struct worker *w, bool on)
 {
@@ -121,6 +123,43 @@ static void worker_on_accept(struct loop_io *io, uint32_t ev)
 	}
 }
 
+/* Tell the master about ev (worker.h); a lost report is only logged. */
+static void worker_report_event(struct worker *w, enum worker_event ev)
+{
+	struct worker_msg msg = {.wm_pid = (int32_t)getpid(),
+				 .wm_event = (int32_t)ev};
+
+	if (w->w_report.wr_fd < 0)
+		return;
+	if (write(w->w_report.wr_fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+		log_warn("reporting to the master: %s", strerror(errno));
+}
+
+/*
+ * Accept what is already queued on the listeners.  With EPOLLEXCLUSIVE a
+ * connection's wakeup may have gone to this worker alone just before it
+ * left the epoll set; without this sweep that connection would wait in
+ * the queue for the next arrival to wake another worker.
+ */
+static void worker_accept_queued(struct worker *w)
+{
+	for (size_t i = 0; i < w->w_nlsn; i++) {
+		struct worker_listener *wl = &w->w_lsn[i];
+
+		for (int n = 0; n < WORKER_DRAIN_SWEEP && wl->wl_io.io_fd >= 0; n++) {
+			struct sockaddr_storage peer;
+			socklen_t len = sizeof(peer);
+			int fd = accept4(wl->wl_io.io_fd, (struct sockaddr *)&peer,
+					 &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd >= 0)
+				proxy_accept(w, wl, fd, &peer);
+			else if (errno != EINTR && errno != ECONNABORTED)
+				break;
+		}
+	}
+}
+
 static void worker_on_drain_timeout(struct timer *t)
 {
 	struct worker *w = t->tm_data;
@@ -147,13 +186,15 @@ void worker_drain(struct worker *w)
 {
 	if (w->w_draining)
 		return;
-	w->w_draining = true;
 	worker_accepting(w, false);
 	loop_timer_del(&w->w_loop, &w->w_accept_timer);
+	worker_accept_queued(w);
+	w->w_draining = true;
 	for (size_t i = 0; i < w->w_nlsn; i++) {
 		close(w->w_lsn[i].wl_io.io_fd);
 		w->w_lsn[i].wl_io.io_fd = -1;
 	}
+	worker_report_event(w, WORKER_EV_RETIRED);
 	proxy_drain(w);
 	loop_timer_in(&w->w_loop, &w->w_drain_timer,
 		      w->w_cfg->shutdown_timeout_ms);
@@ -179,6 +220,9 @@ static void worker_on_signal(struct loop_io *io, uint32_t ev)
 			if (log_reopen() == -1)
 				log_error("reopening the error log: %s",
 					  strerror(errno));
+			if (access_reopen() == -1)
+				log_error("reopening the access log: %s",
+					  strerror(errno));
 			break;
 		default:
 			break;
@@ -192,6 +236,13 @@ static void worker_after_turn(struct loop *lp)
 					     offsetof(struct worker, w_loop));
 
 	proxy_reap(w);
+	access_flush();
+	/* publish the connection count for `portcullis status` and drain logs */
+	if (w->w_report.wr_conns != NULL && w->w_nconns != w->w_nconns_shown) {
+		atomic_store_explicit(w->w_report.wr_conns, (uint32_t)w->w_nconns,
+				      memory_order_relaxed);
+		w->w_nconns_shown = w->w_nconns;
+	}
 }
 
 static int worker_drop_privileges(uid_t uid, gid_t gid)
@@ -263,7 +314,8 @@ static int worker_listeners(struct worker *w, const int *fds, size_t nfds)
 }
 
 int worker_main(const struct config *cfg, const int *fds, size_t nfds,
-		unsigned generation, uid_t uid, gid_t gid)
+		unsigned generation, uid_t uid, gid_t gid,
+		const struct worker_report *report)
 {
 	struct worker w;
 	int rc = 1;
@@ -271,9 +323,16 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	memset(&w, 0, sizeof(w));
 	w.w_cfg = cfg;
 	w.w_generation = generation;
+	w.w_report.wr_fd = -1;
+	if (report != NULL)
+		w.w_report = *report;
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	(void)prctl(PR_SET_NAME, "portcullis-wrk");
 	signal(SIGPIPE, SIG_IGN);
+	/* opened before dropping privileges, like the error log */
+	if (access_open(cfg->access_log_path, cfg->access_log_format) == -1)
+		log_error("access log %s: %s", cfg->access_log_path,
+			  strerror(errno));
 	if (worker_drop_privileges(uid, gid) == -1)
 		return 2;
 	if (loop_init(&w.w_loop) == -1) {
@@ -294,6 +353,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	if (getppid() == 1)
 		goto fail;
 	worker_accepting(&w, true);
+	worker_report_event(&w, WORKER_EV_READY);
 	if (loop_run(&w.w_loop) == -1)
 		log_error("epoll_wait: %s", strerror(errno));
 	else
@@ -304,8 +364,11 @@ fail:
 	balance_free(w.w_bes, cfg->nbackends);
 	if (w.w_sig_io.io_fd > 0)
 		close(w.w_sig_io.io_fd);
+	if (w.w_report.wr_fd >= 0)
+		close(w.w_report.wr_fd);
 	free(w.w_lsn);
 	loop_free(&w.w_loop);
 	buf_pool_destroy();
+	access_close();
 	return rc;
 }

@@ -5,8 +5,10 @@
 #ifndef PORTCULLIS_WORKER_H
 #define PORTCULLIS_WORKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config/config.h"
@@ -16,6 +18,25 @@
 struct conn;
 struct upstream;
 struct worker;
+
+/* What a worker tells its master over the report pipe (server/workers.c). */
+enum worker_event {
+	WORKER_EV_READY = 1,    /* its listeners are in its epoll set */
+	WORKER_EV_RETIRED = 2,  /* draining: it will accept nothing more */
+};
+
+/* One report: smaller than PIPE_BUF, so each write is atomic. */
+struct worker_msg {
+	int32_t wm_pid;
+	int32_t wm_event;       /* enum worker_event */
+};
+
+/* Where a worker reports to its master; both are optional. */
+struct worker_report {
+	int wr_fd;                  /* report pipe, write end; -1: none */
+	_Atomic uint32_t *wr_conns; /* open client connections, in memory
+				       shared with the master; NULL: none */
+};
 
 /* One listening socket (one bind address of a listener). */
 struct worker_listener {
@@ -43,15 +64,21 @@ struct worker {
 	struct upstream *w_dead_up;
 	struct conn *w_conn_cache;         /* freed structs kept for reuse */
 	size_t w_nconn_cache;
+	struct worker_report w_report;     /* borrowed from worker_main's caller */
+	size_t w_nconns_shown;             /* last w_nconns in wr_conns */
 };
 
 /*
  * The body of a worker process.  fds holds one listening socket per bind
  * address, in config order (listener by listener).  Drops privileges to
- * uid/gid when they are not -1.  Returns the process exit status.
+ * uid/gid when they are not -1.  Reports WORKER_EV_READY once accepting
+ * and WORKER_EV_RETIRED once draining to report->wr_fd, and keeps its
+ * connection count in report->wr_conns; closes wr_fd at exit.  Returns
+ * the process exit status.
  */
 int worker_main(const struct config *cfg, const int *fds, size_t nfds,
-		unsigned generation, uid_t uid, gid_t gid);
+		unsigned generation, uid_t uid, gid_t gid,
+		const struct worker_report *report);
 
 /* Stop accepting and finish what is in flight (SIGQUIT, reload). */
 void worker_drain(struct worker *w);

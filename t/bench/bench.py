@@ -1222,6 +1222,6 @@ if __name__ == "__main__":
     except BenchError as e:
         log("error: %s" % e)
         sys.exit(1)
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
+    except KeyboardInterrupt as e:
+        log("interrupted (%s); everything started was stopped" % (e or "Ctrl-C"))
         sys.exit(130)

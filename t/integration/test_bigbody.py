@@ -37,7 +37,8 @@ class BigBodyTest(unittest.TestCase):
         backends = {"web": h.backend_block(cls.backend.address, response_timeout="30s")}
         cfg = h.base_config(cls.tmp, listeners, backends, workers=2)
         cfg["defaults"]["client_body_timeout"] = "30s"
-        cls.pc = h.Portcullis(cfg, env={"ASAN_OPTIONS": "detect_leaks=1:quarantine_size_mb=16"})
+        asan = h.clean_env()["ASAN_OPTIONS"] + ":quarantine_size_mb=16"
+        cls.pc = h.Portcullis(cfg, env={"ASAN_OPTIONS": asan})
         cls.pc.start()
         cls.addClassCleanup(cls.pc.stop)
         cls.workers = cls.pc.workers()

@@ -3,7 +3,9 @@
 
 import os
 import re
+import signal
 import subprocess
+import time
 import unittest
 
 import harness as h
@@ -163,6 +165,50 @@ class CliTest(unittest.TestCase):
             self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
             self.assertIn(default, p.stderr)
 
+
+    def test_daemon_mode(self):
+        """-d detaches (the command exits 0), writes pid_file with the master's
+        pid, serves, and stops on SIGTERM (removing its pid_file)."""
+        be = h.Backend("daemon1")
+        self.addCleanup(be.stop)
+        port = h.free_port()
+        cfg = h.base_config(self.tmp, [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                                        "routes": [{"path_prefix": "/", "backend": "web"}]}],
+                            {"web": h.backend_block(be.address)}, workers=1)
+        path = self.write("daemon.yaml", h.to_yaml(cfg))
+        pid_file = cfg["pid_file"]
+        pid = None
+
+        def cleanup():
+            if pid and h.pid_alive(pid) and h._exe_is(pid, h.binary()):
+                for w in h.children(pid):
+                    os.kill(w, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+        self.addCleanup(cleanup)
+        p = subprocess.run([h.binary(), "-d", "-c", path], capture_output=True, text=True,
+                           timeout=20, env=h.clean_env(), stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(pid_file) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        h._extra_pids.add(pid)
+        self.assertTrue(h.pid_alive(pid))
+        self.assertTrue(h._exe_is(pid, h.binary()))
+        self.assertTrue(h.wait_port(port, timeout=10))
+        r = h.request(port, "GET", "/daemon")
+        self.assertEqual((r.status, r.body), (200, b"daemon1 /daemon\n"))
+        workers = h.children(pid)
+        h._extra_pids.update(workers)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while (h.pid_alive(pid) or any(h.pid_alive(w) for w in workers)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(h.pid_alive(pid), "daemon did not stop on SIGTERM")
+        self.assertEqual([w for w in workers if h.pid_alive(w)], [])
+        self.assertFalse(os.path.exists(pid_file), "pid_file left behind")
 
 if __name__ == "__main__":
     h.main()

@@ -191,6 +191,43 @@ class ProxyTest(unittest.TestCase):
         for v in r.header_all("Server"):
             self.assertNotIn("secret", v)
 
+    def raw_response(self, raw):
+        return self.get("/raw?hex=" + raw.hex())
+
+    def test_response_hop_by_hop_removed(self):
+        """Response headers named by the backend's Connection header are not
+        forwarded to the client (RFC 9110 §7.6.1)."""
+        r = self.raw_response(b"HTTP/1.1 200 OK\r\nConnection: X-Internal\r\n"
+                              b"X-Internal: secret\r\nX-Public: yes\r\nContent-Length: 2\r\n\r\nok")
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(r.header_all("X-Internal"), [])
+        self.assertEqual(r.header("X-Public"), "yes")
+
+    def test_repeated_response_fields_kept(self):
+        """Several Set-Cookie fields reach the client, in order (RFC 9110 §5.3)."""
+        r = self.raw_response(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+                              b"Set-Cookie: c=3\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header_all("Set-Cookie"), ["a=1", "b=2", "c=3"])
+
+    def test_empty_reason_phrase(self):
+        """A status line with an empty reason phrase is valid (RFC 9112 §4)."""
+        r = self.raw_response(b"HTTP/1.1 201 \r\nContent-Length: 2\r\n\r\nok")
+        self.assertEqual((r.status, r.body), (201, b"ok"))
+
+    def test_upstream_keepalive_reuse(self):
+        """The proxy keeps idle connections to the server (keepalive: 32) and
+        reuses them: 30 requests cost the backend only a few connections
+        (RFC 9112 §9.3)."""
+        b = self.backends["static1"]
+        b.requests(clear=True)
+        with h.Conn(self.port) as c:    # one client connection: one worker
+            for i in range(30):
+                c.send(h.build_request("GET", "/static/reuse/%d" % i))
+                r = c.read_response()
+                self.assertEqual(r.header("X-Backend"), "static1")
+        self.assertLessEqual(b.requests()["connections"], 3)
+
     def test_keepalive(self):
         """Several requests on one client connection (RFC 9112 §9.3)."""
         with h.Conn(self.port) as c:

@@ -121,6 +121,25 @@ class ReloadTest(unittest.TestCase):
         self.assertIsNotNone(pc.wait_workers(2, timeout=10),
                              "old generations still running: %r" % pc.workers())
 
+    def test_reload_changes_bind(self):
+        """A reload that moves the listener: the new address serves and the old
+        one is closed (SPEC: sockets for addresses that went away are closed)."""
+        pc = self.start()
+        old = self.port
+        cfg = self.config()
+        new = h.free_port()
+        cfg["listeners"][0]["bind"] = "127.0.0.1:%d" % new
+        pc.write_config(cfg)
+        pc.send_signal(signal.SIGHUP)
+        self.assertTrue(h.wait_port(new, timeout=5), pc.describe())
+        r = h.request(new, "GET", "/moved")
+        self.assertEqual((r.status, r.body), (200, b"alpha /moved\n"))
+        deadline = time.monotonic() + 10
+        while h.wait_port(old, timeout=0.2) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with self.assertRaises(ConnectionRefusedError):
+            h.request(old, "GET", "/old-address")
+
     def test_reload_inflight_request_finishes(self):
         """A request in flight during a reload completes with 200 and
         Connection: close, then the connection closes (RFC 9112 §9.6)."""
@@ -202,6 +221,30 @@ class ReloadTest(unittest.TestCase):
             self.assertEqual((r.status, r.body), (200, b"alpha slept 1000\n"))
         self.assertEqual(pc.wait_exit(10), 0, pc.describe())
         time.sleep(0.5)
+        self.assertEqual([p for p in workers if h.pid_alive(p)], [])
+
+    def test_quit_bounded_by_shutdown_timeout(self):
+        """SIGQUIT with a request that would take 20 s: shutdown_timeout (2s)
+        bounds the stop; the master and its workers are gone within a few
+        seconds."""
+        self.tmp = h.make_tmpdir()
+        self.port = h.free_port()
+        cfg = self.config()
+        cfg["shutdown_timeout"] = "2s"
+        pc = h.Portcullis(cfg, tmp=self.tmp)
+        self.addCleanup(pc.stop)
+        pc.start()
+        workers = pc.workers()
+        with h.Conn(self.port, timeout=30) as c:
+            c.send(h.build_request("GET", "/sleep?ms=20000"))
+            self.assertTrue(self.wait_in_backend(self.a, "/sleep?ms=20000"))
+            t0 = time.monotonic()
+            pc.send_signal(signal.SIGQUIT)
+            self.assertIsNotNone(pc.wait_exit(15), "master still running after 15 s")
+            elapsed = time.monotonic() - t0
+            self.assertLess(elapsed, 8.0)
+            self.assertGreater(elapsed, 1.0)
+            self.assertTrue(c.wait_closed(3), "client connection not closed")
         self.assertEqual([p for p in workers if h.pid_alive(p)], [])
 
     def test_term_fast_stop(self):

@@ -758,9 +758,32 @@ START_TEST(test_err_unsupported)
 		     "least_conn, random_two, hash");
 	EXPECT_ERROR(
 		"log:\n"
-		"  access: {path: /var/log/a.log}\n" LISTENER_WEB BACKEND_APP,
-		"t.yaml:2:18: access logging is not supported by this "
-		"version");
+		"  access: {path: var/log/a.log}\n" LISTENER_WEB BACKEND_APP,
+		"t.yaml:2:18: 'path' must be off, stderr or an absolute path");
+	EXPECT_ERROR(
+		"log:\n"
+		"  access: {path: stderr, format: clf}\n" LISTENER_WEB BACKEND_APP,
+		"t.yaml:2:34: 'format' must be combined or json");
+}
+END_TEST
+
+/* log.access: off by default; a path or stderr with either format. */
+START_TEST(test_access_log)
+{
+	struct config *cfg = load_ok(LISTENER_WEB BACKEND_APP);
+
+	ck_assert_ptr_null(cfg->access_log_path);
+	config_free(cfg);
+	cfg = load_ok("log:\n"
+		      "  access: {path: /var/log/a.log, format: json}\n"
+		      LISTENER_WEB BACKEND_APP);
+	ck_assert_str_eq(cfg->access_log_path, "/var/log/a.log");
+	ck_assert_int_eq(cfg->access_log_format, CFG_ACCESS_JSON);
+	config_free(cfg);
+	cfg = load_ok("log: {access: {path: stderr}}\n" LISTENER_WEB BACKEND_APP);
+	ck_assert_str_eq(cfg->access_log_path, "stderr");
+	ck_assert_int_eq(cfg->access_log_format, CFG_ACCESS_COMBINED);
+	config_free(cfg);
 }
 END_TEST
 
@@ -1183,6 +1206,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_err_cap);
 	tcase_add_test(tc, test_err_files);
 	tcase_add_test(tc, test_trusted_proxies_and_worker_connections);
+	tcase_add_test(tc, test_access_log);
 	tcase_add_test(tc, test_err_trusted_proxies_and_worker_connections);
 	suite_add_tcase(s, tc);
 	return s;

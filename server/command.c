@@ -1,0 +1,213 @@
+/* command.c: the control socket's commands (see command.h). */
+#include "server/command.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timer.h"
+#include "common/version.h"
+#include "server/master.h"
+#include "server/master_types.h"
+#include "server/reload.h"
+#include "server/scoreboard.h"
+#include "server/upgrade.h"
+#include "server/workers.h"
+
+static const char *command_phase(const struct master *m)
+{
+	if (m->m_stopping == MASTER_STOP_FAST)
+		return "stopping (fast)";
+	if (m->m_stopping == MASTER_STOP_GRACEFUL)
+		return m->m_up.up_handed_over ? "handed over, draining"
+					      : "stopping (graceful)";
+	switch (m->m_phase) {
+	case MASTER_STARTING: return "reloading (new workers starting)";
+	case MASTER_RETIRING: return "reloading (old workers leaving)";
+	default: return m->m_up.up_child ? "upgrading" : "running";
+	}
+}
+
+static const char *command_worker_state(const struct master *m,
+					const struct master_worker *mw)
+{
+	if (mw->mw_kill_at != 0 || mw->mw_retired)
+		return "draining";
+	if (!mw->mw_ready)
+		return "starting";
+	return mw->mw_gen == m->m_cur.mg_num ? "accepting" : "ready";
+}
+
+static void command_status_master(struct master *m, struct control_conn *cc,
+				  uint64_t now)
+{
+	control_line(cc, "master pid=%d version=%s uptime=%llus state=%s "
+		     "config=%s", (int)m->m_pid, PORTCULLIS_VERSION,
+		     (unsigned long long)(now - m->m_started) / 1000,
+		     command_phase(m), m->m_path);
+	control_line(cc, "reloads ok=%u failed=%u last_error=%s",
+		     m->m_reloads_ok, m->m_reloads_failed,
+		     m->m_reload_error ? m->m_reload_error : "none");
+	if (m->m_up.up_child != 0)
+		control_line(cc, "upgrade new_master=%d starting",
+			     (int)m->m_up.up_child);
+}
+
+/* One generation and its workers (gen: its number; what: its role). */
+static void command_status_gen(struct master *m, struct control_conn *cc,
+			       unsigned gen, const char *what, uint64_t now)
+{
+	unsigned long long conns = (unsigned long long)workers_conns(m, gen);
+
+	control_line(cc, "generation %u %s workers=%zu connections=%llu", gen,
+		     what, workers_count(m, gen, gen), conns);
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		const struct master_worker *mw = &m->m_workers[i];
+
+		if (mw->mw_pid == 0 || mw->mw_gen != gen)
+			continue;
+		control_line(cc, "  worker pid=%d slot=%u state=%s connections=%u "
+			     "uptime=%llus", (int)mw->mw_pid, mw->mw_slot,
+			     command_worker_state(m, mw),
+			     scoreboard_get(m->m_board, i),
+			     (unsigned long long)(now - mw->mw_started) / 1000);
+	}
+	if (gen != m->m_cur.mg_num)
+		return;
+	for (unsigned s = 0; s < m->m_cur.mg_nslots; s++)
+		if (m->m_cur.mg_slots[s].ms_start_at != 0)
+			control_line(cc, "  slot %u restarting (died %u times "
+				     "in a row right after start)", s,
+				     m->m_cur.mg_slots[s].ms_fails);
+}
+
+static int command_cmp_desc(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Every generation that has workers, and the serving one: newest first. */
+static void command_status_gens(struct master *m, struct control_conn *cc,
+				uint64_t now)
+{
+	unsigned gens[MASTER_MAX_WORKERS + 2];
+	size_t n = 0;
+
+	if (m->m_next.mg_num != 0)
+		gens[n++] = m->m_next.mg_num;
+	if (m->m_cur.mg_num != 0)
+		gens[n++] = m->m_cur.mg_num;
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		size_t j;
+
+		if (m->m_workers[i].mw_pid == 0)
+			continue;
+		for (j = 0; j < n && gens[j] != m->m_workers[i].mw_gen; j++)
+			;
+		if (j == n)
+			gens[n++] = m->m_workers[i].mw_gen;
+	}
+	qsort(gens, n, sizeof(gens[0]), command_cmp_desc);
+	for (size_t i = 0; i < n; i++)
+		command_status_gen(m, cc, gens[i],
+				   gens[i] == m->m_cur.mg_num    ? "serving"
+				   : gens[i] == m->m_next.mg_num ? "starting"
+				   : gens[i] > m->m_cur.mg_num   ? "failed, stopping"
+								 : "draining",
+				   now);
+}
+
+static void command_status_listeners(struct master *m, struct control_conn *cc)
+{
+	const struct config *cfg = m->m_cur.mg_cfg;
+	size_t k = 0;
+
+	for (size_t i = 0; cfg != NULL && i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		control_line(cc, "listener %s protocol=%s", l->name,
+			     l->protocol == CFG_PROTO_TCP ? "tcp" : "http");
+		for (size_t j = 0; j < l->nbinds; j++, k++)
+			control_line(cc, "  bind %s fd=%d", l->binds[j].str,
+				     k < m->m_cur.mg_nfds ? m->m_cur.mg_fds[k] : -1);
+	}
+}
+
+static const char *const command_balance[] = {
+	[CFG_BALANCE_ROUND_ROBIN] = "round_robin",
+	[CFG_BALANCE_LEAST_CONN] = "least_conn",
+	[CFG_BALANCE_RANDOM_TWO] = "random_two",
+	[CFG_BALANCE_HASH] = "hash",
+};
+
+/*
+ * Backends and servers as configured.  Health, drain state and per-server
+ * connections live in the shared-memory zone of the health-check issue:
+ * until it exists they are printed as n/a, in the place they will take.
+ */
+static void command_status_backends(struct master *m, struct control_conn *cc)
+{
+	const struct config *cfg = m->m_cur.mg_cfg;
+
+	for (size_t i = 0; cfg != NULL && i < cfg->nbackends; i++) {
+		const struct cfg_backend *be = &cfg->backends[i];
+
+		control_line(cc, "backend %s balance=%s servers=%zu", be->name,
+			     be->balance <= CFG_BALANCE_HASH
+				     ? command_balance[be->balance] : "?",
+			     be->nservers);
+		for (size_t j = 0; j < be->nservers; j++) {
+			const struct cfg_server *s = &be->servers[j];
+
+			control_line(cc, "  server %s weight=%u backup=%s "
+				     "max_connections=%u health=n/a drain=n/a "
+				     "connections=n/a", s->addr.str, s->weight,
+				     s->backup ? "yes" : "no", s->max_connections);
+		}
+	}
+}
+
+static void command_status(struct master *m, struct control_conn *cc)
+{
+	uint64_t now = timer_now_ms();
+
+	command_status_master(m, cc, now);
+	command_status_gens(m, cc, now);
+	command_status_listeners(m, cc);
+	command_status_backends(m, cc);
+	control_finish(cc, true, "%s", "");
+}
+
+static void command_upgrade(struct master *m, struct control_conn *cc)
+{
+	char err[256];
+
+	cc->cc_wait = CONTROL_WAIT_UPGRADE;
+	if (upgrade_start(m, err, sizeof(err)) == -1) {
+		log_warn("upgrade refused: %s", err);
+		control_finish(cc, false, "upgrade refused: %s", err);
+	}
+}
+
+void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
+{
+	struct master *m = ctl->ctl_data;
+
+	log_info("control socket: %s", cmd);
+	if (strcmp(cmd, "status") == 0) {
+		command_status(m, cc);
+	} else if (strcmp(cmd, "reload") == 0) {
+		cc->cc_wait = CONTROL_WAIT_RELOAD_QUEUED;
+		reload_request(m);
+	} else if (strcmp(cmd, "upgrade") == 0) {
+		command_upgrade(m, cc);
+	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "quit") == 0) {
+		cc->cc_wait = CONTROL_WAIT_EXIT;
+		master_stop(m, cmd[0] == 's');
+	} else {
+		control_finish(cc, false, "unknown command '%.64s' (commands: "
+			       "status, reload, upgrade, stop, quit)", cmd);
+	}
+}

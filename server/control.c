@@ -1,0 +1,538 @@
+/* control.c: the control socket, master side (see control.h). */
+#include "server/control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timer.h"
+
+#define CONTROL_BACKLOG 64
+#define CONTROL_OUT_MAX (1 << 20) /* a status of a huge config, at most */
+
+void control_init(struct control *ctl, control_cmd_cb cb, void *data)
+{
+	memset(ctl, 0, sizeof(*ctl));
+	ctl->ctl_sock.cs_fd = -1;
+	ctl->ctl_listen_idx = -1;
+	ctl->ctl_cb = cb;
+	ctl->ctl_data = data;
+}
+
+/* ---- the listening socket -------------------------------------------- */
+
+/* mkdir -p the directory of path (0755); errors surface at bind(). */
+static void control_mkdir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		(void)mkdir(dir, 0755);
+		*p = '/';
+	}
+}
+
+static void control_addr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", path);
+}
+
+/* Does a process accept connections on the socket at path? */
+static bool control_is_live(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd == -1)
+		return false;
+	control_addr(&sa, path);
+	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	       errno == EAGAIN;
+	close(fd);
+	return live;
+}
+
+/* Bind and listen on name with mode 0600.  The fd, or -1 with errno. */
+static int control_bind(const char *name)
+{
+	struct sockaddr_un sa;
+	mode_t old;
+	int fd, rc, saved;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	control_addr(&sa, name);
+	(void)unlink(name);
+	old = umask(0177); /* never a moment with a wider mode */
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc == 0 && chmod(name, 0600) == 0 &&
+	    listen(fd, CONTROL_BACKLOG) == 0)
+		return fd;
+	saved = errno;
+	if (rc == 0)
+		(void)unlink(name);
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int control_sock_open(struct control_sock *cs, const char *path, bool replace,
+		      char *err, size_t errlen)
+{
+	struct stat st;
+
+	cs->cs_fd = -1;
+	cs->cs_path = NULL;
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		snprintf(err, errlen, "control socket %s: path too long", path);
+		return -1;
+	}
+	control_mkdir(path);
+	if (!replace && control_is_live(path)) {
+		snprintf(err, errlen, "control socket %s: another portcullis "
+			 "master is running there", path);
+		return -1;
+	}
+	/*
+	 * Bound at its own path (not renamed into place) so that
+	 * /proc/net/unix names it: ctl.c finds a master whose socket moved
+	 * that way.  The moment between unlink and bind is covered by the
+	 * client's retry.
+	 */
+	cs->cs_fd = control_bind(path);
+	if (cs->cs_fd == -1)
+		goto fail;
+	cs->cs_path = strdup(path);
+	if (cs->cs_path == NULL || stat(path, &st) == -1)
+		goto fail;
+	cs->cs_dev = st.st_dev;
+	cs->cs_ino = st.st_ino;
+	return 0;
+fail:
+	snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+	if (cs->cs_fd != -1)
+		close(cs->cs_fd);
+	cs->cs_fd = -1;
+	free(cs->cs_path);
+	cs->cs_path = NULL;
+	return -1;
+}
+
+void control_sock_close(struct control_sock *cs, bool unlink_path)
+{
+	struct stat st;
+
+	if (cs->cs_fd == -1)
+		return;
+	if (unlink_path && stat(cs->cs_path, &st) == 0 &&
+	    st.st_dev == cs->cs_dev && st.st_ino == cs->cs_ino)
+		(void)unlink(cs->cs_path);
+	close(cs->cs_fd);
+	cs->cs_fd = -1;
+	free(cs->cs_path);
+	cs->cs_path = NULL;
+}
+
+void control_set_sock(struct control *ctl, struct control_sock *cs)
+{
+	control_sock_close(&ctl->ctl_sock, true);
+	ctl->ctl_sock = *cs;
+	cs->cs_fd = -1;
+	cs->cs_path = NULL;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static int control_append(struct control_conn *cc, const char *s, size_t n)
+{
+	if (cc->cc_outlen + n > cc->cc_outcap) {
+		size_t cap = cc->cc_outcap ? cc->cc_outcap : 1024;
+		char *p;
+
+		while (cap < cc->cc_outlen + n)
+			cap *= 2;
+		if (cap > CONTROL_OUT_MAX)
+			return -1;
+		p = realloc(cc->cc_out, cap);
+		if (p == NULL)
+			return -1;
+		cc->cc_out = p;
+		cc->cc_outcap = cap;
+	}
+	memcpy(cc->cc_out + cc->cc_outlen, s, n);
+	cc->cc_outlen += n;
+	return 0;
+}
+
+/* Send what is queued, without blocking.  -1 if the peer is gone. */
+static int control_flush(struct control_conn *cc)
+{
+	while (cc->cc_outoff < cc->cc_outlen) {
+		ssize_t n = send(cc->cc_fd, cc->cc_out + cc->cc_outoff,
+				 cc->cc_outlen - cc->cc_outoff, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			cc->cc_outoff += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0
+									    : -1;
+	}
+	return 0;
+}
+
+static void control_vline(struct control_conn *cc, const char *fmt, va_list ap)
+{
+	char text[4096];
+	const char *p = text;
+
+	if (cc->cc_done)
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	for (;;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (control_append(cc, "| ", 2) == -1 ||
+		    control_append(cc, p, n) == -1 ||
+		    control_append(cc, "\n", 1) == -1) {
+			cc->cc_done = true; /* out of memory: give up, close */
+			cc->cc_outoff = cc->cc_outlen;
+			return;
+		}
+		if (nl == NULL || nl[1] == '\0')
+			return;
+		p = nl + 1;
+	}
+}
+
+void control_line(struct control_conn *cc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	control_vline(cc, fmt, ap);
+	va_end(ap);
+}
+
+static void control_end(struct control_conn *cc, bool ok, const char *msg)
+{
+	char line[1024];
+	int n;
+
+	if (cc->cc_done)
+		return;
+	n = snprintf(line, sizeof(line), "%s%s%s", ok ? "OK" : "ERR",
+		     *msg ? " " : "", msg);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	for (int i = 0; i < n; i++)
+		if (line[i] == '\n')
+			line[i] = ' ';
+	line[n++] = '\n';
+	if (control_append(cc, line, (size_t)n) == -1)
+		cc->cc_outoff = cc->cc_outlen;
+	cc->cc_done = true;
+	cc->cc_wait = CONTROL_WAIT_NONE;
+	cc->cc_deadline = timer_now_ms() + CONTROL_IO_TIMEOUT_MS;
+	(void)control_flush(cc);
+}
+
+void control_finish(struct control_conn *cc, bool ok, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	control_end(cc, ok, msg);
+}
+
+void control_finish_all(struct control *ctl, enum control_wait w, bool ok,
+			char *const *lines, size_t nlines, const char *msg)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++) {
+		struct control_conn *cc = ctl->ctl_conns[i];
+
+		if (cc == NULL || cc->cc_done || cc->cc_wait != w)
+			continue;
+		for (size_t j = 0; j < nlines; j++)
+			control_line(cc, "%s", lines[j]);
+		control_end(cc, ok, msg);
+	}
+}
+
+void control_promote(struct control *ctl, enum control_wait from,
+		     enum control_wait to)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++)
+		if (ctl->ctl_conns[i] != NULL &&
+		    ctl->ctl_conns[i]->cc_wait == from)
+			ctl->ctl_conns[i]->cc_wait = to;
+}
+
+size_t control_waiting(const struct control *ctl, enum control_wait w)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++)
+		n += ctl->ctl_conns[i] != NULL && !ctl->ctl_conns[i]->cc_done &&
+		     ctl->ctl_conns[i]->cc_wait == w;
+	return n;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void control_conn_free(struct control *ctl, size_t i)
+{
+	struct control_conn *cc = ctl->ctl_conns[i];
+
+	close(cc->cc_fd);
+	free(cc->cc_out);
+	free(cc);
+	ctl->ctl_conns[i] = NULL;
+}
+
+/* Give up on cc: it is closed at the next reap. */
+static void control_drop(struct control_conn *cc)
+{
+	cc->cc_done = true;
+	cc->cc_wait = CONTROL_WAIT_NONE;
+	cc->cc_outoff = cc->cc_outlen;
+}
+
+/* Close the connections whose answer is out. */
+static void control_reap(struct control *ctl)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++) {
+		struct control_conn *cc = ctl->ctl_conns[i];
+
+		if (cc != NULL && cc->cc_done && cc->cc_outoff == cc->cc_outlen)
+			control_conn_free(ctl, i);
+	}
+}
+
+/* Only root and our own user may command the master. */
+static bool control_peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("control socket: SO_PEERCRED: %s", strerror(errno));
+		return false;
+	}
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return true;
+	log_warn("control socket: refused a connection from uid %u (pid %d): "
+		 "only root and uid %u may use it",
+		 (unsigned)cred.uid, (int)cred.pid, (unsigned)geteuid());
+	return false;
+}
+
+static void control_refuse(int fd, const char *why)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "ERR %s\n", why);
+
+	(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+static void control_accept(struct control *ctl)
+{
+	for (int k = 0; k < CONTROL_MAX_CONNS; k++) {
+		int fd = accept4(ctl->ctl_sock.cs_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct control_conn *cc;
+		size_t i;
+
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				log_warn("control socket: accept: %s",
+					 strerror(errno));
+			return;
+		}
+		if (!control_peer_allowed(fd)) {
+			control_refuse(fd, "permission denied");
+			continue;
+		}
+		for (i = 0; i < CONTROL_MAX_CONNS && ctl->ctl_conns[i]; i++)
+			;
+		cc = i < CONTROL_MAX_CONNS ? calloc(1, sizeof(*cc)) : NULL;
+		if (cc == NULL) {
+			log_warn("control socket: too many connections");
+			control_refuse(fd, "too many control connections");
+			continue;
+		}
+		cc->cc_fd = fd;
+		cc->cc_pollidx = -1;
+		cc->cc_deadline = timer_now_ms() + CONTROL_IO_TIMEOUT_MS;
+		ctl->ctl_conns[i] = cc;
+	}
+}
+
+/* A whole line arrived: hand it to the master. */
+static void control_command(struct control *ctl, struct control_conn *cc,
+			    char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	while (*line == ' ')
+		line++;
+	cc->cc_deadline = 0; /* the command's own wait is bounded */
+	ctl->ctl_cb(ctl, cc, line);
+	if (!cc->cc_done && cc->cc_wait == CONTROL_WAIT_NONE)
+		control_end(cc, false, "internal error: command not answered");
+}
+
+static void control_on_readable(struct control *ctl, struct control_conn *cc)
+{
+	char *nl;
+	ssize_t n;
+
+	if (cc->cc_done || cc->cc_wait != CONTROL_WAIT_NONE) {
+		char junk[256]; /* after the command: nothing more to read */
+
+		n = recv(cc->cc_fd, junk, sizeof(junk), 0);
+		if (n == 0)
+			cc->cc_eof = true; /* half-close: still owed an answer */
+		else if (n == -1 && errno != EAGAIN && errno != EINTR)
+			control_drop(cc);
+		return;
+	}
+	n = recv(cc->cc_fd, cc->cc_in + cc->cc_inlen,
+		 sizeof(cc->cc_in) - 1 - cc->cc_inlen, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		control_drop(cc); /* gone before its command */
+		return;
+	}
+	cc->cc_inlen += (size_t)n;
+	cc->cc_in[cc->cc_inlen] = '\0';
+	nl = strchr(cc->cc_in, '\n');
+	if (nl != NULL) {
+		*nl = '\0';
+		control_command(ctl, cc, cc->cc_in);
+	} else if (cc->cc_inlen == sizeof(cc->cc_in) - 1) {
+		control_end(cc, false, "command line too long");
+	}
+}
+
+size_t control_pollfds(struct control *ctl, struct pollfd *pfd, size_t max)
+{
+	size_t n = 0;
+
+	control_reap(ctl);
+	ctl->ctl_listen_idx = -1;
+	if (ctl->ctl_sock.cs_fd != -1 && n < max) {
+		pfd[n] = (struct pollfd){.fd = ctl->ctl_sock.cs_fd,
+					 .events = POLLIN};
+		ctl->ctl_listen_idx = (int)n++;
+	}
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++) {
+		struct control_conn *cc = ctl->ctl_conns[i];
+
+		if (cc == NULL)
+			continue;
+		cc->cc_pollidx = -1;
+		if (n == max)
+			continue;
+		pfd[n] = (struct pollfd){.fd = cc->cc_fd,
+					 .events = cc->cc_eof ? 0 : POLLIN};
+		if (cc->cc_outoff < cc->cc_outlen)
+			pfd[n].events |= POLLOUT;
+		cc->cc_pollidx = (int)n++;
+	}
+	return n;
+}
+
+void control_dispatch(struct control *ctl, const struct pollfd *pfd)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++) {
+		struct control_conn *cc = ctl->ctl_conns[i];
+		short re;
+
+		if (cc == NULL || cc->cc_pollidx < 0 ||
+		    pfd[cc->cc_pollidx].fd != cc->cc_fd)
+			continue;
+		re = pfd[cc->cc_pollidx].revents;
+		cc->cc_pollidx = -1;
+		if (re & POLLIN)
+			control_on_readable(ctl, cc);
+		if ((re & POLLOUT) && control_flush(cc) == -1)
+			control_drop(cc);
+		if ((re & (POLLHUP | POLLERR)) && !(re & POLLIN))
+			control_drop(cc); /* the peer is gone for good */
+	}
+	if (ctl->ctl_listen_idx >= 0 &&
+	    pfd[ctl->ctl_listen_idx].fd == ctl->ctl_sock.cs_fd &&
+	    (pfd[ctl->ctl_listen_idx].revents & POLLIN))
+		control_accept(ctl);
+	ctl->ctl_listen_idx = -1;
+	control_reap(ctl);
+}
+
+int64_t control_timers(struct control *ctl, uint64_t now)
+{
+	int64_t next = -1;
+
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++) {
+		struct control_conn *cc = ctl->ctl_conns[i];
+
+		if (cc == NULL || cc->cc_deadline == 0)
+			continue;
+		if (cc->cc_deadline <= now) {
+			control_conn_free(ctl, i);
+			continue;
+		}
+		if (next == -1 || (int64_t)(cc->cc_deadline - now) < next)
+			next = (int64_t)(cc->cc_deadline - now);
+	}
+	return next;
+}
+
+void control_close_all(struct control *ctl)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++) {
+		if (ctl->ctl_conns[i] == NULL)
+			continue;
+		(void)control_flush(ctl->ctl_conns[i]);
+		control_conn_free(ctl, i);
+	}
+}
+
+void control_close_fds(const struct control *ctl)
+{
+	if (ctl->ctl_sock.cs_fd != -1)
+		close(ctl->ctl_sock.cs_fd);
+	for (size_t i = 0; i < CONTROL_MAX_CONNS; i++)
+		if (ctl->ctl_conns[i] != NULL)
+			close(ctl->ctl_conns[i]->cc_fd);
+}

@@ -1,0 +1,142 @@
+/*
+ * control.h: the master's control socket, the server side of
+ * `portcullis reload|status|stop|quit|upgrade` (the client is ctl.c).
+ *
+ * The socket is an AF_UNIX stream socket at `control_socket`, mode 0600,
+ * owned by the master's effective uid.  Every connection's peer is checked
+ * with SO_PEERCRED: only uid 0 and the master's own euid are served; any
+ * other is answered "ERR permission denied", closed and logged.
+ *
+ * The protocol: one command per connection, in lines of text.
+ *
+ *   client:  COMMAND "\n"                 one line, at most 255 bytes
+ *   master:  ( "| " TEXT "\n" )*          zero or more lines of output
+ *            ( "OK" [" " TEXT] | "ERR " TEXT ) "\n"   the last line
+ *
+ * then the master closes the connection.  Commands: "status" (answers at
+ * once), "reload" (answers when the new generation serves, or with the
+ * FILE:LINE:COL errors of the config as "| " lines and ERR), "upgrade"
+ * (answers when the new binary's master serves, or ERR), "stop" and
+ * "quit" (fast and graceful stop: answer OK when every worker has exited,
+ * just before the master exits).  Nothing is ever waited on without a
+ * bound: a client has CONTROL_IO_TIMEOUT_MS to send its command and to
+ * read the answer; the waits for reload/upgrade/quit are bounded by the
+ * master (readiness timeout, shutdown_timeout).
+ *
+ * The listening socket and every connection are non-blocking and served
+ * from the master's ppoll() loop: control_pollfds() adds their pollfds,
+ * control_dispatch() handles what they report.
+ */
+#ifndef PORTCULLIS_CONTROL_H
+#define PORTCULLIS_CONTROL_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONTROL_LINE_MAX 256       /* a command line, "\n" included */
+#define CONTROL_MAX_CONNS 32       /* more are refused */
+#define CONTROL_IO_TIMEOUT_MS 5000 /* to send the command / read the answer */
+
+/* What a connection waits for after its command (command.c sets it). */
+enum control_wait {
+	CONTROL_WAIT_NONE,
+	CONTROL_WAIT_RELOAD_QUEUED, /* the next reload to start */
+	CONTROL_WAIT_RELOAD,        /* the reload in progress */
+	CONTROL_WAIT_UPGRADE,       /* the binary upgrade in progress */
+	CONTROL_WAIT_EXIT,          /* the master's exit (stop, quit) */
+};
+
+struct control_conn {
+	int cc_fd;
+	int cc_pollidx;             /* its pollfd this turn, -1 if none */
+	enum control_wait cc_wait;
+	bool cc_done;               /* last line queued: close once written */
+	bool cc_eof;                /* the client half-closed after its command */
+	uint64_t cc_deadline;       /* monotonic ms; 0 while waiting */
+	size_t cc_inlen;
+	char cc_in[CONTROL_LINE_MAX];
+	char *cc_out;               /* owned; cc_out[cc_outoff..cc_outlen) unsent */
+	size_t cc_outlen, cc_outoff, cc_outcap;
+};
+
+/* The listening socket at one path. */
+struct control_sock {
+	int cs_fd;                  /* -1: none */
+	char *cs_path;              /* owned */
+	dev_t cs_dev;               /* the inode we bound, so that we only */
+	ino_t cs_ino;               /* ever unlink our own socket */
+};
+
+struct control;
+/* Called with each command line (without "\n"); borrows cc. */
+typedef void (*control_cmd_cb)(struct control *ctl, struct control_conn *cc,
+			       const char *cmd);
+
+struct control {
+	struct control_sock ctl_sock;
+	struct control_conn *ctl_conns[CONTROL_MAX_CONNS]; /* owned, NULL: free */
+	int ctl_listen_idx;         /* the listening socket's pollfd, or -1 */
+	control_cmd_cb ctl_cb;
+	void *ctl_data;             /* for the callback (the master) */
+};
+
+/* Set up ctl with no socket yet. */
+void control_init(struct control *ctl, control_cmd_cb cb, void *data);
+
+/*
+ * Bind a new listening socket at path into cs, mode 0600 from the start
+ * (umask around bind()); missing directories are created (0755).  A stale
+ * socket at path is replaced; a live one too when `replace` (the old
+ * master of a binary upgrade), else it means another master runs: -1.
+ * 0, or -1 with a message in err.
+ */
+int control_sock_open(struct control_sock *cs, const char *path, bool replace,
+		      char *err, size_t errlen);
+
+/* Close cs, and unlink its path if `unlink_path` and it is still ours. */
+void control_sock_close(struct control_sock *cs, bool unlink_path);
+
+/* Serve on cs from now on (takes it over), closing and unlinking the old. */
+void control_set_sock(struct control *ctl, struct control_sock *cs);
+
+/* Add the pollfds of the socket and its connections; returns how many. */
+size_t control_pollfds(struct control *ctl, struct pollfd *pfd, size_t max);
+
+/* Handle what the pollfds filled by control_pollfds() report. */
+void control_dispatch(struct control *ctl, const struct pollfd *pfd);
+
+/* Close connections past their deadline.  Returns ms to the next, or -1. */
+int64_t control_timers(struct control *ctl, uint64_t now);
+
+/* Queue an output line ("| " TEXT); a "\n" in text starts another line. */
+void control_line(struct control_conn *cc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Queue the last line (OK or ERR with text) and close once it is sent. */
+void control_finish(struct control_conn *cc, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Answer every connection waiting for `w`: the lines (may be NULL), then
+ * OK or ERR with msg.
+ */
+void control_finish_all(struct control *ctl, enum control_wait w, bool ok,
+			char *const *lines, size_t nlines, const char *msg);
+
+/* Move every connection waiting for `from` to wait for `to`. */
+void control_promote(struct control *ctl, enum control_wait from,
+		     enum control_wait to);
+
+/* How many connections wait for w. */
+size_t control_waiting(const struct control *ctl, enum control_wait w);
+
+/* Try once to send what is queued, then close every connection. */
+void control_close_all(struct control *ctl);
+
+/* In a forked child: close every descriptor of ctl, touch nothing else. */
+void control_close_fds(const struct control *ctl);
+
+#endif

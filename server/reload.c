@@ -1,0 +1,399 @@
+/* reload.c: generations and reloads (see reload.h). */
+#include "server/reload.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timer.h"
+#include "common/version.h"
+#include "server/control.h"
+#include "server/master.h"
+#include "server/notify.h"
+#include "server/upgrade.h"
+#include "server/workers.h"
+
+/* ---- generations -------------------------------------------------------- */
+
+void reload_gen_free(struct master_gen *g)
+{
+	config_free(g->mg_cfg);
+	free(g->mg_fds);
+	free(g->mg_slots);
+	control_sock_close(&g->mg_ctl, true);
+	memset(g, 0, sizeof(*g));
+	g->mg_ctl.cs_fd = -1;
+}
+
+/* Workers run as user/group when the master is root. */
+static int reload_resolve_ids(struct master_gen *g, char *err, size_t errlen)
+{
+	const struct config *cfg = g->mg_cfg;
+	struct passwd *pw;
+	struct group *gr;
+
+	g->mg_uid = (uid_t)-1;
+	g->mg_gid = (gid_t)-1;
+	if (geteuid() != 0)
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		snprintf(err, errlen, "%s: user '%s' does not exist", cfg->path,
+			 cfg->user);
+		return -1;
+	}
+	gr = getgrnam(cfg->group);
+	if (gr == NULL) {
+		snprintf(err, errlen, "%s: group '%s' does not exist", cfg->path,
+			 cfg->group);
+		return -1;
+	}
+	g->mg_uid = pw->pw_uid;
+	g->mg_gid = gr->gr_gid;
+	return 0;
+}
+
+/* Switch the error log to g's (workers forked later inherit it). */
+static int reload_open_log(const struct master_gen *g)
+{
+	const struct config *cfg = g->mg_cfg;
+
+	if (log_open(cfg->error_log_path, (enum log_level)cfg->error_log_level) ==
+	    -1) {
+		log_error("%s: error log %s: %s", cfg->path, cfg->error_log_path,
+			  strerror(errno));
+		return -1;
+	}
+	if (g->mg_uid != (uid_t)-1)
+		log_chown(g->mg_uid, g->mg_gid);
+	return 0;
+}
+
+static bool reload_log_differs(const struct config *a, const struct config *b)
+{
+	return strcmp(a->error_log_path, b->error_log_path) != 0 ||
+	       a->error_log_level != b->error_log_level;
+}
+
+/* Back to the listening sockets the serving generation uses. */
+static void reload_restore_listeners(struct master *m)
+{
+	char err[256];
+	size_t n;
+	int *fds;
+
+	if (m->m_cur.mg_cfg == NULL)
+		return;
+	if (listen_apply(&m->m_ls, m->m_cur.mg_cfg, &fds, &n, err,
+			 sizeof(err)) == -1) {
+		log_error("restoring the listeners: %s", err);
+		return;
+	}
+	free(fds);
+	listen_prune(&m->m_ls);
+}
+
+/*
+ * Build m->m_next from cfg (takes it): identity, listeners, a control
+ * socket if its path is new, the slots.  Nothing runs yet and nothing
+ * the serving generation uses is changed.  0, or -1 with err set.
+ */
+static int reload_prepare(struct master *m, struct config *cfg, bool first,
+			  char *err, size_t errlen)
+{
+	struct master_gen *g = &m->m_next;
+	const char *path = m->m_ctl.ctl_sock.cs_path;
+	bool new_ctl = first ? !m->m_up.up_is_new
+			     : path == NULL || strcmp(path, cfg->control_socket);
+
+	memset(g, 0, sizeof(*g));
+	g->mg_ctl.cs_fd = -1;
+	g->mg_cfg = cfg;
+	if (reload_resolve_ids(g, err, errlen) == -1)
+		goto fail;
+	if (first && reload_open_log(g) == -1)
+		goto fail;
+	if (listen_apply(&m->m_ls, cfg, &g->mg_fds, &g->mg_nfds, err, errlen) ==
+	    -1)
+		goto fail;
+	if (new_ctl && control_sock_open(&g->mg_ctl, cfg->control_socket, false,
+					 err, errlen) == -1)
+		goto fail_listen;
+	g->mg_nslots = cfg->workers;
+	g->mg_slots = calloc(g->mg_nslots, sizeof(*g->mg_slots));
+	if (g->mg_slots == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail_listen;
+	}
+	if (!first && reload_log_differs(cfg, m->m_cur.mg_cfg))
+		(void)reload_open_log(g);
+	return 0;
+fail_listen:
+	reload_restore_listeners(m);
+fail:
+	reload_gen_free(g);
+	return -1;
+}
+
+/* Fork m->m_next's workers and wait for them in MASTER_STARTING. */
+static void reload_launch(struct master *m)
+{
+	struct master_gen *g = &m->m_next;
+
+	g->mg_num = ++m->m_last_gen;
+	m->m_next_failed[0] = '\0';
+	m->m_phase = MASTER_STARTING;
+	m->m_phase_deadline = timer_now_ms() + MASTER_READY_TIMEOUT_MS;
+	for (unsigned i = 0; i < g->mg_nslots; i++) {
+		if (workers_spawn(m, g, i) == -1) {
+			snprintf(m->m_next_failed, sizeof(m->m_next_failed),
+				 "could not fork its workers");
+			break;
+		}
+	}
+}
+
+int reload_prepare_first(struct master *m, struct config *cfg)
+{
+	char err[512] = "";
+
+	if (reload_prepare(m, cfg, true, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int reload_launch_first(struct master *m)
+{
+	log_notice("portcullis %s starting: generation %u, %u workers, pid %d",
+		   PORTCULLIS_VERSION, m->m_last_gen + 1, m->m_next.mg_nslots,
+		   (int)m->m_pid);
+	reload_launch(m);
+	return 0;
+}
+
+/* ---- outcomes ------------------------------------------------------------ */
+
+/*
+ * The reload failed and m_cur keeps serving: log it, answer the waiters
+ * with lines (the config errors) and ERR, tell systemd.
+ */
+static void reload_failed(struct master *m, char *const *lines, size_t n)
+{
+	char summary[128];
+
+	snprintf(summary, sizeof(summary),
+		 "reload failed, generation %u keeps serving", m->m_cur.mg_num);
+	log_error("%s%s", summary, n ? ":" : "");
+	for (size_t i = 0; i < n; i++)
+		log_error("%s", lines[i]);
+	free(m->m_reload_error);
+	m->m_reload_error = strdup(n ? lines[0] : summary);
+	m->m_reloads_failed++;
+	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, lines, n,
+			   summary);
+	notify_send("READY=1\nSTATUS=generation %u serving; last reload failed: "
+		    "%s", m->m_cur.mg_num,
+		    m->m_reload_error ? m->m_reload_error : "?");
+}
+
+/* The new generation serves and the old ones no longer accept. */
+static void reload_serving(struct master *m)
+{
+	unsigned gen = m->m_cur.mg_num;
+	char msg[64];
+
+	m->m_phase = MASTER_IDLE;
+	if (!m->m_serving) {
+		m->m_serving = true;
+		log_notice("generation %u serving: %u workers accepting", gen,
+			   m->m_cur.mg_nslots);
+		if (m->m_up.up_is_new)
+			upgrade_new_serving(m);
+		else
+			notify_send("READY=1\nSTATUS=generation %u serving", gen);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "generation %u serving", gen);
+	log_notice("reload: generation %u serving, older generations draining "
+		   "(%zu workers)", gen, workers_count(m, 0, gen - 1));
+	free(m->m_reload_error);
+	m->m_reload_error = NULL;
+	m->m_reloads_ok++;
+	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, true, NULL, 0, msg);
+	notify_send("READY=1\nSTATUS=generation %u serving", gen);
+}
+
+/* m_next is ready: it serves, the older workers leave the listeners. */
+static void reload_retire(struct master *m, uint64_t now)
+{
+	struct master_gen old = m->m_cur;
+
+	m->m_cur = m->m_next;
+	memset(&m->m_next, 0, sizeof(m->m_next));
+	m->m_next.mg_ctl.cs_fd = -1;
+	if (m->m_cur.mg_ctl.cs_fd != -1)
+		control_set_sock(&m->m_ctl, &m->m_cur.mg_ctl);
+	if (old.mg_num != 0)
+		workers_stop(m, SIGQUIT, 0, m->m_cur.mg_num - 1,
+			     old.mg_cfg->shutdown_timeout_ms);
+	listen_prune(&m->m_ls);
+	reload_gen_free(&old);
+	m->m_phase = MASTER_RETIRING;
+	m->m_phase_deadline = now + MASTER_RETIRE_TIMEOUT_MS;
+}
+
+/* m_next did not start: stop its workers, keep m_cur. */
+static void reload_fail_next(struct master *m, const char *why)
+{
+	struct master_gen *g = &m->m_next;
+	bool log_changed = m->m_cur.mg_cfg != NULL &&
+			   reload_log_differs(g->mg_cfg, m->m_cur.mg_cfg);
+	char line[320];
+	char *lines[1] = {line};
+
+	snprintf(line, sizeof(line), "generation %u did not start: %s",
+		 g->mg_num, why);
+	workers_stop(m, SIGQUIT, g->mg_num, g->mg_num,
+		     g->mg_cfg->shutdown_timeout_ms);
+	reload_gen_free(g);
+	m->m_phase = MASTER_IDLE;
+	if (m->m_cur.mg_num == 0) {
+		log_error("%s", line);
+		m->m_exit_status = 1;
+		master_stop(m, true);
+		return;
+	}
+	reload_restore_listeners(m);
+	if (log_changed)
+		(void)reload_open_log(&m->m_cur);
+	reload_failed(m, lines, 1);
+}
+
+/* ---- the state machine --------------------------------------------------- */
+
+static void reload_begin(struct master *m)
+{
+	struct config_errors errs = {0};
+	struct config *cfg;
+	struct timespec ts;
+	char err[512] = "";
+	char *lines[1] = {err};
+
+	m->m_reload_queued = false;
+	control_promote(&m->m_ctl, CONTROL_WAIT_RELOAD_QUEUED,
+			CONTROL_WAIT_RELOAD);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)ts.tv_sec * 1000000ULL +
+			    (unsigned long long)ts.tv_nsec / 1000);
+	log_notice("reload: reading %s", m->m_path);
+	cfg = config_load(m->m_path, &errs);
+	if (cfg == NULL) {
+		char *all[CONFIG_MAX_ERRORS + 1];
+		size_t n = 0;
+
+		for (; n < errs.count && n < CONFIG_MAX_ERRORS; n++)
+			all[n] = errs.msgs[n];
+		if (errs.count > CONFIG_MAX_ERRORS) {
+			snprintf(err, sizeof(err), "%s: %zu more errors not shown",
+				 m->m_path, errs.count - CONFIG_MAX_ERRORS);
+			all[n++] = err;
+		}
+		reload_failed(m, all, n);
+		config_errors_clear(&errs);
+		return;
+	}
+	if (reload_prepare(m, cfg, false, err, sizeof(err)) == -1) {
+		reload_failed(m, lines, 1);
+		return;
+	}
+	reload_launch(m);
+}
+
+static void reload_check_started(struct master *m, uint64_t now)
+{
+	if (m->m_next_failed[0] != '\0')
+		reload_fail_next(m, m->m_next_failed);
+	else if (workers_ready(m, m->m_next.mg_num) >= m->m_next.mg_nslots)
+		reload_retire(m, now);
+	else if (now >= m->m_phase_deadline)
+		reload_fail_next(m, "its workers were not all accepting within "
+				    "10 s");
+}
+
+static void reload_check_retired(struct master *m, uint64_t now)
+{
+	size_t left = workers_accepting_before(m, m->m_cur.mg_num);
+
+	if (left != 0 && now < m->m_phase_deadline)
+		return;
+	if (left != 0)
+		log_warn("reload: %zu older workers did not confirm that they "
+			 "stopped accepting", left);
+	reload_serving(m);
+}
+
+int64_t reload_step(struct master *m, uint64_t now)
+{
+	for (int i = 0; i < 4; i++) { /* at most a few transitions per turn */
+		enum master_phase before = m->m_phase;
+
+		if (m->m_phase == MASTER_STARTING)
+			reload_check_started(m, now);
+		else if (m->m_phase == MASTER_RETIRING)
+			reload_check_retired(m, now);
+		else if (m->m_reload_queued && m->m_stopping == MASTER_RUNNING)
+			reload_begin(m);
+		if (m->m_phase == before)
+			break;
+	}
+	if (m->m_phase == MASTER_IDLE)
+		return m->m_reload_queued && m->m_stopping == MASTER_RUNNING ? 0
+									     : -1;
+	return m->m_phase_deadline > now ? (int64_t)(m->m_phase_deadline - now)
+					 : 0;
+}
+
+void reload_request(struct master *m)
+{
+	const char *why = NULL;
+
+	if (m->m_stopping != MASTER_RUNNING)
+		why = "the master is stopping";
+	else if (m->m_up.up_child != 0 || m->m_up.up_is_new)
+		why = "a binary upgrade is in progress; retry when it is done";
+	if (why != NULL) {
+		log_warn("reload refused: %s", why);
+		control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD_QUEUED, false,
+				   NULL, 0, why);
+		return;
+	}
+	if (m->m_phase != MASTER_IDLE || m->m_reload_queued)
+		log_notice("reload: queued behind the one in progress");
+	m->m_reload_queued = true;
+}
+
+void reload_abort(struct master *m, const char *why)
+{
+	if (m->m_phase == MASTER_STARTING) {
+		reload_gen_free(&m->m_next);
+		m->m_phase = MASTER_IDLE;
+		reload_restore_listeners(m);
+		control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, NULL, 0,
+				   why);
+	} else if (m->m_phase == MASTER_RETIRING) {
+		reload_serving(m);
+	}
+	m->m_reload_queued = false;
+	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD_QUEUED, false, NULL, 0,
+			   why);
+}

@@ -1,0 +1,357 @@
+/* workers.c: forking, reaping and respawning workers (see workers.h). */
+#include "server/workers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timer.h"
+#include "server/notify.h"
+#include "server/scoreboard.h"
+#include "server/upgrade.h"
+#include "worker/worker.h"
+
+#define WORKERS_DRAIN_GENS 64 /* old generations listed per drain log turn */
+
+static struct master_worker *workers_find(struct master *m, pid_t pid)
+{
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->m_workers[i].mw_pid == pid)
+			return &m->m_workers[i];
+	return NULL;
+}
+
+/*
+ * Child side of a fork: close every descriptor that is the master's
+ * (control socket, report pipe's read end, upgrade peer, sd_notify, the
+ * listeners of other generations), then run the worker.
+ */
+static void workers_become(struct master *m, struct master_gen *g, size_t idx)
+{
+	struct worker_report rep = {
+		.wr_fd = m->m_report[1],
+		.wr_conns = scoreboard_conns(m->m_board, idx),
+	};
+
+	close(m->m_report[0]);
+	control_close_fds(&m->m_ctl);
+	if (m->m_next.mg_ctl.cs_fd != -1)
+		close(m->m_next.mg_ctl.cs_fd);
+	if (m->m_up.up_fd != -1)
+		close(m->m_up.up_fd);
+	notify_close();
+	for (size_t i = 0; i < m->m_ls.ls_n; i++) {
+		int fd = m->m_ls.ls_socks[i].ls_fd;
+		bool mine = false;
+
+		for (size_t j = 0; j < g->mg_nfds; j++)
+			mine |= g->mg_fds[j] == fd;
+		if (!mine)
+			close(fd);
+	}
+	exit(worker_main(g->mg_cfg, g->mg_fds, g->mg_nfds, g->mg_num, g->mg_uid,
+			 g->mg_gid, &rep));
+}
+
+int workers_spawn(struct master *m, struct master_gen *g, unsigned slot)
+{
+	struct master_worker *mw = workers_find(m, 0);
+	size_t idx;
+	pid_t pid;
+
+	if (mw == NULL) {
+		log_error("too many worker processes; not starting slot %u of "
+			  "generation %u", slot, g->mg_num);
+		return -1;
+	}
+	idx = (size_t)(mw - m->m_workers);
+	scoreboard_reset(m->m_board, idx);
+	pid = fork();
+	if (pid == -1) {
+		log_error("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		workers_become(m, g, idx);
+	memset(mw, 0, sizeof(*mw));
+	mw->mw_pid = pid;
+	mw->mw_gen = g->mg_num;
+	mw->mw_slot = slot;
+	mw->mw_started = timer_now_ms();
+	g->mg_slots[slot].ms_start_at = 0;
+	return 0;
+}
+
+void workers_stop(struct master *m, int signo, unsigned lo, unsigned hi,
+		  uint32_t timeout_ms)
+{
+	uint64_t now = timer_now_ms();
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		struct master_worker *mw = &m->m_workers[i];
+
+		if (mw->mw_pid == 0 || mw->mw_gen < lo || mw->mw_gen > hi)
+			continue;
+		if (kill(mw->mw_pid, signo) == -1)
+			log_error("worker %d: kill(%s): %s", (int)mw->mw_pid,
+				  strsignal(signo), strerror(errno));
+		if (mw->mw_kill_at == 0)
+			mw->mw_kill_at = now + timeout_ms + MASTER_KILL_GRACE_MS;
+	}
+}
+
+void workers_signal_all(struct master *m, int signo)
+{
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->m_workers[i].mw_pid != 0 &&
+		    kill(m->m_workers[i].mw_pid, signo) == -1)
+			log_error("worker %d: kill(%s): %s",
+				  (int)m->m_workers[i].mw_pid, strsignal(signo),
+				  strerror(errno));
+}
+
+static void workers_schedule_respawn(struct master *m, struct master_worker *mw)
+{
+	struct master_slot *s = &m->m_cur.mg_slots[mw->mw_slot];
+	uint64_t now = timer_now_ms();
+	uint32_t delay;
+
+	if (now - mw->mw_started < MASTER_FAST_DEATH_MS)
+		s->ms_fails++;
+	else
+		s->ms_fails = 0;
+	if (s->ms_fails <= 1) {
+		delay = 0;
+	} else {
+		unsigned shift = s->ms_fails - 2 > 16 ? 16 : s->ms_fails - 2;
+
+		delay = MASTER_BACKOFF_MIN_MS << shift;
+		if (delay > MASTER_BACKOFF_MAX_MS)
+			delay = MASTER_BACKOFF_MAX_MS;
+		log_warn("worker slot %u died %u times in a row right after start; "
+			 "restarting it in %ums",
+			 mw->mw_slot, s->ms_fails, delay);
+	}
+	s->ms_start_at = now + delay;
+	if (s->ms_start_at == 0)
+		s->ms_start_at = 1;
+}
+
+static void workers_log_death(const struct master_worker *mw, int status)
+{
+	bool expected = mw->mw_kill_at != 0;
+
+	if (WIFSIGNALED(status))
+		log_msg(expected && WTERMSIG(status) != SIGKILL ? LOG_LVL_NOTICE
+								: LOG_LVL_ERROR,
+			"worker %d (generation %u) killed by signal %d (%s)",
+			(int)mw->mw_pid, mw->mw_gen, WTERMSIG(status),
+			strsignal(WTERMSIG(status)));
+	else if (expected && WEXITSTATUS(status) == 0)
+		log_info("worker %d (generation %u) exited", (int)mw->mw_pid,
+			 mw->mw_gen);
+	else
+		log_error("worker %d (generation %u) exited with status %d",
+			  (int)mw->mw_pid, mw->mw_gen, WEXITSTATUS(status));
+}
+
+/* A worker of the generation being started died: that start has failed. */
+static void workers_fail_next(struct master *m, const struct master_worker *mw,
+			      int status)
+{
+	if (m->m_next_failed[0] != '\0')
+		return;
+	if (WIFSIGNALED(status))
+		snprintf(m->m_next_failed, sizeof(m->m_next_failed),
+			 "worker %d was killed by signal %d before it was ready",
+			 (int)mw->mw_pid, WTERMSIG(status));
+	else
+		snprintf(m->m_next_failed, sizeof(m->m_next_failed),
+			 "worker %d exited with status %d before it was ready",
+			 (int)mw->mw_pid, WEXITSTATUS(status));
+}
+
+void workers_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct master_worker *mw;
+
+		if (pid == m->m_up.up_child) {
+			upgrade_child_exited(m, status);
+			continue;
+		}
+		mw = workers_find(m, pid);
+		if (mw == NULL)
+			continue;
+		workers_log_death(mw, status);
+		if (m->m_phase == MASTER_STARTING && mw->mw_gen == m->m_next.mg_num)
+			workers_fail_next(m, mw, status);
+		else if (m->m_stopping == MASTER_RUNNING && mw->mw_kill_at == 0 &&
+			 mw->mw_gen == m->m_cur.mg_num &&
+			 mw->mw_slot < m->m_cur.mg_nslots)
+			workers_schedule_respawn(m, mw);
+		scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
+		memset(mw, 0, sizeof(*mw));
+	}
+}
+
+void workers_read_reports(struct master *m)
+{
+	struct worker_msg msgs[64];
+	ssize_t n;
+
+	while ((n = read(m->m_report[0], msgs, sizeof(msgs))) > 0) {
+		/* each write is one whole message (< PIPE_BUF): no partials */
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			struct master_worker *mw;
+
+			if (msgs[i].wm_pid <= 0)
+				continue;
+			mw = workers_find(m, (pid_t)msgs[i].wm_pid);
+			if (mw == NULL)
+				continue;
+			if (msgs[i].wm_event == WORKER_EV_READY)
+				mw->mw_ready = true;
+			else if (msgs[i].wm_event == WORKER_EV_RETIRED)
+				mw->mw_retired = true;
+		}
+	}
+}
+
+/* Respawns of the serving generation that are due; ms to the next or -1. */
+static int64_t workers_respawns(struct master *m, uint64_t now)
+{
+	int64_t next = -1;
+
+	if (m->m_stopping != MASTER_RUNNING)
+		return -1;
+	for (unsigned i = 0; i < m->m_cur.mg_nslots; i++) {
+		uint64_t at = m->m_cur.mg_slots[i].ms_start_at;
+
+		if (at != 0 && at <= now && workers_spawn(m, &m->m_cur, i) == -1)
+			m->m_cur.mg_slots[i].ms_start_at = at = now + 1000;
+		at = m->m_cur.mg_slots[i].ms_start_at;
+		if (at != 0 && (next == -1 || (int64_t)(at - now) < next))
+			next = at > now ? (int64_t)(at - now) : 0;
+	}
+	return next;
+}
+
+int64_t workers_timers(struct master *m, uint64_t now)
+{
+	int64_t next = workers_respawns(m, now);
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		struct master_worker *mw = &m->m_workers[i];
+
+		if (mw->mw_pid == 0 || mw->mw_kill_at == 0 ||
+		    mw->mw_kill_at == UINT64_MAX)
+			continue;
+		if (mw->mw_kill_at <= now) {
+			log_warn("worker %d (generation %u) did not stop in time; "
+				 "killing it", (int)mw->mw_pid, mw->mw_gen);
+			kill(mw->mw_pid, SIGKILL);
+			mw->mw_kill_at = UINT64_MAX; /* once */
+		} else if (next == -1 || (int64_t)(mw->mw_kill_at - now) < next) {
+			next = (int64_t)(mw->mw_kill_at - now);
+		}
+	}
+	return next;
+}
+
+size_t workers_count(const struct master *m, unsigned lo, unsigned hi)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		n += m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen >= lo &&
+		     m->m_workers[i].mw_gen <= hi;
+	return n;
+}
+
+size_t workers_ready(const struct master *m, unsigned gen)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		n += m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen == gen &&
+		     m->m_workers[i].mw_ready;
+	return n;
+}
+
+size_t workers_accepting_before(const struct master *m, unsigned gen)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		n += m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen < gen &&
+		     !m->m_workers[i].mw_retired;
+	return n;
+}
+
+uint64_t workers_conns(const struct master *m, unsigned gen)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen == gen)
+			n += scoreboard_get(m->m_board, i);
+	return n;
+}
+
+/* The distinct generations of workers told to stop, oldest first. */
+static size_t workers_draining_gens(const struct master *m, unsigned *gens,
+				    size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		const struct master_worker *mw = &m->m_workers[i];
+		size_t j;
+
+		if (mw->mw_pid == 0 || mw->mw_kill_at == 0)
+			continue;
+		for (j = 0; j < n && gens[j] != mw->mw_gen; j++)
+			;
+		if (j < n || n == max)
+			continue;
+		/* insertion keeps the list sorted */
+		for (j = n++; j > 0 && gens[j - 1] > mw->mw_gen; j--)
+			gens[j] = gens[j - 1];
+		gens[j] = mw->mw_gen;
+	}
+	return n;
+}
+
+int64_t workers_drain_log(struct master *m, uint64_t now)
+{
+	unsigned gens[WORKERS_DRAIN_GENS];
+	size_t n = workers_draining_gens(m, gens, WORKERS_DRAIN_GENS);
+
+	if (n == 0) {
+		m->m_drain_log_at = 0;
+		return -1;
+	}
+	if (m->m_drain_log_at == 0)
+		m->m_drain_log_at = now + MASTER_DRAIN_LOG_MS;
+	if (now < m->m_drain_log_at)
+		return (int64_t)(m->m_drain_log_at - now);
+	for (size_t i = 0; i < n; i++) {
+		unsigned long long conns = (unsigned long long)workers_conns(m, gens[i]);
+
+		log_notice("generation %u draining: %llu connection%s (%zu worker%s)",
+			   gens[i], conns, conns == 1 ? "" : "s",
+			   workers_count(m, gens[i], gens[i]),
+			   workers_count(m, gens[i], gens[i]) == 1 ? "" : "s");
+	}
+	m->m_drain_log_at = now + MASTER_DRAIN_LOG_MS;
+	return MASTER_DRAIN_LOG_MS;
+}

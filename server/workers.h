@@ -1,0 +1,54 @@
+/*
+ * workers.h: the master's worker processes, of every generation: fork
+ * them, read what they report (ready, retired), reap them, respawn the
+ * current generation's with a backoff when they keep dying, and SIGKILL
+ * those that outlive their stop deadline.  All of it works on the table
+ * m->m_workers (master_types.h).
+ */
+#ifndef PORTCULLIS_WORKERS_H
+#define PORTCULLIS_WORKERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/master_types.h"
+
+/*
+ * Fork the worker for slot of generation g.  0, or -1 (logged; the slot
+ * is retried a second later if g is the serving generation).
+ */
+int workers_spawn(struct master *m, struct master_gen *g, unsigned slot);
+
+/* Send signo to every worker of generations lo..hi and give each a SIGKILL
+ * deadline timeout_ms (+ grace) from now, unless it already has one. */
+void workers_stop(struct master *m, int signo, unsigned lo, unsigned hi,
+		  uint32_t timeout_ms);
+
+/* Send signo to every worker (SIGUSR1: reopen logs). */
+void workers_signal_all(struct master *m, int signo);
+
+/* waitpid() everything that exited: log it, respawn, note reload failures. */
+void workers_reap(struct master *m);
+
+/* Read the report pipe (WORKER_EV_READY / WORKER_EV_RETIRED). */
+void workers_read_reports(struct master *m);
+
+/* Due respawns and SIGKILLs.  Returns ms until the next one, or -1. */
+int64_t workers_timers(struct master *m, uint64_t now);
+
+/* How many workers of generations lo..hi are alive. */
+size_t workers_count(const struct master *m, unsigned lo, unsigned hi);
+
+/* How many workers of generation gen have reported ready. */
+size_t workers_ready(const struct master *m, unsigned gen);
+
+/* Workers older than gen that may still accept (not yet retired). */
+size_t workers_accepting_before(const struct master *m, unsigned gen);
+
+/* Client connections held by the workers of generation gen. */
+uint64_t workers_conns(const struct master *m, unsigned gen);
+
+/* Every 5 s while workers drain: "generation N draining: M connections". */
+int64_t workers_drain_log(struct master *m, uint64_t now);
+
+#endif

@@ -1,0 +1,242 @@
+/* access.c: the access log (see access.h). */
+#include "worker/access.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ACCESS_BUF 65536
+#define ACCESS_LINE_MAX 12288 /* a line never needs more; longer fields are cut */
+
+int access_fd = -1;
+static enum cfg_access_format access_format;
+static char access_path[4096];
+static char access_buf[ACCESS_BUF];
+static size_t access_len;
+
+int access_open(const char *path, enum cfg_access_format format)
+{
+	access_close();
+	if (path == NULL)
+		return 0;
+	access_format = format;
+	snprintf(access_path, sizeof(access_path), "%s", path);
+	if (strcmp(path, "stderr") == 0) {
+		access_fd = STDERR_FILENO;
+		return 0;
+	}
+	access_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	return access_fd >= 0 ? 0 : -1;
+}
+
+int access_reopen(void)
+{
+	int fd;
+
+	if (access_fd < 0 || access_fd == STDERR_FILENO)
+		return 0;
+	access_flush();
+	fd = open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd == -1)
+		return -1;
+	close(access_fd);
+	access_fd = fd;
+	return 0;
+}
+
+void access_flush(void)
+{
+	size_t off = 0;
+
+	while (off < access_len) {
+		ssize_t n = write(access_fd, access_buf + off, access_len - off);
+
+		if (n <= 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* disk full or gone: drop rather than stall */
+		off += (size_t)n;
+	}
+	access_len = 0;
+}
+
+void access_close(void)
+{
+	if (access_fd < 0)
+		return;
+	access_flush();
+	if (access_fd != STDERR_FILENO)
+		close(access_fd);
+	access_fd = -1;
+}
+
+size_t access_escape(char *out, size_t cap, struct access_str s, bool json)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	if (s.len == 0 && cap > 0) {
+		out[0] = '-';
+		return 1;
+	}
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.p[i];
+
+		if (n + 6 > cap)
+			break;
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch >= 0x20 && ch < 0x7f) {
+			out[n++] = (char)ch;
+		} else if (json) {
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[ch >> 4];
+			out[n + 5] = hex[ch & 15];
+			n += 6;
+		} else {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	return n;
+}
+
+/* Append a formatted piece; the line buffer is large enough by design. */
+static size_t put(char *line, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static size_t put(char *line, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (n >= ACCESS_LINE_MAX)
+		return n;
+	va_start(ap, fmt);
+	k = vsnprintf(line + n, ACCESS_LINE_MAX - n, fmt, ap);
+	va_end(ap);
+	if (k < 0)
+		return n;
+	n += (size_t)k;
+	return n < ACCESS_LINE_MAX ? n : ACCESS_LINE_MAX - 1;
+}
+
+static size_t put_str(char *line, size_t n, struct access_str s, bool json,
+		      size_t max)
+{
+	size_t room = ACCESS_LINE_MAX - 64 - n;
+
+	return n + access_escape(line + n, room < max ? room : max, s, json);
+}
+
+static struct access_str cstr(const char *s)
+{
+	struct access_str a = {s, s ? strlen(s) : 0};
+
+	return a;
+}
+
+static size_t access_combined(char *line, const struct access_rec *r,
+			      const struct tm *tm)
+{
+	char ts[64];
+	size_t n = 0;
+
+	strftime(ts, sizeof(ts), "%d/%b/%Y:%H:%M:%S %z", tm);
+	n = put(line, n, "%s - - [%s] \"", r->client, ts);
+	if (r->method.len == 0) {
+		/* never parsed: the raw request line is the whole field */
+		n = put_str(line, n, r->uri, false, 8192);
+	} else {
+		n = put_str(line, n, r->method, false, 64);
+		n = put(line, n, " ");
+		n = put_str(line, n, r->uri, false, 8192);
+		n = put(line, n, " HTTP/1.%u", r->version == 10 ? 0 : 1);
+	}
+	n = put(line, n, "\" %u %" PRIu64 " \"", r->status, r->bytes_out);
+	n = put_str(line, n, r->referer, false, 1024);
+	n = put(line, n, "\" \"");
+	n = put_str(line, n, r->agent, false, 1024);
+	return put(line, n, "\"\n");
+}
+
+static size_t access_json_str(char *line, size_t n, const char *key,
+			      struct access_str s, size_t max)
+{
+	if (s.len == 0)
+		return put(line, n, ",\"%s\":null", key);
+	n = put(line, n, ",\"%s\":\"", key);
+	n = put_str(line, n, s, true, max);
+	return put(line, n, "\"");
+}
+
+static size_t access_json_ms(char *line, size_t n, const char *key, int64_t v)
+{
+	if (v < 0)
+		return put(line, n, ",\"%s\":null", key);
+	return put(line, n, ",\"%s\":%" PRId64, key, v);
+}
+
+static size_t access_json(char *line, const struct access_rec *r,
+			  const struct tm *tm)
+{
+	char ts[64];
+	size_t n = 0;
+
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", tm);
+	n = put(line, n, "{\"time\":\"%s\",\"client\":\"%s\"", ts, r->client);
+	n = access_json_str(line, n, "method", r->method, 64);
+	n = access_json_str(line, n, "uri", r->uri, 8192);
+	n = put(line, n,
+		",\"status\":%u,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+		",\"duration_ms\":%" PRIu64,
+		r->status, r->bytes_in, r->bytes_out, r->duration_ms);
+	if (r->route)
+		n = put(line, n, ",\"route\":\"%s#%u\"", r->listener, r->route);
+	else
+		n = put(line, n, ",\"route\":null");
+	n = access_json_str(line, n, "backend", cstr(r->backend), 256);
+	n = access_json_str(line, n, "server", cstr(r->server), 256);
+	if (r->upstream_status)
+		n = put(line, n, ",\"upstream_status\":%u", r->upstream_status);
+	else
+		n = put(line, n, ",\"upstream_status\":null");
+	n = access_json_ms(line, n, "upstream_connect_ms", r->upstream_connect_ms);
+	n = access_json_ms(line, n, "upstream_response_ms",
+			   r->upstream_response_ms);
+	n = access_json_str(line, n, "request_id", r->request_id, 128);
+	n = access_json_str(line, n, "referer", r->referer, 1024);
+	n = access_json_str(line, n, "user_agent", r->agent, 1024);
+	return put(line, n, "}\n");
+}
+
+void access_log(const struct access_rec *r)
+{
+	static time_t cached_sec = -1;
+	static struct tm cached_tm;
+	time_t now = time(NULL);
+	size_t n;
+
+	if (access_fd < 0)
+		return;
+	if (now != cached_sec) {
+		localtime_r(&now, &cached_tm);
+		cached_sec = now;
+	}
+	if (access_len + ACCESS_LINE_MAX > ACCESS_BUF)
+		access_flush();
+	n = access_format == CFG_ACCESS_JSON
+		    ? access_json(access_buf + access_len, r, &cached_tm)
+		    : access_combined(access_buf + access_len, r, &cached_tm);
+	if (n > 0 && access_buf[access_len + n - 1] != '\n')
+		access_buf[access_len + n - 1] = '\n'; /* cut: keep lines whole */
+	access_len += n;
+}
