@@ -35,7 +35,7 @@ bool config_is_name(const char *s)
 }
 
 /* RFC 9110 5.1: a field name is a token. */
-static bool config_is_token(const char *s)
+bool config_is_token(const char *s)
 {
 	if (!*s)
 		return false;

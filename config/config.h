@@ -45,6 +45,33 @@ enum cfg_balance {
 	CFG_BALANCE_HASH,
 };
 
+enum cfg_hash_key {
+	CFG_HASH_CLIENT_IP,
+	CFG_HASH_URI,
+	CFG_HASH_HEADER,
+};
+
+enum cfg_check_type {
+	CFG_CHECK_NONE, /* no health_check: */
+	CFG_CHECK_TCP,
+	CFG_CHECK_HTTP,
+};
+
+#define CFG_MAX_EXPECT_STATUS 16
+
+/* health_check: active checks of every server of a backend. */
+struct cfg_health {
+	enum cfg_check_type type;
+	char *path;                /* http: request path, default "/" */
+	char *host;                /* http: Host header, NULL = server address */
+	char *body;                /* http: the body must contain it; NULL = any */
+	uint16_t expect_status[CFG_MAX_EXPECT_STATUS]; /* default [200] */
+	size_t nexpect_status;
+	uint32_t interval_ms;      /* default 2s */
+	uint32_t timeout_ms;       /* default 1s, at most interval */
+	uint32_t rise, fall;       /* default 2 and 3 */
+};
+
 /* A parsed socket address: "1.2.3.4:80", "[::1]:80", "*:80" / "0.0.0.0:80". */
 struct cfg_addr {
 	char *str;                  /* as written in the file, owned */
@@ -80,6 +107,11 @@ struct cfg_backend {
 	uint32_t response_timeout_ms; /* default 60s */
 	uint32_t retries;           /* default 1 */
 	uint32_t keepalive;         /* idle upstream conns per worker; 32 */
+	enum cfg_hash_key hash_key; /* balance: hash; default client_ip */
+	char *hash_header;          /* hash_key: header:NAME */
+	struct cfg_health health;   /* type NONE without health_check: */
+	uint32_t max_fails;         /* passive: failures in a row; 3, 0 = off */
+	uint32_t fail_timeout_ms;   /* passive: how long down; 10s */
 	struct cfg_server *servers; /* (required) at least one */
 	size_t nservers;
 };

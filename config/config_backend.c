@@ -11,20 +11,17 @@
 static void backend_balance(struct schema_ctx *c, const char *key,
 			    yaml_node_t *v, void *field)
 {
-	static const char *const later[] = {"least_conn", "random_two", "hash"};
+	static const char *const names[] = {
+		[CFG_BALANCE_ROUND_ROBIN] = "round_robin",
+		[CFG_BALANCE_LEAST_CONN] = "least_conn",
+		[CFG_BALANCE_RANDOM_TWO] = "random_two",
+		[CFG_BALANCE_HASH] = "hash"};
 	const char *s = schema_scalar(v);
 	size_t i;
 
-	if (s && !strcmp(s, "round_robin")) {
-		*(enum cfg_balance *)field = CFG_BALANCE_ROUND_ROBIN;
-		return;
-	}
-	for (i = 0; s && i < sizeof(later) / sizeof(later[0]); i++) {
-		if (!strcmp(s, later[i])) {
-			schema_error(c, v,
-				     "balance '%s' is not supported by this "
-				     "version",
-				     s);
+	for (i = 0; s && i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(s, names[i])) {
+			*(enum cfg_balance *)field = (enum cfg_balance)i;
 			return;
 		}
 	}
@@ -32,6 +29,132 @@ static void backend_balance(struct schema_ctx *c, const char *key,
 		     "'%s' must be one of round_robin, least_conn, random_two, "
 		     "hash",
 		     key);
+}
+
+/* hash_key: client_ip | uri | header:NAME; field is the backend. */
+static void backend_hash_key(struct schema_ctx *c, const char *key,
+			     yaml_node_t *v, void *field)
+{
+	struct cfg_backend *b = field;
+	const char *s = schema_scalar(v);
+
+	if (s && !strcmp(s, "client_ip")) {
+		b->hash_key = CFG_HASH_CLIENT_IP;
+	} else if (s && !strcmp(s, "uri")) {
+		b->hash_key = CFG_HASH_URI;
+	} else if (s && !strncmp(s, "header:", 7) && config_is_token(s + 7)) {
+		b->hash_key = CFG_HASH_HEADER;
+		free(b->hash_header);
+		b->hash_header = schema_strdup(c, s + 7);
+	} else {
+		schema_error(c, v,
+			     "'%s' must be client_ip, uri or header:NAME", key);
+	}
+}
+
+/* expect_status: a list of status codes 100..599. */
+static void health_expect(struct schema_ctx *c, const char *key,
+			  yaml_node_t *v, void *field)
+{
+	struct cfg_health *h = field;
+	long i;
+
+	if (v->type != YAML_SEQUENCE_NODE || SCHEMA_ITEMS(v) == 0 ||
+	    SCHEMA_ITEMS(v) > CFG_MAX_EXPECT_STATUS) {
+		schema_error(c, v, "'%s' must be a list of 1 to %d status codes",
+			     key, CFG_MAX_EXPECT_STATUS);
+		return;
+	}
+	h->nexpect_status = 0;
+	for (i = 0; i < SCHEMA_ITEMS(v); i++) {
+		yaml_node_t *item = SCHEMA_ITEM(c, v, i);
+		const char *s = schema_scalar(item);
+		uint64_t code;
+
+		if (!s || config_parse_uint(s, &code) || code < 100 ||
+		    code > 599) {
+			schema_error(c, item,
+				     "'%s' is not a status code (100..599)",
+				     s ? s : "(list or mapping)");
+			continue;
+		}
+		h->expect_status[h->nexpect_status++] = (uint16_t)code;
+	}
+}
+
+static void health_type(struct schema_ctx *c, const char *key, yaml_node_t *v,
+			void *field)
+{
+	const char *s = schema_scalar(v);
+
+	if (s && !strcmp(s, "tcp"))
+		*(enum cfg_check_type *)field = CFG_CHECK_TCP;
+	else if (s && !strcmp(s, "http"))
+		*(enum cfg_check_type *)field = CFG_CHECK_HTTP;
+	else
+		schema_error(c, v, "'%s' must be tcp or http", key);
+}
+
+static void health_path(struct schema_ctx *c, const char *key, yaml_node_t *v,
+			void *field)
+{
+	const char *s = schema_scalar(v);
+
+	if (!s || s[0] != '/' || strpbrk(s, " \t\r\n"))
+		schema_error(c, v, "'%s' must be a path starting with /", key);
+	else
+		schema_string(c, key, v, (char **)field);
+}
+
+static const struct schema_key health_keys[] = {
+	SK_CUSTOM("type", struct cfg_health, type, health_type),
+	SK_CUSTOM("path", struct cfg_health, path, health_path),
+	SK_STRING("host", struct cfg_health, host),
+	SK_STRING("body", struct cfg_health, body),
+	SK_WHOLE("expect_status", health_expect),
+	SK_DURATION("interval", struct cfg_health, interval_ms, 100),
+	SK_DURATION("timeout", struct cfg_health, timeout_ms, 10),
+	SK_UINT("rise", struct cfg_health, rise, 1, 100),
+	SK_UINT("fall", struct cfg_health, fall, 1, 100),
+	SK_END,
+};
+SCHEMA_TABLE_CHECK(health_keys);
+
+/* health_check: {...}; field is the backend's struct cfg_health. */
+static void backend_health(struct schema_ctx *c, const char *key,
+			   yaml_node_t *v, void *field)
+{
+	struct cfg_health *h = field;
+
+	h->type = CFG_CHECK_TCP;
+	h->interval_ms = 2000;
+	h->timeout_ms = 1000;
+	h->rise = 2;
+	h->fall = 3;
+	h->expect_status[0] = 200;
+	h->nexpect_status = 1;
+	if (!schema_walk(c, v, health_keys, key, h))
+		return;
+	if (h->timeout_ms > h->interval_ms)
+		schema_error(c, v,
+			     "health_check: 'timeout' must not be longer than "
+			     "'interval'");
+	if (h->type == CFG_CHECK_HTTP && h->path == NULL)
+		h->path = schema_strdup(c, "/");
+}
+
+static const struct schema_key passive_keys[] = {
+	SK_UINT("max_fails", struct cfg_backend, max_fails, 0, 1000),
+	SK_DURATION("fail_timeout", struct cfg_backend, fail_timeout_ms, 1),
+	SK_END,
+};
+SCHEMA_TABLE_CHECK(passive_keys);
+
+/* passive: {max_fails, fail_timeout}; field is the backend. */
+static void backend_passive(struct schema_ctx *c, const char *key,
+			    yaml_node_t *v, void *field)
+{
+	schema_walk(c, v, passive_keys, key, field);
 }
 
 static void backend_server_addr(struct schema_ctx *c, const char *key,
@@ -45,8 +168,8 @@ static const struct schema_key backend_server_keys[] = {
 	       0, true, backend_server_addr),
 	SK_UINT("weight", struct cfg_server, weight, 1, 1000),
 	SK_BOOL("backup", struct cfg_server, backup),
-	/* needs machine-wide counts in shared memory: not yet (0 = off) */
-	SK_UNSUPPORTED("max_connections"),
+	SK_UINT("max_connections", struct cfg_server, max_connections, 0,
+		1000000),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(backend_server_keys);
@@ -60,11 +183,11 @@ static const struct schema_key backend_keys[] = {
 	SK_UINT("retries", struct cfg_backend, retries, 0, 16),
 	SK_UINT("keepalive", struct cfg_backend, keepalive, 0, 10000),
 	SK_REQUIRED("servers"),
-	SK_UNSUPPORTED("hash_key"),
+	SK_WHOLE("hash_key", backend_hash_key),
 	SK_UNSUPPORTED("proxy_protocol"),
 	SK_UNSUPPORTED("tls"),
-	SK_UNSUPPORTED("health_check"),
-	SK_UNSUPPORTED("passive"),
+	SK_CUSTOM("health_check", struct cfg_backend, health, backend_health),
+	SK_WHOLE("passive", backend_passive),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(backend_keys);
@@ -130,11 +253,15 @@ static void backend_load(struct schema_ctx *c, struct cfg_backend *b,
 	b->response_timeout_ms = 60000;
 	b->retries = 1;
 	b->keepalive = 32;
+	b->max_fails = 3;
+	b->fail_timeout_ms = 10000;
 	snprintf(what, sizeof(what), "backend '%.64s'", b->name);
 	if (!schema_walk(c, v, backend_keys, what, b))
 		return;
 	if ((n = schema_get(c, v, "servers", NULL)))
 		backend_servers(c, b, n);
+	if (schema_get(c, v, "hash_key", &n) && b->balance != CFG_BALANCE_HASH)
+		schema_error(c, n, "'hash_key' is only used with balance: hash");
 }
 
 /* Check the name in key; 0 if it may name a new backend. */
@@ -201,4 +328,8 @@ void config_backend_free(struct cfg_backend *b)
 		free(b->servers[i].addr.str);
 	free(b->servers);
 	free(b->name);
+	free(b->hash_header);
+	free(b->health.path);
+	free(b->health.host);
+	free(b->health.body);
 }

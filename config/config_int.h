@@ -44,6 +44,9 @@ int config_addr_load(struct schema_ctx *c, const char *key, yaml_node_t *v,
 		     struct cfg_addr *a);
 bool config_addr_equal(const struct cfg_addr *a, const struct cfg_addr *b);
 
+/* Is s a non-empty token (RFC 9110 §5.6.2), as header names are? */
+bool config_is_token(const char *s);
+
 /* Check a listener or backend name: letters, digits, '_', '-', '.'. */
 bool config_is_name(const char *s);
 

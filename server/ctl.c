@@ -1,6 +1,7 @@
 /* ctl.c: `portcullis COMMAND`, the control socket's client (see ctl.h). */
 #include "server/ctl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -17,6 +18,9 @@
 #include "server/control.h"
 
 #define CTL_DEFAULT_SOCKET "/run/portcullis/portcullis.sock"
+#define CTL_DEFAULT_PID_FILE "/run/portcullis/portcullis.pid"
+#define CTL_CONNECT_TRIES 3       /* a socket being replaced is briefly absent */
+#define CTL_MAX_SOCKETS 256       /* socket descriptors of a master, looked at */
 #define CTL_DEFAULT_SHUTDOWN_MS 30000
 #define CTL_MARGIN_MS 10000
 
@@ -47,6 +51,8 @@ static void ctl_settings_pair(yaml_document_t *doc, yaml_node_pair_t *pair,
 	if (strcmp(key, "control_socket") == 0 && val[0] == '/' &&
 	    strlen(val) < sizeof(out->cs_socket))
 		snprintf(out->cs_socket, sizeof(out->cs_socket), "%s", val);
+	else if (strcmp(key, "pid_file") == 0 && val[0] == '/')
+		snprintf(out->cs_pid_file, sizeof(out->cs_pid_file), "%s", val);
 	else if (strcmp(key, "shutdown_timeout") == 0)
 		(void)config_parse_duration(val, &out->cs_shutdown_ms);
 }
@@ -59,6 +65,8 @@ void ctl_settings_read(const char *path, struct ctl_settings *out)
 	FILE *f;
 
 	snprintf(out->cs_socket, sizeof(out->cs_socket), "%s", CTL_DEFAULT_SOCKET);
+	snprintf(out->cs_pid_file, sizeof(out->cs_pid_file), "%s",
+		 CTL_DEFAULT_PID_FILE);
 	out->cs_shutdown_ms = CTL_DEFAULT_SHUTDOWN_MS;
 	f = fopen(path, "r");
 	if (f == NULL)
@@ -92,20 +100,116 @@ static uint64_t ctl_timeout_ms(const char *cmd, const struct ctl_settings *s)
 	return CTL_MARGIN_MS + 5000;
 }
 
-static int ctl_connect(const struct ctl_settings *s)
+static int ctl_connect_path(const char *path)
 {
 	struct sockaddr_un sa;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), saved;
 
-	if (fd == -1) {
-		fprintf(stderr, "portcullis: socket: %s\n", strerror(errno));
+	if (fd == -1)
 		return -1;
-	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->cs_socket);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 		return fd;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* The inodes of pid's sockets; how many were found. */
+static size_t ctl_socket_inodes(pid_t pid, unsigned long *ino, size_t max)
+{
+	char dir[64], path[320], link[64];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	while (n < max && (de = readdir(d)) != NULL) {
+		ssize_t k;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		k = readlink(path, link, sizeof(link) - 1);
+		if (k <= 0)
+			continue;
+		link[k] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino[n]) == 1)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * The path of the listening AF_UNIX socket of the master in pid_file:
+ * /proc/net/unix lists "Num RefCount Protocol Flags Type St Inode Path",
+ * Flags 00010000 (__SO_ACCEPTCON) marking a listening socket.
+ */
+static int ctl_socket_of_master(const char *pid_file, char *out, size_t len)
+{
+	unsigned long ino[CTL_MAX_SOCKETS];
+	char line[512];
+	size_t n;
+	int pid = 0, rc = -1;
+	FILE *f = fopen(pid_file, "r");
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%d", &pid) != 1 || pid <= 1) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	n = ctl_socket_inodes((pid_t)pid, ino, CTL_MAX_SOCKETS);
+	f = n ? fopen("/proc/net/unix", "r") : NULL;
+	if (f == NULL)
+		return -1;
+	while (rc == -1 && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long flags, inode;
+		int pos = 0;
+
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags, &inode,
+			   &pos) != 2 || pos == 0 || !(flags & 0x10000) ||
+		    line[pos] != '/')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		for (size_t i = 0; i < n; i++)
+			if (ino[i] == inode && strlen(line + pos) < len) {
+				snprintf(out, len, "%s", line + pos);
+				rc = 0;
+			}
+	}
+	fclose(f);
+	return rc;
+}
+
+static int ctl_connect(const struct ctl_settings *s)
+{
+	char moved[sizeof(s->cs_socket)];
+	int fd = -1, saved;
+
+	for (int i = 0; i < CTL_CONNECT_TRIES && fd == -1; i++) {
+		if (i > 0)
+			usleep(100 * 1000);
+		fd = ctl_connect_path(s->cs_socket);
+		if (fd == -1 && errno != ENOENT && errno != ECONNREFUSED)
+			break;
+	}
+	if (fd != -1)
+		return fd;
+	saved = errno;
+	if ((saved == ENOENT || saved == ECONNREFUSED) &&
+	    ctl_socket_of_master(s->cs_pid_file, moved, sizeof(moved)) == 0) {
+		fd = ctl_connect_path(moved);
+		if (fd != -1)
+			return fd;
+	}
+	errno = saved;
 	if (errno == ENOENT || errno == ECONNREFUSED)
 		fprintf(stderr, "portcullis: no master is running (control socket "
 			"%s: %s)\n", s->cs_socket, strerror(errno));
@@ -115,7 +219,6 @@ static int ctl_connect(const struct ctl_settings *s)
 	else
 		fprintf(stderr, "portcullis: control socket %s: %s\n",
 			s->cs_socket, strerror(errno));
-	close(fd);
 	return -1;
 }
 

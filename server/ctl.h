@@ -11,11 +11,12 @@
 /* Where the master listens and how long a graceful stop may take. */
 struct ctl_settings {
 	char cs_socket[108];        /* control_socket */
+	char cs_pid_file[4096];     /* pid_file */
 	uint32_t cs_shutdown_ms;    /* shutdown_timeout */
 };
 
 /*
- * Read control_socket and shutdown_timeout from the config file at path,
+ * Read control_socket, pid_file and shutdown_timeout from the file at path,
  * without validating the rest of it: a broken file must still let
  * `portcullis reload` reach the master, which reports the errors.  Keys
  * missing or unreadable get their defaults.  Always fills *out.
@@ -30,6 +31,10 @@ int ctl_is_command(const char *cmd);
  * its answer ("| " lines and OK text to stdout; to stderr on ERR) and
  * return the exit status: 0 on OK, 1 on ERR, no master, or no answer in
  * time (the bound depends on the command).
+ *
+ * When nothing listens at control_socket (the file was edited to move it
+ * and the master has not reloaded yet), the master named by pid_file is
+ * asked at the path it listens on, found in /proc/net/unix.
  */
 int ctl_run(const char *config_path, const char *cmd);
 

@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import resource
+import select
 import selectors
 import shutil
 import signal
@@ -551,9 +552,25 @@ def wrk(port, path, conns, threads, duration, headers=(), limit=None, timeout_s=
     env.pop("BENCH_LIMIT", None)
     if limit:
         env["BENCH_LIMIT"] = str(limit)
-    p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    timeout_s = timeout_s or duration + 60
+    early = b""
     try:
-        out, _ = p.communicate(timeout=timeout_s or duration + 60)
+        if limit:
+            # wrk.thread:stop() ends the thread, but wrk's main thread still
+            # sleeps for -d: on the script's marker, SIGINT makes it report now
+            deadline = time.monotonic() + timeout_s
+            while b"BENCH-LIMIT-REACHED" not in early and time.monotonic() < deadline:
+                r, _, _ = select.select([p.stdout], [], [], 0.5)
+                if r:
+                    chunk = os.read(p.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    early += chunk
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=timeout_s)
+        out = (early + out).decode(errors="replace")
     except subprocess.TimeoutExpired:
         stop_session(p, 0, sig=signal.SIGKILL)
         forget(p)

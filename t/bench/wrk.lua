@@ -5,7 +5,9 @@
 -- rounded human output.  When BENCH_LIMIT is set in the environment, every
 -- wrk thread stops after that many responses (use -t1 for an exact total):
 -- this turns wrk's time-bounded run into a request-bounded one (the -d
--- duration stays as an upper bound).
+-- duration stays as an upper bound).  wrk's main thread sleeps for the whole
+-- -d regardless, so the script prints a marker on which tools/bench sends
+-- wrk SIGINT, which makes it stop and report at once.
 
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "")
 
@@ -13,7 +15,9 @@ if limit then
    local n = 0
    response = function(status, headers, body)
       n = n + 1
-      if n >= limit then
+      if n == limit then
+         io.write("BENCH-LIMIT-REACHED\n")
+         io.flush()
          wrk.thread:stop()
       end
    end

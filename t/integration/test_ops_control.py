@@ -59,7 +59,8 @@ class ControlTest(unittest.TestCase):
         listeners = [{"name": "web", "bind": ["127.0.0.1:%d" % self.port,
                                               "[::1]:%d" % self.port],
                       "routes": [{"path_prefix": "/", "backend": "a"}]}]
-        backends = {"a": h.backend_block(self.a.address, ("127.0.0.1:9", 3))}
+        backends = {"a": h.backend_block(self.a.address, ("127.0.0.1:9", 3),
+                                         response_timeout="15s")}
         cfg = h.base_config(self.tmp, listeners, backends, workers=2, **top)
         cfg["control_socket"] = sock or self.sock
         return cfg

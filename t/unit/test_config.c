@@ -692,6 +692,90 @@ START_TEST(test_err_trusted_proxies_and_worker_connections)
 }
 END_TEST
 
+/* balance, hash_key, health_check and passive (issue 4). */
+START_TEST(test_balancing_and_health)
+{
+	struct config *cfg = load_ok(
+		LISTENER_WEB "backends:\n"
+			     "  app:\n"
+			     "    balance: hash\n"
+			     "    hash_key: header:X-User\n"
+			     "    passive: {max_fails: 5, fail_timeout: 30s}\n"
+			     "    health_check:\n"
+			     "      type: http\n"
+			     "      path: /healthz\n"
+			     "      expect_status: [200, 204]\n"
+			     "      body: ok\n"
+			     "      interval: 500ms\n"
+			     "      timeout: 200ms\n"
+			     "      rise: 1\n"
+			     "      fall: 2\n"
+			     "    servers:\n"
+			     "      - {address: 127.0.0.1:9000, max_connections: 8}\n");
+	const struct cfg_backend *b = &cfg->backends[0];
+
+	ck_assert_int_eq(b->balance, CFG_BALANCE_HASH);
+	ck_assert_int_eq(b->hash_key, CFG_HASH_HEADER);
+	ck_assert_str_eq(b->hash_header, "X-User");
+	ck_assert_uint_eq(b->max_fails, 5);
+	ck_assert_uint_eq(b->fail_timeout_ms, 30000);
+	ck_assert_int_eq(b->health.type, CFG_CHECK_HTTP);
+	ck_assert_str_eq(b->health.path, "/healthz");
+	ck_assert_str_eq(b->health.body, "ok");
+	ck_assert_uint_eq(b->health.nexpect_status, 2);
+	ck_assert_uint_eq(b->health.expect_status[1], 204);
+	ck_assert_uint_eq(b->health.interval_ms, 500);
+	ck_assert_uint_eq(b->health.timeout_ms, 200);
+	ck_assert_uint_eq(b->health.rise, 1);
+	ck_assert_uint_eq(b->health.fall, 2);
+	ck_assert_uint_eq(b->servers[0].max_connections, 8);
+	config_free(cfg);
+
+	cfg = load_ok(LISTENER_WEB BACKEND_APP "    health_check: {}\n"
+					       "    balance: least_conn\n");
+	b = &cfg->backends[0];
+	ck_assert_int_eq(b->balance, CFG_BALANCE_LEAST_CONN);
+	ck_assert_int_eq(b->health.type, CFG_CHECK_TCP);
+	ck_assert_uint_eq(b->health.interval_ms, 2000);
+	ck_assert_uint_eq(b->health.timeout_ms, 1000);
+	ck_assert_uint_eq(b->health.rise, 2);
+	ck_assert_uint_eq(b->health.fall, 3);
+	ck_assert_uint_eq(b->max_fails, 3);
+	ck_assert_uint_eq(b->fail_timeout_ms, 10000);
+	config_free(cfg);
+	cfg = load_ok(LISTENER_WEB BACKEND_APP);
+	ck_assert_int_eq(cfg->backends[0].health.type, CFG_CHECK_NONE);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_err_balancing_and_health)
+{
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    hash_key: uri\n",
+		     "t.yaml:10:5: 'hash_key' is only used with balance: hash");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: hash\n"
+					      "    hash_key: cookie\n",
+		     "t.yaml:11:15: 'hash_key' must be client_ip, uri or "
+		     "header:NAME");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP
+		     "    health_check: {type: udp}\n",
+		     "t.yaml:10:26: 'type' must be tcp or http");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP
+		     "    health_check: {interval: 1s, timeout: 2s}\n",
+		     "t.yaml:10:19: health_check: 'timeout' must not be longer "
+		     "than 'interval'");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP
+		     "    health_check: {expect_status: [200, 600]}\n",
+		     "t.yaml:10:41: '600' is not a status code (100..599)");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP
+		     "    health_check: {type: http, path: healthz}\n",
+		     "t.yaml:10:38: 'path' must be a path starting with /");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    passive: {max_fail: 2}\n",
+		     "t.yaml:10:15: unknown key 'max_fail'; did you mean "
+		     "'max_fails'?");
+}
+END_TEST
+
 /* ---- errors ----------------------------------------------------------- */
 
 START_TEST(test_err_unknown_keys)
@@ -742,17 +826,6 @@ START_TEST(test_err_unsupported)
 	EXPECT_ERROR(LISTENER_WEB "    proxy_protocol: true\n" BACKEND_APP,
 		     "t.yaml:6:5: 'proxy_protocol' is not supported by this "
 		     "version of portcullis");
-	EXPECT_ERROR(LISTENER_WEB "backends:\n"
-				  "  app:\n"
-				  "    health_check:\n"
-				  "      type: tcp\n"
-				  "    servers:\n"
-				  "      - address: 127.0.0.1:9000\n",
-		     "t.yaml:8:5: 'health_check' is not supported by this "
-		     "version of portcullis");
-	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: least_conn\n",
-		     "t.yaml:10:14: balance 'least_conn' is not supported by "
-		     "this version");
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: fastest\n",
 		     "t.yaml:10:14: 'balance' must be one of round_robin, "
 		     "least_conn, random_two, hash");
@@ -888,9 +961,10 @@ START_TEST(test_err_ranges)
 		     "t.yaml:10:14: 'retries' must be between 0 and 16");
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    keepalive: 10001\n",
 		     "t.yaml:10:16: 'keepalive' must be between 0 and 10000");
-	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "        max_connections: 10\n",
-		     "t.yaml:10:9: 'max_connections' is not supported by this "
-		     "version of portcullis");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP
+		     "        max_connections: 1000001\n",
+		     "t.yaml:10:26: 'max_connections' must be between 0 and "
+		     "1000000");
 	EXPECT_ERROR(
 		"defaults:\n"
 		"  max_header_size: 512\n" LISTENER_WEB BACKEND_APP,
@@ -1164,7 +1238,7 @@ START_TEST(test_err_files)
 	config_errors_clear(&errs);
 
 	ck_assert_ptr_null(load_file("data/config/unsupported.yaml", &errs));
-	ck_assert_uint_eq(errs.count, 7);
+	ck_assert_uint_eq(errs.count, 4);
 	config_errors_clear(&errs);
 	ck_assert_ptr_null(load_file("data/config/syntax_error.yaml", &errs));
 	ck_assert_uint_eq(errs.count, 1);
@@ -1207,6 +1281,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_err_files);
 	tcase_add_test(tc, test_trusted_proxies_and_worker_connections);
 	tcase_add_test(tc, test_access_log);
+	tcase_add_test(tc, test_balancing_and_health);
+	tcase_add_test(tc, test_err_balancing_and_health);
 	tcase_add_test(tc, test_err_trusted_proxies_and_worker_connections);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""Supervision under load (issue #5): kill -9 of each worker in turn while
+keep-alive clients run.  Each time the service recovers within a second (a
+replacement worker runs and a new connection is served), the death is logged
+with its signal, and the failed requests are at most the connections the
+killed worker held (the request in flight on each, or the one sent next on
+it)."""
+
+import os
+import re
+import signal
+import threading
+import time
+import unittest
+
+import harness as h
+import opslib as ops
+
+LOG_PREFIX = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[\w+\] \d+: "
+WORKERS = 2
+CLIENTS = 12
+
+
+class KeepAliveClients:
+    """CLIENTS threads, each with one keep-alive connection doing requests
+    back to back; a failed request is recorded and the connection reopened."""
+
+    def __init__(self, port):
+        self.port = port
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(CLIENTS)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, n):
+        conn, i = None, 0
+        while not self.stop_flag.is_set():
+            i += 1
+            path = "/k%d/%d" % (n, i)
+            try:
+                if conn is None:
+                    conn = h.Conn(self.port, timeout=10)
+                conn.send(h.build_request("GET", path))
+                r = conn.read_response()
+                if r.status != 200:
+                    raise AssertionError("status %d" % r.status)
+                with self.lock:
+                    self.ok += 1
+                if r.closes:
+                    conn.close()
+                    conn = None
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                with self.lock:
+                    self.errors.append("%s: %s: %s" % (path, type(e).__name__, e))
+                if conn:
+                    conn.close()
+                conn = None
+            time.sleep(0.002)
+        if conn:
+            conn.close()
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(15)
+
+
+class SuperviseTest(unittest.TestCase):
+
+    def test_kill_each_worker_in_turn(self):
+        a = h.Backend("alpha")
+        self.addCleanup(a.stop)
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "a"}]}]
+        pc = h.Portcullis(h.base_config(tmp, listeners, {"a": h.backend_block(a.address)},
+                                        workers=WORKERS), tmp=tmp)
+        self.addCleanup(pc.stop)
+        pc.start()
+        load = KeepAliveClients(port)
+        self.addCleanup(load.stop)
+        time.sleep(1.0)
+        allowed = 0
+        for round_ in range(2 * WORKERS):   # every worker, then every replacement
+            victim = sorted(pc.workers())[round_ % WORKERS]
+            rc, out, err = ops.ctl(pc, "status")
+            self.assertEqual(rc, 0, err)
+            held = ops.worker_conns(out).get(victim)
+            self.assertIsNotNone(held, out)
+            allowed += held
+            start = pc.log_size()
+            os.kill(victim, signal.SIGKILL)
+            t0 = time.monotonic()
+            self.assertIsNotNone(pc.wait_workers(WORKERS, timeout=1.0, exclude=[victim]),
+                                 "no replacement within 1 s: %r" % pc.workers())
+            r = h.request(port, "GET", "/after-kill/%d" % round_, timeout=1.0)
+            self.assertEqual(r.status, 200)
+            self.assertLess(time.monotonic() - t0, 1.0)
+            self.assertIsNotNone(
+                pc.wait_log(LOG_PREFIX + r"worker %d \(generation 1\) killed by signal 9 "
+                            r"\(Killed\)$" % victim, 5, start), pc.error_log()[-2000:])
+            time.sleep(1.0)   # clients that lost their connection reconnect
+        load.stop()
+        self.assertGreater(load.ok, 500)
+        self.assertLessEqual(len(load.errors), allowed,
+                             "%d failures, killed workers held %d connections: %r"
+                             % (len(load.errors), allowed, load.errors[:20]))
+        self.assertNotRegex(pc.error_log(), r"died \d+ times in a row")
+
+
+if __name__ == "__main__":
+    h.main()
