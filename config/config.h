@@ -97,6 +97,7 @@ struct cfg_server {
 	uint32_t weight;        /* 1..1000, default 1 */
 	bool backup;            /* default false */
 	uint32_t max_connections; /* 0 = unlimited */
+	int slot;               /* shared-memory slot, set by the master */
 };
 
 struct cfg_backend {
@@ -124,6 +125,7 @@ struct cfg_route {
 	struct cfg_backend *backend; /* resolved, borrowed from config */
 	struct cfg_limits limits;    /* inherited from the listener */
 	int line, col;
+	int slot;                    /* shared-memory slot, set by the master */
 };
 
 struct cfg_listener {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/shm.h"
 #include "common/timer.h"
 #include "config/config.h"
 #include "server/command.h"
@@ -222,6 +223,12 @@ static int master_start(struct master *m, const struct master_opts *opts)
 	}
 	if (notify_open(err, sizeof(err)) == -1)
 		log_warn("%s", err);
+	/* before the first fork: every worker of every generation shares it */
+	shm_zone_set(shm_create());
+	if (shm_zone() == NULL) {
+		log_error("shared memory: %s", strerror(errno));
+		return -1;
+	}
 	if (master_load_first(m) == -1)
 		return -1;
 	/* a master started by an upgrade is detached already */

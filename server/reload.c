@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
 #include "server/control.h"
@@ -100,6 +101,32 @@ static void reload_restore_listeners(struct master *m)
 	listen_prune(&m->m_ls);
 }
 
+/* The oldest generation that still has workers, else `none`. */
+static unsigned reload_oldest_live(const struct master *m, unsigned none)
+{
+	unsigned oldest = none;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen < oldest)
+			oldest = m->m_workers[i].mw_gen;
+	return oldest;
+}
+
+/*
+ * Give cfg's servers and routes their slots in the shared-memory zone for
+ * the generation it will be (common/shm.h): a server kept across the
+ * reload keeps its slot, so its health, drain state and counters.
+ */
+static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
+			     size_t errlen)
+{
+	unsigned gen = m->m_last_gen + 1; /* the number reload_launch gives */
+	unsigned cur = m->m_cur.mg_num ? m->m_cur.mg_num : gen;
+
+	return shm_assign(shm_zone(), cfg, gen, reload_oldest_live(m, cur), err,
+			  errlen);
+}
+
 /*
  * Build m->m_next from cfg (takes it): identity, listeners, a control
  * socket if its path is new, the slots.  Nothing runs yet and nothing
@@ -132,6 +159,8 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 		snprintf(err, errlen, "out of memory");
 		goto fail_listen;
 	}
+	if (reload_assign_shm(m, cfg, err, errlen) == -1)
+		goto fail_listen;
 	if (!first && reload_log_differs(cfg, m->m_cur.mg_cfg))
 		(void)reload_open_log(g);
 	return 0;

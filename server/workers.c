@@ -31,11 +31,14 @@ static struct master_worker *workers_find(struct master *m, pid_t pid)
  * (control socket, report pipe's read end, upgrade peer, sd_notify, the
  * listeners of other generations), then run the worker.
  */
-static void workers_become(struct master *m, struct master_gen *g, size_t idx)
+static void workers_become(struct master *m, struct master_gen *g, size_t idx,
+			   unsigned slot)
 {
 	struct worker_report rep = {
 		.wr_fd = m->m_report[1],
 		.wr_conns = scoreboard_conns(m->m_board, idx),
+		.wr_slot = slot,
+		.wr_nslots = g->mg_nslots,
 	};
 
 	close(m->m_report[0]);
@@ -77,7 +80,7 @@ int workers_spawn(struct master *m, struct master_gen *g, unsigned slot)
 		return -1;
 	}
 	if (pid == 0)
-		workers_become(m, g, idx);
+		workers_become(m, g, idx, slot);
 	memset(mw, 0, sizeof(*mw));
 	mw->mw_pid = pid;
 	mw->mw_gen = g->mg_num;

@@ -1,8 +1,11 @@
 /*
- * balance.h: a worker's run-time view of the backends: servers with
- * their smooth weighted round-robin state and their pool of idle
+ * balance.h: a worker's run-time view of the backends and the choice of
+ * a server for each request.  The machine-wide state of every server
+ * (health, drain, passive failures, connections in use) lives in the
+ * shared-memory zone (common/shm.h); what is per worker here is the
+ * round-robin position, the consistent-hash ring and the pool of idle
  * keep-alive connections.  Built from a config generation at worker
- * start; borrows the config, which outlives it.
+ * start; borrows the config and the zone, which outlive it.
  */
 #ifndef PORTCULLIS_BALANCE_H
 #define PORTCULLIS_BALANCE_H
@@ -11,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/shm.h"
 #include "config/config.h"
 
 struct upstream; /* worker/proxy.c */
@@ -18,24 +22,40 @@ struct upstream; /* worker/proxy.c */
 struct balance_server {
 	const struct cfg_server *srv_cfg; /* borrowed */
 	const struct cfg_backend *srv_be; /* borrowed */
+	struct shm_server *srv_shm;       /* machine-wide state */
 	int64_t srv_current;     /* smooth WRR current weight */
 	struct upstream *srv_idle; /* idle keep-alive connections, LIFO */
 	uint32_t srv_nidle;
 	uint32_t srv_active;     /* connections of this worker in use */
 };
 
+struct balance_point {
+	uint32_t bp_hash;
+	uint32_t bp_server;      /* index in be_servers */
+};
+
 struct balance_backend {
 	const struct cfg_backend *be_cfg; /* borrowed */
 	struct balance_server *be_servers;
 	size_t be_nservers;
-	int64_t be_total_weight;
+	struct balance_point *be_ring;    /* balance: hash, sorted by bp_hash */
+	size_t be_nring;
+	uint32_t be_rr;                   /* rotating start for ties */
+};
+
+/* Why balance_pick found nothing. */
+enum balance_miss {
+	BALANCE_TRIED,     /* every usable server was tried for this request */
+	BALANCE_NONE_UP,   /* no server is usable at all: 503 at once */
 };
 
 /*
- * Build one balance_backend per backend of cfg.  Returns an array of
- * cfg->nbackends entries the caller frees with balance_free, or NULL.
+ * Build one balance_backend per backend of cfg, whose servers have their
+ * shm slots assigned in zone.  Returns an array of cfg->nbackends
+ * entries the caller frees with balance_free, or NULL.
  */
-struct balance_backend *balance_init(const struct config *cfg);
+struct balance_backend *balance_init(const struct config *cfg,
+				     struct shm_zone *zone);
 
 void balance_free(struct balance_backend *bes, size_t n);
 
@@ -45,15 +65,37 @@ struct balance_backend *balance_find(struct balance_backend *bes,
 				     const struct cfg_backend *be);
 
 /*
- * Pick a server with smooth weighted round-robin, skipping those whose
- * index bit is set in `tried` (servers already tried for this request;
- * backends have at most 64 servers tried this way).  NULL if none left.
+ * Pick a server by the backend's algorithm among those that are up, not
+ * drained, not marked down by passive checks, under max_connections and
+ * not in `tried` (a bit per server index already tried for this
+ * request).  Backup servers are candidates only when no primary is.
+ * hash is the request's key for balance: hash.  NULL, with *miss set,
+ * when there is none.
  */
-struct balance_server *balance_pick(struct balance_backend *be,
-				    uint64_t tried);
+struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried,
+				    uint32_t hash, uint64_t now_ms,
+				    enum balance_miss *miss);
 
 /* Index of s in its backend, for the `tried` mask. */
 size_t balance_index(const struct balance_backend *be,
 		     const struct balance_server *s);
+
+/* Could s take a request now (up, not drained, not passively down)? */
+bool balance_is_usable(const struct balance_server *s, uint64_t now_ms);
+
+/* A connection to s starts (+1) or stops (-1) being used. */
+void balance_use(struct balance_server *s, int delta);
+
+/*
+ * Passive checks: a failure (connect, timeout, broken response) or a
+ * success of s.  max_fails failures in a row mark it down for
+ * fail_timeout; the worker that makes the transition logs it, once.
+ */
+void balance_failed(struct balance_server *s, uint64_t now_ms,
+		    const char *why);
+void balance_succeeded(struct balance_server *s);
+
+/* 32-bit hash of a key (FNV-1a with a final mix). */
+uint32_t balance_hash(const void *p, size_t n);
 
 #endif

@@ -97,6 +97,7 @@ struct conn {
 	struct balance_server *c_srv;   /* last server picked */
 	uint64_t c_tried;               /* servers tried for this request */
 	uint32_t c_attempts_left;
+	uint32_t c_hash;                /* balance: hash key of the request */
 	bool c_connect_timed_out;       /* the last connect failure: 504 */
 
 	/* request */
@@ -276,7 +277,7 @@ static void up_close(struct upstream *u)
 			u->u_srv->srv_nidle--;
 		}
 	} else {
-		u->u_srv->srv_active--;
+		balance_use(u->u_srv, -1);
 	}
 	u->u_conn = NULL;
 	u->u_next = w->w_dead_up;
@@ -322,7 +323,7 @@ static struct upstream *up_connect(struct worker *w, struct balance_server *s)
 		errno = saved;
 		return NULL;
 	}
-	s->srv_active++;
+	balance_use(s, +1);
 	return u;
 }
 
@@ -340,7 +341,7 @@ static struct upstream *up_pool_get(struct balance_server *s)
 	u->u_reused = true;
 	u->u_wr_ready = true;
 	loop_timer_del(&u->u_w->w_loop, &u->u_timer);
-	s->srv_active++;
+	balance_use(s, +1);
 	return u;
 }
 
@@ -355,7 +356,7 @@ static void up_pool_put(struct upstream *u)
 		up_close(u);
 		return;
 	}
-	s->srv_active--;
+	balance_use(s, -1);
 	u->u_is_idle = true;
 	buf_release(&u->u_in);
 	u->u_next = s->srv_idle;
@@ -628,6 +629,7 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		c->c_state = CS_TUNNEL;
 		c->c_lim = &wl->wl_cfg->limits;
 		c->c_be = balance_find(w->w_bes, w->w_cfg, wl->wl_cfg->backend);
+		c->c_hash = balance_hash(c->c_peer, strlen(c->c_peer));
 		c->c_attempts_left = 1 + c->c_be->be_cfg->retries;
 		conn_connect(c);
 		conn_pump(c);
@@ -972,6 +974,28 @@ static int conn_scan_request(struct conn *c)
 	return 0;
 }
 
+/* The key of balance: hash: client address, URI or a header's value. */
+static uint32_t request_hash(const struct conn *c, const char *base,
+			     const struct http_msg *m,
+			     const struct cfg_backend *be)
+{
+	int h;
+
+	switch (be->hash_key) {
+	case CFG_HASH_URI:
+		return balance_hash(base + m->path.off, m->path.len);
+	case CFG_HASH_HEADER:
+		h = http_find_header(base, m, be->hash_header);
+		if (h >= 0)
+			return balance_hash(base + m->headers[h].value.off,
+					    m->headers[h].value.len);
+		break; /* no such header: fall back to the client */
+	default:
+		break;
+	}
+	return balance_hash(c->c_peer, strlen(c->c_peer));
+}
+
 /* A complete head is at the front of c_in: parse, route and dispatch. */
 static void conn_dispatch(struct conn *c, size_t head_len)
 {
@@ -1003,6 +1027,8 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 		return;
 	}
 	c->c_be = balance_find(c->c_w->w_bes, c->c_w->w_cfg, r->backend);
+	if (r->backend->balance == CFG_BALANCE_HASH)
+		c->c_hash = request_hash(c, base, m, r->backend);
 	if (conn_build_request(c, base, m) == -1) {
 		conn_reply(c, 431);
 		return;
@@ -1057,9 +1083,12 @@ static void conn_set_phase(struct conn *c, enum conn_phase ph)
 static void conn_connect(struct conn *c)
 {
 	struct balance_backend *be = c->c_be;
+	uint64_t now = c->c_w->w_loop.lp_now;
+	enum balance_miss miss = BALANCE_TRIED;
 
 	while (c->c_attempts_left > 0) {
-		struct balance_server *s = balance_pick(be, c->c_tried);
+		struct balance_server *s =
+			balance_pick(be, c->c_tried, c->c_hash, now, &miss);
 		struct upstream *u;
 
 		if (s == NULL)
@@ -1071,8 +1100,11 @@ static void conn_connect(struct conn *c)
 		if (u == NULL)
 			u = up_connect(c->c_w, s);
 		if (u == NULL) {
+			const char *why = strerror(errno);
+
 			log_warn("backend %s: connect %s: %s", be->be_cfg->name,
-				 s->srv_cfg->addr.str, strerror(errno));
+				 s->srv_cfg->addr.str, why);
+			balance_failed(s, now, why);
 			continue;
 		}
 		u->u_conn = c;
@@ -1091,6 +1123,11 @@ static void conn_connect(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	if (miss == BALANCE_NONE_UP) {
+		/* nothing to try: answer at once instead of timing out */
+		conn_reply(c, 503);
+		return;
+	}
 	conn_reply(c, c->c_connect_timed_out ? 504 : 502);
 }
 
@@ -1099,6 +1136,7 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	struct upstream *u = c->c_up;
 
 	log_warn("backend %s: connect %s: %s", up_backend(u), up_addr(u), why);
+	balance_failed(u->u_srv, c->c_w->w_loop.lp_now, why);
 	conn_detach_up(c, false);
 	c->c_phase = PH_NONE;
 	conn_connect(c);
@@ -1131,6 +1169,12 @@ static bool conn_retry_stale(struct conn *c)
 }
 
 /* ---- the response ---------------------------------------------------- */
+
+/* The server of c_up failed this request: count it (passive checks). */
+static void conn_server_failed(struct conn *c, const char *why)
+{
+	balance_failed(c->c_up->u_srv, c->c_w->w_loop.lp_now, why);
+}
 
 /* Locate the response-body bytes in u_in.  -1 on bad framing. */
 static int conn_scan_response(struct conn *c)
@@ -1255,6 +1299,7 @@ static bool conn_response_head(struct conn *c)
 		if (len >= u->u_in.b_cap) {
 			log_warn("backend %s: server %s: response head too large",
 				 up_backend(u), up_addr(u));
+			conn_server_failed(c, "response head too large");
 			conn_reply(c, 502);
 		}
 		return false;
@@ -1262,6 +1307,7 @@ static bool conn_response_head(struct conn *c)
 	if (http_parse_response(base, head, c->c_is_head_req, m) != HTTP_OK) {
 		log_warn("backend %s: server %s: invalid response head",
 			 up_backend(u), up_addr(u));
+		conn_server_failed(c, "invalid response head");
 		conn_reply(c, 502);
 		return false;
 	}
@@ -1285,10 +1331,12 @@ static bool conn_response_head(struct conn *c)
 	if (conn_build_response(c, base, m) == -1) {
 		log_warn("backend %s: server %s: response head too large",
 			 up_backend(u), up_addr(u));
+		conn_server_failed(c, "response head too large");
 		conn_reply(c, 502);
 		return false;
 	}
 	c->c_resp_keepalive = m->is_keepalive;
+	balance_succeeded(u->u_srv);
 	c->c_status = c->c_up_status = m->status;
 	c->c_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_dispatch_at);
 	c->c_resp_body = m->body;
@@ -1317,6 +1365,7 @@ static void conn_upstream_eof(struct conn *c, bool is_error)
 		 is_error ? "connection error" : "connection closed",
 		 c->c_resp_head_done ? "in the middle of the response"
 				     : "before the response");
+	conn_server_failed(c, "connection closed or broken");
 	conn_reply(c, 502);
 }
 
@@ -1519,6 +1568,7 @@ static bool conn_step_proxy(struct conn *c)
 	if (c->c_resp_head_done && conn_scan_response(c) == -1) {
 		log_warn("backend %s: server %s: malformed chunked response",
 			 up_backend(u), up_addr(u));
+		conn_server_failed(c, "malformed chunked response");
 		conn_reply(c, 502);
 		return false;
 	}
@@ -1706,6 +1756,7 @@ static void conn_on_timer(struct timer *t)
 		log_warn("backend %s: server %s: no response within %ums",
 			 up_backend(c->c_up), up_addr(c->c_up),
 			 c->c_be->be_cfg->response_timeout_ms);
+		conn_server_failed(c, "response timeout");
 		conn_reply(c, 504);
 		break;
 	}

@@ -13,7 +13,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/shm.h"
 #include "worker/access.h"
+#include "worker/health.h"
 #include "worker/proxy.h"
 
 #define WORKER_ACCEPT_BATCH 64
@@ -190,6 +192,7 @@ void worker_drain(struct worker *w)
 	loop_timer_del(&w->w_loop, &w->w_accept_timer);
 	worker_accept_queued(w);
 	w->w_draining = true;
+	health_stop(w); /* the next generation's worker owns the checks now */
 	for (size_t i = 0; i < w->w_nlsn; i++) {
 		close(w->w_lsn[i].wl_io.io_fd);
 		w->w_lsn[i].wl_io.io_fd = -1;
@@ -343,7 +346,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	timer_init(&w.w_accept_timer, worker_resume_accept, &w);
 	timer_init(&w.w_drain_timer, worker_on_drain_timeout, &w);
 	buf_pool_init(worker_buf_size(cfg), WORKER_BUF_CACHE);
-	w.w_bes = balance_init(cfg);
+	w.w_bes = balance_init(cfg, shm_zone());
 	if (w.w_bes == NULL || worker_signals(&w) == -1 ||
 	    worker_listeners(&w, fds, nfds) == -1) {
 		log_error("worker start-up: %s", strerror(errno));
@@ -352,6 +355,11 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	/* the master may have gone while we were starting */
 	if (getppid() == 1)
 		goto fail;
+	if (health_start(&w, w.w_report.wr_slot,
+			 w.w_report.wr_nslots ? w.w_report.wr_nslots : 1) == -1) {
+		log_error("worker start-up: health checks: out of memory");
+		goto fail;
+	}
 	worker_accepting(&w, true);
 	worker_report_event(&w, WORKER_EV_READY);
 	if (loop_run(&w.w_loop) == -1)
@@ -359,6 +367,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	else
 		rc = 0;
 fail:
+	health_stop(&w);
 	if (w.w_bes != NULL)
 		proxy_cleanup(&w);
 	balance_free(w.w_bes, cfg->nbackends);

@@ -36,6 +36,9 @@ struct worker_report {
 	int wr_fd;                  /* report pipe, write end; -1: none */
 	_Atomic uint32_t *wr_conns; /* open client connections, in memory
 				       shared with the master; NULL: none */
+	unsigned wr_slot;           /* this worker's slot in its generation */
+	unsigned wr_nslots;         /* workers in the generation (health
+				       checks: who owns which server) */
 };
 
 /* One listening socket (one bind address of a listener). */

@@ -109,6 +109,7 @@ class RecConn:
         self.consumed = 0           # bytes of raw that belong to parsed requests
         self.eof = False            # the proxy closed (or reset) its side
         self.closed_by_us = False
+        self.fin_at = None          # len(raw) when we sent our FIN (bytes after it: late)
         self.opened = time.monotonic()
 
     @property
@@ -133,11 +134,13 @@ class Spec:
     delay     seconds to wait before answering
     tunnel    after answering, echo every byte received until EOF
     read_body read the request body before answering (default True)
+    cork      send the whole answer and the FIN (if close) in one segment
+              (TCP_CORK), so the proxy reads data and EOF together
     """
 
     def __init__(self, raw=None, status=None, headers=None, body=None, close=None,
                  interim=None, expect100=True, delay=0.0, tunnel=False, gap=0.05,
-                 read_body=True):
+                 read_body=True, cork=False):
         self.raw = raw
         self.status = status
         self.headers = headers
@@ -149,6 +152,7 @@ class Spec:
         self.tunnel = tunnel
         self.gap = gap
         self.read_body = read_body
+        self.cork = cork
 
 
 def default_response(req, status=200, headers=None, body=None):
@@ -257,6 +261,7 @@ class Recorder:
                 if len(c.raw) > before:
                     data[c.id] = bytes(c.raw[before:])
                 reqs += c.requests[mark["nreq"].get(c.id, 0):]
+        reqs.sort(key=lambda r: (r.seq if r.seq is not None else 1 << 60, r.conn.id, r.index))
         return data, reqs
 
     def wait(self, pred, timeout=5.0):
@@ -340,6 +345,7 @@ class Recorder:
     def _close(self, c):
         with self.cond:
             c.closed_by_us = True
+            c.fin_at = len(c.raw)
             self.cond.notify_all()
         try:
             c.sock.shutdown(socket.SHUT_WR)
@@ -437,6 +443,8 @@ class Recorder:
             if spec.delay:
                 time.sleep(spec.delay)
             close = spec.close or self._client_wants_close(req)
+            if spec.cork:
+                c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             if spec.raw is not None:
                 raw = spec.raw(req) if callable(spec.raw) else spec.raw
                 pieces = raw if isinstance(raw, list) else [raw]
@@ -451,6 +459,8 @@ class Recorder:
                 if close and not spec.close:
                     headers.append(("Connection", "close"))
                 self._send(c, default_response(req, status, headers, spec.body))
+            if spec.cork and not close:
+                c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
             if spec.tunnel:
                 return self._tunnel(c, cur)
             if close:
@@ -768,7 +778,12 @@ class Client:
             r.body = b"".join(parts)
         elif cl:
             r.framing = "length"
-            r.body = self._exact(int(cl[0]), r)
+            vals = set(v.strip() for v in b",".join(cl).split(b","))
+            if len(vals) != 1 or not vals or not all(v.isdigit() for v in vals):
+                raise ValueError("bad Content-Length %r" % cl)
+            if len(cl) > 1 or b"," in cl[0]:
+                r.problems.append("Content-Length is not a single value: %r" % cl)
+            r.body = self._exact(int(vals.pop()), r)
         else:
             r.framing = "close"
             self._read_close(r)

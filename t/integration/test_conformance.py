@@ -80,10 +80,11 @@ class V:
     """
 
     def __init__(self, name, rfc, req, status, close, fwd=NOFWD, resp=None, steps=None,
-                 client=None, method=b"GET", tunnel=False):
+                 client=None, method=b"GET", tunnel=False, retry_ok=False, resps=None):
         self.name, self.rfc, self.req, self.status, self.close = name, rfc, req, status, close
         self.fwd, self.resp, self.steps, self.client = fwd, resp, steps, client
-        self.method, self.tunnel = method, tunnel
+        self.method, self.tunnel, self.retry_ok = method, tunnel, retry_ok
+        self.resps = resps or {}   # {path suffix: Recorder.on() keywords}
 
 
 def R(line, *fields, body=b""):
@@ -503,8 +504,12 @@ VECTORS = [
     V("nb_1xx_not_to_http_1_0", "RFC 9110 §15.2 (no 1xx to 1.0 clients)",
       R(b"GET {P} HTTP/1.0", H), 200, True, F(line=b"GET {P} HTTP/1.0"),
       resp=resp_raw(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close=False),
       client=no_interim),
+    V("nb_1xx_then_final_then_close", "RFC 9110 §15.2 / RFC 9112 §9.6", R(GET, H), 200, None, OK,
+      resp=resp_raw(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", cork=True),
+      client=all_of(interim_is(103), body_is(b"ok"))),
     V("nb_101_without_upgrade_request", "RFC 9110 §15.2.2 (101 only after Upgrade)",
       R(GET, H), 502, True, OK, resp=resp_raw(WS_101)),
 
@@ -512,22 +517,23 @@ VECTORS = [
     V("pl_three_gets", "RFC 9112 §9.3.2 (responses in order)",
       R(b"GET {P}/1 HTTP/1.1", H) + R(b"GET {P}/2 HTTP/1.1", H) + R(b"GET {P}/3 HTTP/1.1", H),
       [200, 200, 200], False,
-      [F(line=b"GET {P}/%d HTTP/1.1" % i, e2e=[(b"Host", b"h.test")]) for i in (1, 2, 3)],
-      client=lambda t, rs, c: [t.assertTrue(r.body.endswith(b"GET {P}/%d\n" % (i + 1)), r.body)
+      [F(line=b"GET {P}/%d HTTP/1.1" % i, e2e=[(b"Host", b"h.test")], te=False)
+       for i in (1, 2, 3)],
+      client=lambda t, rs, c: [t.assertRegex(r.body, rb" GET /c\d+/%d\n$" % (i + 1))
                                for i, r in enumerate(rs)]),
     V("pl_post_then_get", "RFC 9112 §9.3.2",
       R(POST, H, b"Content-Length: 5", body=b"hello") + R(b"GET {P}/2 HTTP/1.1", H),
       [200, 200], False,
       [F(line=POST, body=b"hello", e2e=[(b"Host", b"h.test"), (b"Content-Length", b"5")]),
-       F(line=b"GET {P}/2 HTTP/1.1", e2e=[(b"Host", b"h.test")])]),
+       F(line=b"GET {P}/2 HTTP/1.1", e2e=[(b"Host", b"h.test")], te=False)]),
     V("pl_chunked_then_get", "RFC 9112 §9.3.2 / §7.1",
       R(POST, H, b"Transfer-Encoding: chunked", body=CH) + R(b"GET {P}/2 HTTP/1.1", H),
       [200, 200], False,
-      [F(line=POST, body=CH, e2e=[(b"Host", b"h.test")]),
-       F(line=b"GET {P}/2 HTTP/1.1", e2e=[(b"Host", b"h.test")])]),
+      [F(line=POST, body=CH, e2e=[(b"Host", b"h.test")], te=True),
+       F(line=b"GET {P}/2 HTTP/1.1", e2e=[(b"Host", b"h.test")], te=False)]),
     V("pl_second_invalid", "RFC 9112 §9.3.2 / §5.1",
       R(GET, H) + R(b"GET {P}/2 HTTP/1.1", H, b"X-A : b") + R(b"GET {P}/3 HTTP/1.1", H),
-      [200, 400], True, [F(e2e=[(b"Host", b"h.test")])]),
+      [200, 400], True, [F(e2e=[(b"Host", b"h.test")], te=False)]),
 
     # ---- HTTP/1.0 clients (RFC 9112 §9.3, §6.1) ----
     V("v10_get", "RFC 9112 §9.3 (1.0: close by default)", R(b"GET {P} HTTP/1.0", H), 200, True,
@@ -547,6 +553,16 @@ VECTORS = [
     V("cc_backend_connection_close", "RFC 9112 §9.6", R(GET, H), 200, None, OK,
       resp=resp_raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"),
       client=body_is(b"ok")),
+    V("cc_closed_backend_connection_not_reused", "RFC 9112 §9.6 / §9.3.1 (server closed: "
+      "the connection is not reused, the POST is not lost)",
+      None, [200, 200], False,
+      [F(line=b"GET {P}/a HTTP/1.1", e2e=[(b"Host", b"h.test")], te=False),
+       F(line=b"POST {P}/b HTTP/1.1", body=b"hello", te=False,
+         e2e=[(b"Host", b"h.test"), (b"Content-Length", b"5")])],
+      resps={b"/a": resp_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", cork=True)},
+      steps=[("send", R(b"GET {P}/a HTTP/1.1", H)), ("resp", b"GET"),
+             ("send", R(b"POST {P}/b HTTP/1.1", H, b"Content-Length: 5", body=b"hello")),
+             ("resp", b"POST")]),
     V("cc_close_delimited_response", "RFC 9112 §6.3 rule 8", R(GET, H), 200, True, OK,
       resp=resp_raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"),
       client=body_is(b"until close")),
@@ -597,7 +613,14 @@ VECTORS = [
     V("rs_truncated_head", "RFC 9112 §6.3 (502)", R(GET, H), 502, True, OK,
       resp=resp_raw(b"HTTP/1.1 200 OK\r\nContent-Len")),
     V("rs_empty_response", "RFC 9110 §15.6.3 (502)", R(GET, H), 502, True, OK,
-      resp=resp_raw(b"")),
+      resp=resp_raw(b""), retry_ok=True),
+    V("rs_no_retry_of_post", "RFC 9112 §9.3.1 (a proxy MUST NOT retry non-idempotent requests)",
+      None, [200, 502], True,
+      [F(line=b"GET {P}/warm HTTP/1.1", e2e=[(b"Host", b"h.test")], te=False),
+       F(line=POST, e2e=[(b"Host", b"h.test"), (b"Content-Length", b"0")], te=False)],
+      resp=resp_raw(b""),
+      steps=[("send", R(b"GET {P}/warm HTTP/1.1", H)), ("resp", b"GET"),
+             ("send", R(POST, H, b"Content-Length: 0")), ("resp", b"POST")]),
     V("rs_gzip_chunked_coding_kept", "RFC 9112 §6.1 (codings are not dropped silently)",
       R(GET, H), (200, 502), None, OK,
       resp=resp_raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + CH,
@@ -654,6 +677,8 @@ class ConformanceTest(unittest.TestCase):
             return b.replace(b"{P}", path)
         if v.resp:
             self.rec.on(path, **v.resp)
+        for suffix, spec in v.resps.items():
+            self.rec.on(path + suffix, **spec)
         errors_before = len(self.rec.errors())
         mark = self.rec.mark()
         steps = v.steps or ([("send", v.req)] + [("resp", v.method)] *
@@ -757,6 +782,16 @@ class ConformanceTest(unittest.TestCase):
         if not expected:
             self.assertEqual(data, {}, "bytes reached the backend: %r" % data)
             return
+        if v.retry_ok:
+            # an idempotent request may be sent again after the server closed
+            # without answering (RFC 9110 §9.2.2): count it once
+            uniq = []
+            for r in reqs:
+                if uniq and uniq[-1].wire == r.wire:
+                    uniq[-1] = r
+                else:
+                    uniq.append(r)
+            reqs = uniq
         self.assertEqual(len(reqs), len(expected),
                          "backend got %d requests, expected %d: %r"
                          % (len(reqs), len(expected), [r.line for r in reqs]))
@@ -764,10 +799,32 @@ class ConformanceTest(unittest.TestCase):
             self.check_forwarded(v, r, f, sub)
         # nothing else on those connections: every new byte belongs to a request
         if not v.tunnel:
+            conns = {c.id: c for c in self.rec.connections()}
             for cid, new in data.items():
+                late = late_bytes(conns[cid], mark, new)
+                if late:
+                    new = new[:-len(late)]
+                    self.check_late(late, reqs)
                 mine = b"".join(r.wire for r in reqs if r.conn.id == cid)
+                if v.retry_ok:
+                    new = new.replace(mine, b"")
+                    mine = b""
                 self.assertEqual(new, mine, "backend connection %d got bytes that are not "
                                  "part of the forwarded request(s)" % cid)
+
+    def check_late(self, late, reqs):
+        """Bytes written to a backend connection after the server closed it
+        (a stale pooled connection): they must be a copy of a request that
+        was then retried elsewhere, and only an idempotent one may be
+        retried (RFC 9110 §9.2.2, RFC 9112 §9.3.1)."""
+        for r in reqs:
+            if r.wire.startswith(late) or late.startswith(r.wire):
+                self.assertIn(r.method, (b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE",
+                                         b"TRACE"),
+                              "non-idempotent request retried after the server closed "
+                              "a pooled connection: %r" % r.line)
+                return
+        self.fail("bytes sent after the server closed the connection: %r" % late[:300])
 
     def check_forwarded(self, v, r, f, sub):
         self.assertIsNone(r.error, "recorder: %s" % r.error)
@@ -817,6 +874,15 @@ class ConformanceTest(unittest.TestCase):
         if (v.resp or {}).get("read_body") is not False:
             self.assertTrue(r.complete, "the backend did not get a complete request")
         self.assertEqual(r.body_raw, sub(f.body), "forwarded body bytes")
+
+
+def late_bytes(conn, mark, new):
+    """The part of new (bytes received since mark) that arrived after our FIN."""
+    if conn.fin_at is None:
+        return b""
+    start = mark["sizes"].get(conn.id, 0)
+    cut = max(conn.fin_at - start, 0)
+    return new[cut:]
 
 
 def client_head(raw):

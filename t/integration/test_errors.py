@@ -62,6 +62,7 @@ class ErrorsTest(unittest.TestCase):
             {"path_prefix": "/dead", "backend": "dead"},
             {"host": ["slow.test"], "path_prefix": "/", "backend": "slow"},
             {"host": ["restart.test"], "path_prefix": "/", "backend": "restart"},
+            {"host": ["half.test"], "path_prefix": "/", "backend": "half"},
             {"host": ["small.test"], "path_prefix": "/", "backend": "web", "max_body_size": "1k"},
             {"path_prefix": "/", "backend": "web"},
         ]}]
@@ -70,6 +71,7 @@ class ErrorsTest(unittest.TestCase):
             "dead": h.backend_block("127.0.0.1:%d" % cls.dead_port),
             "slow": h.backend_block(cls.web.address, response_timeout="1s"),
             "restart": h.backend_block(cls.rb.address, response_timeout="5s"),
+            "half": h.backend_block("127.0.0.1:%d" % cls.dead_port, cls.web.address, retries=1),
         }
         cfg = h.base_config(cls.tmp, listeners, backends, workers=2)
         cfg["defaults"].update(client_header_timeout="2s", keepalive_timeout="3s")
@@ -101,6 +103,13 @@ class ErrorsTest(unittest.TestCase):
                              timeout=5, start=start)
         self.assertIsNotNone(m, self.pc.error_log()[-2000:])
         self.assert_still_serving()
+
+    def test_connect_failure_retried_on_other_server(self):
+        """retries: 1: when one server refuses, the request goes to the other
+        one, so every request of a half-dead pool succeeds (SPEC backends)."""
+        for i in range(12):
+            r = h.request(self.port, "GET", "/half/%d" % i, host="half.test")
+            self.assertEqual((r.status, r.body), (200, b"web1 /half/%d\n" % i))
 
     def test_502_connect_refused_keepalive(self):
         """A 502 on a keep-alive connection leaves the connection usable or closes

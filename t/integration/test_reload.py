@@ -140,6 +140,18 @@ class ReloadTest(unittest.TestCase):
         with self.assertRaises(ConnectionRefusedError):
             h.request(old, "GET", "/old-address")
 
+    def test_reload_changes_worker_count(self):
+        """A reload from 2 to 3 workers: once the old generation is gone the
+        master has exactly 3 workers, all new."""
+        pc = self.start()
+        old = pc.workers()
+        pc.write_config(self.config(workers=3))
+        pc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(pc.wait_log(r"reload: generation 2 serving", 5), pc.describe())
+        self.assertIsNotNone(pc.wait_workers(3, timeout=10, exclude=old),
+                             "workers: %r (old %r)" % (pc.workers(), old))
+        self.assertEqual(self.backend_of("/three"), "alpha")
+
     def test_reload_inflight_request_finishes(self):
         """A request in flight during a reload completes with 200 and
         Connection: close, then the connection closes (RFC 9112 §9.6)."""
