@@ -279,6 +279,8 @@ static void master_cleanup(struct master *m)
 	reload_gen_free(&m->m_cur);
 	reload_gen_free(&m->m_next);
 	scoreboard_free(m->m_board);
+	shm_destroy(shm_zone());
+	shm_zone_set(NULL);
 	for (int i = 0; i < 2; i++)
 		if (m->m_report[i] != -1)
 			close(m->m_report[i]);

@@ -949,6 +949,14 @@ def report(bench, header):
     return "\n".join(lines) + "\n"
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def git_commit():
     """The checked-out commit, read from .git without running git."""
     g = os.path.join(TOP, ".git")
@@ -1209,10 +1217,13 @@ def main(argv):
             origin.start("auto")
             log("origin nginx on 127.0.0.1:%d" % origin.port)
             t0 = time.monotonic()
+            load0 = loadavg()
             for w in a.workers:
                 bench.one_workers(w, origin)
             origin.stop()
-            header.append("- wall time: %.0f s" % (time.monotonic() - t0))
+            header.append("- wall time: %.0f s; load average before %s, after %s (other "
+                          "work on the host skews the figures)"
+                          % (time.monotonic() - t0, load0, loadavg()))
             text = report(bench, header)
             if a.json:
                 with open(a.json, "w") as f:

@@ -66,12 +66,17 @@ class ErrorsTest(unittest.TestCase):
             {"host": ["small.test"], "path_prefix": "/", "backend": "web", "max_body_size": "1k"},
             {"path_prefix": "/", "backend": "web"},
         ]}]
+        # These tests break servers on purpose, again and again: passive
+        # checks (SPEC default max_fails: 3) would take them out of
+        # rotation and turn the 502/504s under test into 503s.
+        off = {"max_fails": 0}
         backends = {
-            "web": h.backend_block(cls.web.address),
-            "dead": h.backend_block("127.0.0.1:%d" % cls.dead_port),
-            "slow": h.backend_block(cls.web.address, response_timeout="1s"),
-            "restart": h.backend_block(cls.rb.address, response_timeout="5s"),
-            "half": h.backend_block("127.0.0.1:%d" % cls.dead_port, cls.web.address, retries=1),
+            "web": h.backend_block(cls.web.address, passive=off),
+            "dead": h.backend_block("127.0.0.1:%d" % cls.dead_port, passive=off),
+            "slow": h.backend_block(cls.web.address, response_timeout="1s", passive=off),
+            "restart": h.backend_block(cls.rb.address, response_timeout="5s", passive=off),
+            "half": h.backend_block("127.0.0.1:%d" % cls.dead_port, cls.web.address,
+                                    retries=1, passive=off),
         }
         cfg = h.base_config(cls.tmp, listeners, backends, workers=2)
         cfg["defaults"].update(client_header_timeout="2s", keepalive_timeout="3s")

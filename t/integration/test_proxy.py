@@ -29,6 +29,8 @@ class ProxyTest(unittest.TestCase):
         listeners = [{
             "name": "web",
             "bind": ["127.0.0.1:%d" % cls.port, "[::1]:%d" % cls.port],
+            # clients on ::1 play the trusted proxy in front of us
+            "trusted_proxies": ["::1/128"],
             "routes": [
                 {"host": ["a.test", "*.b.test"], "path_prefix": "/api", "backend": "api"},
                 {"path_prefix": "/static", "backend": "static"},
@@ -165,13 +167,42 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(self.xheaders(r, "X-Forwarded-Proto"), ["http"])
 
     def test_forwarded_for_appended(self):
-        """A client-sent X-Forwarded-For gets the client address appended
-        (SPEC forwarded_headers: "appended")."""
-        r = h.request(self.port, "GET", "/echo",
-                      headers=[("X-Forwarded-For", "203.0.113.7")])
+        """From a peer in trusted_proxies, a client-sent X-Forwarded-For
+        gets the peer address appended and X-Forwarded-Proto/-Host are
+        kept (SPEC forwarded_headers: "appended")."""
+        r = h.request(self.port, "GET", "/echo", host_addr="::1",
+                      headers=[("X-Forwarded-For", "203.0.113.7"),
+                               ("X-Forwarded-Proto", "https"),
+                               ("X-Forwarded-Host", "public.example")])
         self.assertEqual(r.status, 200)
         xff = ", ".join(self.xheaders(r, "X-Forwarded-For"))
-        self.assertRegex(xff, r"^203\.0\.113\.7\s*,\s*127\.0\.0\.1$")
+        self.assertRegex(xff, r"^203\.0\.113\.7\s*,\s*::1$")
+        self.assertEqual(self.xheaders(r, "X-Forwarded-Proto"), ["https"])
+        self.assertEqual(self.xheaders(r, "X-Forwarded-Host"), ["public.example"])
+
+    def test_forwarded_for_untrusted_replaced(self):
+        """From any other peer, client-sent X-Forwarded-* are not believed:
+        the server sees only what the proxy knows (issue #3)."""
+        r = h.request(self.port, "GET", "/echo",
+                      headers=[("X-Forwarded-For", "203.0.113.7"),
+                               ("X-Forwarded-Proto", "https"),
+                               ("X-Forwarded-Host", "evil.example")])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.xheaders(r, "X-Forwarded-For"), ["127.0.0.1"])
+        self.assertEqual(self.xheaders(r, "X-Forwarded-Proto"), ["http"])
+        self.assertEqual(self.xheaders(r, "X-Forwarded-Host"), ["test.local"])
+
+    def test_request_id(self):
+        """X-Request-Id: generated (32 hex digits) when absent, kept when
+        the client sent a plain one."""
+        r = h.request(self.port, "GET", "/echo")
+        rid = self.xheaders(r, "X-Request-Id")
+        self.assertEqual(len(rid), 1)
+        self.assertRegex(rid[0], r"^[0-9a-f]{32}$")
+        r2 = h.request(self.port, "GET", "/echo")
+        self.assertNotEqual(self.xheaders(r2, "X-Request-Id"), rid)
+        r = h.request(self.port, "GET", "/echo", headers=[("X-Request-Id", "abc-123")])
+        self.assertEqual(self.xheaders(r, "X-Request-Id"), ["abc-123"])
 
     def test_hop_by_hop_removed(self):
         """Connection and the headers it names are not forwarded (RFC 9110 §7.6.1)."""
