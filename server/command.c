@@ -22,9 +22,12 @@ static const char *command_phase(const struct master *m)
 		return m->m_up.up_handed_over ? "handed over, draining"
 					      : "stopping (graceful)";
 	switch (m->m_phase) {
-	case MASTER_STARTING: return "reloading (new workers starting)";
-	case MASTER_RETIRING: return "reloading (old workers leaving)";
-	default: return m->m_up.up_child ? "upgrading" : "running";
+	case MASTER_STARTING:
+		return "reloading (new workers starting)";
+	case MASTER_RETIRING:
+		return "reloading (old workers leaving)";
+	default:
+		return m->m_up.up_child ? "upgrading" : "running";
 	}
 }
 
@@ -41,8 +44,10 @@ static const char *command_worker_state(const struct master *m,
 static void command_status_master(struct master *m, struct control_conn *cc,
 				  uint64_t now)
 {
-	control_line(cc, "master pid=%d version=%s uptime=%llus state=%s "
-		     "config=%s", (int)m->m_pid, PORTCULLIS_VERSION,
+	control_line(cc,
+		     "master pid=%d version=%s uptime=%llus state=%s "
+		     "config=%s",
+		     (int)m->m_pid, PORTCULLIS_VERSION,
 		     (unsigned long long)(now - m->m_started) / 1000,
 		     command_phase(m), m->m_path);
 	control_line(cc, "reloads ok=%u failed=%u last_error=%s",
@@ -66,8 +71,10 @@ static void command_status_gen(struct master *m, struct control_conn *cc,
 
 		if (mw->mw_pid == 0 || mw->mw_gen != gen)
 			continue;
-		control_line(cc, "  worker pid=%d slot=%u state=%s connections=%u "
-			     "uptime=%llus", (int)mw->mw_pid, mw->mw_slot,
+		control_line(cc,
+			     "  worker pid=%d slot=%u state=%s connections=%u "
+			     "uptime=%llus",
+			     (int)mw->mw_pid, mw->mw_slot,
 			     command_worker_state(m, mw),
 			     scoreboard_get(m->m_board, i),
 			     (unsigned long long)(now - mw->mw_started) / 1000);
@@ -76,9 +83,10 @@ static void command_status_gen(struct master *m, struct control_conn *cc,
 		return;
 	for (unsigned s = 0; s < m->m_cur.mg_nslots; s++)
 		if (m->m_cur.mg_slots[s].ms_start_at != 0)
-			control_line(cc, "  slot %u restarting (died %u times "
-				     "in a row right after start)", s,
-				     m->m_cur.mg_slots[s].ms_fails);
+			control_line(cc,
+				     "  slot %u restarting (died %u times "
+				     "in a row right after start)",
+				     s, m->m_cur.mg_slots[s].ms_fails);
 }
 
 static int command_cmp_desc(const void *a, const void *b)
@@ -112,10 +120,11 @@ static void command_status_gens(struct master *m, struct control_conn *cc,
 	qsort(gens, n, sizeof(gens[0]), command_cmp_desc);
 	for (size_t i = 0; i < n; i++)
 		command_status_gen(m, cc, gens[i],
-				   gens[i] == m->m_cur.mg_num    ? "serving"
+				   gens[i] == m->m_cur.mg_num	 ? "serving"
 				   : gens[i] == m->m_next.mg_num ? "starting"
-				   : gens[i] > m->m_cur.mg_num   ? "failed, stopping"
-								 : "draining",
+				   : gens[i] > m->m_cur.mg_num
+					   ? "failed, stopping"
+					   : "draining",
 				   now);
 }
 
@@ -131,7 +140,8 @@ static void command_status_listeners(struct master *m, struct control_conn *cc)
 			     l->protocol == CFG_PROTO_TCP ? "tcp" : "http");
 		for (size_t j = 0; j < l->nbinds; j++, k++)
 			control_line(cc, "  bind %s fd=%d", l->binds[j].str,
-				     k < m->m_cur.mg_nfds ? m->m_cur.mg_fds[k] : -1);
+				     k < m->m_cur.mg_nfds ? m->m_cur.mg_fds[k]
+							  : -1);
 	}
 }
 
@@ -156,15 +166,19 @@ static void command_status_backends(struct master *m, struct control_conn *cc)
 
 		control_line(cc, "backend %s balance=%s servers=%zu", be->name,
 			     be->balance <= CFG_BALANCE_HASH
-				     ? command_balance[be->balance] : "?",
+				     ? command_balance[be->balance]
+				     : "?",
 			     be->nservers);
 		for (size_t j = 0; j < be->nservers; j++) {
 			const struct cfg_server *s = &be->servers[j];
 
-			control_line(cc, "  server %s weight=%u backup=%s "
+			control_line(cc,
+				     "  server %s weight=%u backup=%s "
 				     "max_connections=%u health=n/a drain=n/a "
-				     "connections=n/a", s->addr.str, s->weight,
-				     s->backup ? "yes" : "no", s->max_connections);
+				     "connections=n/a",
+				     s->addr.str, s->weight,
+				     s->backup ? "yes" : "no",
+				     s->max_connections);
 		}
 	}
 }
@@ -207,7 +221,9 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 		cc->cc_wait = CONTROL_WAIT_EXIT;
 		master_stop(m, cmd[0] == 's');
 	} else {
-		control_finish(cc, false, "unknown command '%.64s' (commands: "
-			       "status, reload, upgrade, stop, quit)", cmd);
+		control_finish(cc, false,
+			       "unknown command '%.64s' (commands: "
+			       "status, reload, upgrade, stop, quit)",
+			       cmd);
 	}
 }

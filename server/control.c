@@ -106,8 +106,10 @@ int control_sock_open(struct control_sock *cs, const char *path, bool replace,
 	}
 	control_mkdir(path);
 	if (!replace && control_is_live(path)) {
-		snprintf(err, errlen, "control socket %s: another portcullis "
-			 "master is running there", path);
+		snprintf(err, errlen,
+			 "control socket %s: another portcullis "
+			 "master is running there",
+			 path);
 		return -1;
 	}
 	/*
@@ -194,8 +196,9 @@ static int control_flush(struct control_conn *cc)
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
-		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0
-									    : -1;
+		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)
+			       ? 0
+			       : -1;
 	}
 	return 0;
 }
@@ -421,7 +424,8 @@ static void control_on_readable(struct control *ctl, struct control_conn *cc)
 
 		n = recv(cc->cc_fd, junk, sizeof(junk), 0);
 		if (n == 0)
-			cc->cc_eof = true; /* half-close: still owed an answer */
+			cc->cc_eof =
+				true; /* half-close: still owed an answer */
 		else if (n == -1 && errno != EAGAIN && errno != EINTR)
 			control_drop(cc);
 		return;

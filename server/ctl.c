@@ -17,19 +17,20 @@
 #include "config/config.h"
 #include "server/control.h"
 
-#define CTL_DEFAULT_SOCKET "/run/portcullis/portcullis.sock"
-#define CTL_DEFAULT_PID_FILE "/run/portcullis/portcullis.pid"
-#define CTL_CONNECT_TRIES 3       /* a socket being replaced is briefly absent */
-#define CTL_MAX_SOCKETS 256       /* socket descriptors of a master, looked at */
+#define CTL_DEFAULT_SOCKET	"/run/portcullis/portcullis.sock"
+#define CTL_DEFAULT_PID_FILE	"/run/portcullis/portcullis.pid"
+#define CTL_CONNECT_TRIES	3 /* a socket being replaced is briefly absent */
+#define CTL_MAX_SOCKETS		256 /* socket descriptors of a master, looked at */
 #define CTL_DEFAULT_SHUTDOWN_MS 30000
-#define CTL_MARGIN_MS 10000
+#define CTL_MARGIN_MS		10000
 
 static const char *const ctl_commands[] = {"reload", "status", "stop", "quit",
 					   "upgrade"};
 
 int ctl_is_command(const char *cmd)
 {
-	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(*ctl_commands); i++)
+	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(*ctl_commands);
+	     i++)
 		if (strcmp(cmd, ctl_commands[i]) == 0)
 			return 1;
 	return 0;
@@ -64,7 +65,8 @@ void ctl_settings_read(const char *path, struct ctl_settings *out)
 	yaml_node_t *root;
 	FILE *f;
 
-	snprintf(out->cs_socket, sizeof(out->cs_socket), "%s", CTL_DEFAULT_SOCKET);
+	snprintf(out->cs_socket, sizeof(out->cs_socket), "%s",
+		 CTL_DEFAULT_SOCKET);
 	snprintf(out->cs_pid_file, sizeof(out->cs_pid_file), "%s",
 		 CTL_DEFAULT_PID_FILE);
 	out->cs_shutdown_ms = CTL_DEFAULT_SHUTDOWN_MS;
@@ -79,7 +81,8 @@ void ctl_settings_read(const char *path, struct ctl_settings *out)
 	if (yaml_parser_load(&parser, &doc)) {
 		root = yaml_document_get_root_node(&doc);
 		if (root != NULL && root->type == YAML_MAPPING_NODE)
-			for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+			for (yaml_node_pair_t *p =
+				     root->data.mapping.pairs.start;
 			     p < root->data.mapping.pairs.top; p++)
 				ctl_settings_pair(&doc, p, out);
 		yaml_document_delete(&doc);
@@ -173,9 +176,9 @@ static int ctl_socket_of_master(const char *pid_file, char *out, size_t len)
 		unsigned long flags, inode;
 		int pos = 0;
 
-		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags, &inode,
-			   &pos) != 2 || pos == 0 || !(flags & 0x10000) ||
-		    line[pos] != '/')
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags,
+			   &inode, &pos) != 2 ||
+		    pos == 0 || !(flags & 0x10000) || line[pos] != '/')
 			continue;
 		line[strcspn(line, "\n")] = '\0';
 		for (size_t i = 0; i < n; i++)
@@ -211,11 +214,15 @@ static int ctl_connect(const struct ctl_settings *s)
 	}
 	errno = saved;
 	if (errno == ENOENT || errno == ECONNREFUSED)
-		fprintf(stderr, "portcullis: no master is running (control socket "
-			"%s: %s)\n", s->cs_socket, strerror(errno));
+		fprintf(stderr,
+			"portcullis: no master is running (control socket "
+			"%s: %s)\n",
+			s->cs_socket, strerror(errno));
 	else if (errno == EACCES || errno == EPERM)
-		fprintf(stderr, "portcullis: control socket %s: %s (run as root "
-			"or as the master's user)\n", s->cs_socket, strerror(errno));
+		fprintf(stderr,
+			"portcullis: control socket %s: %s (run as root "
+			"or as the master's user)\n",
+			s->cs_socket, strerror(errno));
 	else
 		fprintf(stderr, "portcullis: control socket %s: %s\n",
 			s->cs_socket, strerror(errno));
@@ -248,7 +255,8 @@ static int ctl_print(char *acc, char *verdict)
 		printf("%s\n", verdict + 3);
 	else if (!ok)
 		fprintf(stderr, "portcullis: %s\n",
-			strncmp(verdict, "ERR ", 4) == 0 ? verdict + 4 : verdict);
+			strncmp(verdict, "ERR ", 4) == 0 ? verdict + 4
+							 : verdict);
 	return ok ? 0 : 1;
 }
 
@@ -266,8 +274,10 @@ static int ctl_read_answer(int fd, uint64_t deadline, const char *cmd)
 		ssize_t n;
 
 		if (now >= deadline) {
-			fprintf(stderr, "portcullis: %s: no answer from the "
-				"master in time\n", cmd);
+			fprintf(stderr,
+				"portcullis: %s: no answer from the "
+				"master in time\n",
+				cmd);
 			goto done;
 		}
 		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
@@ -276,8 +286,10 @@ static int ctl_read_answer(int fd, uint64_t deadline, const char *cmd)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			fprintf(stderr, "portcullis: %s: the master closed the "
-				"connection without an answer\n", cmd);
+			fprintf(stderr,
+				"portcullis: %s: the master closed the "
+				"connection without an answer\n",
+				cmd);
 			goto done;
 		}
 		p = realloc(acc, len + (size_t)n + 1);

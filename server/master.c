@@ -37,19 +37,32 @@ static void master_on_signal(int signo)
 	int saved = errno;
 
 	switch (signo) {
-	case SIGHUP: sig_hup = 1; break;
+	case SIGHUP:
+		sig_hup = 1;
+		break;
 	case SIGTERM:
-	case SIGINT: sig_term = 1; break;
-	case SIGQUIT: sig_quit = 1; break;
-	case SIGUSR1: sig_usr1 = 1; break;
-	case SIGUSR2: sig_usr2 = 1; break;
-	case SIGCHLD: sig_chld = 1; break;
-	default: break;
+	case SIGINT:
+		sig_term = 1;
+		break;
+	case SIGQUIT:
+		sig_quit = 1;
+		break;
+	case SIGUSR1:
+		sig_usr1 = 1;
+		break;
+	case SIGUSR2:
+		sig_usr2 = 1;
+		break;
+	case SIGCHLD:
+		sig_chld = 1;
+		break;
+	default:
+		break;
 	}
 	errno = saved;
 }
 
-static const int master_signals[] = {SIGHUP,  SIGTERM, SIGINT,  SIGQUIT,
+static const int master_signals[] = {SIGHUP,  SIGTERM, SIGINT, SIGQUIT,
 				     SIGUSR1, SIGUSR2, SIGCHLD};
 
 /*
@@ -97,7 +110,8 @@ int master_write_pid(struct master *m)
 		(void)mkdir(dirname(dir), 0755);
 		free(dir);
 	}
-	fd = open(cfg->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(cfg->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		  0644);
 	if (fd == -1) {
 		log_error("pid file %s: %s", cfg->pid_file, strerror(errno));
 		return -1;
@@ -250,7 +264,8 @@ static int master_start(struct master *m, const struct master_opts *opts)
 
 void master_stop(struct master *m, bool fast)
 {
-	enum master_stopping how = fast ? MASTER_STOP_FAST : MASTER_STOP_GRACEFUL;
+	enum master_stopping how =
+		fast ? MASTER_STOP_FAST : MASTER_STOP_GRACEFUL;
 	const struct config *cfg = master_config(m);
 	bool first = m->m_stopping == MASTER_RUNNING;
 
@@ -290,7 +305,8 @@ static void master_cleanup(struct master *m)
 	notify_close();
 }
 
-/* ---- the loop -------------------------------------------------------------- */
+/* ---- the loop --------------------------------------------------------------
+ */
 
 static void master_reopen_logs(struct master *m)
 {
@@ -366,25 +382,27 @@ static void master_wait(struct master *m, const sigset_t *waitmask,
 	struct pollfd pfd[2 + 1 + CONTROL_MAX_CONNS];
 	struct timespec ts, *tsp = NULL;
 	size_t n = 0, ctl_base;
-	int up_idx = -1;
+	int up_idx = -1, rc;
 
 	pfd[n++] = (struct pollfd){.fd = m->m_report[0], .events = POLLIN};
 	if (m->m_up.up_fd != -1) {
 		up_idx = (int)n;
-		pfd[n++] = (struct pollfd){.fd = m->m_up.up_fd, .events = POLLIN};
+		pfd[n++] =
+			(struct pollfd){.fd = m->m_up.up_fd, .events = POLLIN};
 	}
 	ctl_base = n;
-	n += control_pollfds(&m->m_ctl, pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
+	n += control_pollfds(&m->m_ctl, pfd + n,
+			     sizeof(pfd) / sizeof(pfd[0]) - n);
 	if (wait_ms >= 0) {
 		ts.tv_sec = wait_ms / 1000;
 		ts.tv_nsec = (wait_ms % 1000) * 1000000L;
 		tsp = &ts;
 	}
-	if (ppoll(pfd, n, tsp, waitmask) <= 0) {
-		if (errno != EINTR && errno != 0)
-			log_error("ppoll: %s", strerror(errno));
+	rc = ppoll(pfd, n, tsp, waitmask);
+	if (rc == -1 && errno != EINTR)
+		log_error("ppoll: %s", strerror(errno));
+	if (rc <= 0)
 		return;
-	}
 	if (pfd[0].revents & POLLIN)
 		workers_read_reports(m);
 	if (up_idx >= 0 && pfd[up_idx].revents != 0 && m->m_up.up_fd != -1)
@@ -419,11 +437,11 @@ int master_run(const struct master_opts *opts)
 		wait = master_timers(&m);
 		if (master_done(&m))
 			break;
-		errno = 0;
 		master_wait(&m, &waitmask, wait);
 	}
 	log_notice("portcullis stopped");
-	control_finish_all(&m.m_ctl, CONTROL_WAIT_EXIT, true, NULL, 0, "stopped");
+	control_finish_all(&m.m_ctl, CONTROL_WAIT_EXIT, true, NULL, 0,
+			   "stopped");
 	master_cleanup(&m);
 	return m.m_exit_status;
 }

@@ -23,9 +23,9 @@
 #define MASTER_BACKOFF_MIN_MS 100
 #define MASTER_BACKOFF_MAX_MS 30000
 #define MASTER_KILL_GRACE_MS 2000     /* after shutdown_timeout, SIGKILL */
-#define MASTER_READY_TIMEOUT_MS 10000 /* new workers must be accepting by then */
-#define MASTER_RETIRE_TIMEOUT_MS 5000 /* old workers must have stopped accepting */
-#define MASTER_DRAIN_LOG_MS 5000      /* "generation N draining: M connections" */
+#define MASTER_READY_TIMEOUT_MS 10000 /* new workers accepting by then */
+#define MASTER_RETIRE_TIMEOUT_MS 5000 /* old workers out of the listeners */
+#define MASTER_DRAIN_LOG_MS 5000      /* "generation N draining: M conns" */
 
 struct scoreboard;
 

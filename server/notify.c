@@ -30,8 +30,10 @@ int notify_open(char *err, size_t errlen)
 	len = strlen(name);
 	if ((name[0] != '/' && name[0] != '@') ||
 	    len >= sizeof(notify_addr.sun_path)) {
-		snprintf(err, errlen, "NOTIFY_SOCKET '%s': not an absolute path "
-			 "or '@' abstract name that fits a unix socket", name);
+		snprintf(err, errlen,
+			 "NOTIFY_SOCKET '%s': not an absolute path "
+			 "or '@' abstract name that fits a unix socket",
+			 name);
 		return -1;
 	}
 	memset(&notify_addr, 0, sizeof(notify_addr));
@@ -39,11 +41,12 @@ int notify_open(char *err, size_t errlen)
 	memcpy(notify_addr.sun_path, name, len);
 	if (name[0] == '@')
 		notify_addr.sun_path[0] = '\0';
-	notify_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-				     (name[0] == '/'));
+	notify_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+				     len + (name[0] == '/'));
 	notify_sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (notify_sock == -1) {
-		snprintf(err, errlen, "NOTIFY_SOCKET: socket: %s", strerror(errno));
+		snprintf(err, errlen, "NOTIFY_SOCKET: socket: %s",
+			 strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -70,7 +73,8 @@ int notify_send(const char *fmt, ...)
 	if ((size_t)n >= sizeof(msg))
 		n = sizeof(msg) - 1;
 	if (sendto(notify_sock, msg, (size_t)n, MSG_NOSIGNAL,
-		   (const struct sockaddr *)&notify_addr, notify_addrlen) == -1) {
+		   (const struct sockaddr *)&notify_addr,
+		   notify_addrlen) == -1) {
 		log_debug("sd_notify: %s", strerror(errno));
 		return -1;
 	}

@@ -52,8 +52,8 @@ static int reload_resolve_ids(struct master_gen *g, char *err, size_t errlen)
 	}
 	gr = getgrnam(cfg->group);
 	if (gr == NULL) {
-		snprintf(err, errlen, "%s: group '%s' does not exist", cfg->path,
-			 cfg->group);
+		snprintf(err, errlen, "%s: group '%s' does not exist",
+			 cfg->path, cfg->group);
 		return -1;
 	}
 	g->mg_uid = pw->pw_uid;
@@ -66,10 +66,10 @@ static int reload_open_log(const struct master_gen *g)
 {
 	const struct config *cfg = g->mg_cfg;
 
-	if (log_open(cfg->error_log_path, (enum log_level)cfg->error_log_level) ==
-	    -1) {
-		log_error("%s: error log %s: %s", cfg->path, cfg->error_log_path,
-			  strerror(errno));
+	if (log_open(cfg->error_log_path,
+		     (enum log_level)cfg->error_log_level) == -1) {
+		log_error("%s: error log %s: %s", cfg->path,
+			  cfg->error_log_path, strerror(errno));
 		return -1;
 	}
 	if (g->mg_uid != (uid_t)-1)
@@ -107,7 +107,8 @@ static unsigned reload_oldest_live(const struct master *m, unsigned none)
 	unsigned oldest = none;
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
-		if (m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen < oldest)
+		if (m->m_workers[i].mw_pid != 0 &&
+		    m->m_workers[i].mw_gen < oldest)
 			oldest = m->m_workers[i].mw_gen;
 	return oldest;
 }
@@ -137,8 +138,9 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 {
 	struct master_gen *g = &m->m_next;
 	const char *path = m->m_ctl.ctl_sock.cs_path;
-	bool new_ctl = first ? !m->m_up.up_is_new
-			     : path == NULL || strcmp(path, cfg->control_socket);
+	bool new_ctl =
+		first ? !m->m_up.up_is_new
+		      : path == NULL || strcmp(path, cfg->control_socket);
 
 	memset(g, 0, sizeof(*g));
 	g->mg_ctl.cs_fd = -1;
@@ -229,9 +231,10 @@ static void reload_failed(struct master *m, char *const *lines, size_t n)
 	m->m_reloads_failed++;
 	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, lines, n,
 			   summary);
-	notify_send("READY=1\nSTATUS=generation %u serving; last reload failed: "
-		    "%s", m->m_cur.mg_num,
-		    m->m_reload_error ? m->m_reload_error : "?");
+	notify_send(
+		"READY=1\nSTATUS=generation %u serving; last reload failed: "
+		"%s",
+		m->m_cur.mg_num, m->m_reload_error ? m->m_reload_error : "?");
 }
 
 /* The new generation serves and the old ones no longer accept. */
@@ -248,12 +251,14 @@ static void reload_serving(struct master *m)
 		if (m->m_up.up_is_new)
 			upgrade_new_serving(m);
 		else
-			notify_send("READY=1\nSTATUS=generation %u serving", gen);
+			notify_send("READY=1\nSTATUS=generation %u serving",
+				    gen);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "generation %u serving", gen);
 	log_notice("reload: generation %u serving, older generations draining "
-		   "(%zu workers)", gen, workers_count(m, 0, gen - 1));
+		   "(%zu workers)",
+		   gen, workers_count(m, 0, gen - 1));
 	free(m->m_reload_error);
 	m->m_reload_error = NULL;
 	m->m_reloads_ok++;
@@ -333,8 +338,9 @@ static void reload_begin(struct master *m)
 		for (; n < errs.count && n < CONFIG_MAX_ERRORS; n++)
 			all[n] = errs.msgs[n];
 		if (errs.count > CONFIG_MAX_ERRORS) {
-			snprintf(err, sizeof(err), "%s: %zu more errors not shown",
-				 m->m_path, errs.count - CONFIG_MAX_ERRORS);
+			snprintf(err, sizeof(err),
+				 "%s: %zu more errors not shown", m->m_path,
+				 errs.count - CONFIG_MAX_ERRORS);
 			all[n++] = err;
 		}
 		reload_failed(m, all, n);
@@ -367,7 +373,8 @@ static void reload_check_retired(struct master *m, uint64_t now)
 		return;
 	if (left != 0)
 		log_warn("reload: %zu older workers did not confirm that they "
-			 "stopped accepting", left);
+			 "stopped accepting",
+			 left);
 	reload_serving(m);
 }
 
@@ -386,8 +393,9 @@ int64_t reload_step(struct master *m, uint64_t now)
 			break;
 	}
 	if (m->m_phase == MASTER_IDLE)
-		return m->m_reload_queued && m->m_stopping == MASTER_RUNNING ? 0
-									     : -1;
+		return m->m_reload_queued && m->m_stopping == MASTER_RUNNING
+			       ? 0
+			       : -1;
 	return m->m_phase_deadline > now ? (int64_t)(m->m_phase_deadline - now)
 					 : 0;
 }
@@ -417,12 +425,12 @@ void reload_abort(struct master *m, const char *why)
 		reload_gen_free(&m->m_next);
 		m->m_phase = MASTER_IDLE;
 		reload_restore_listeners(m);
-		control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, NULL, 0,
-				   why);
+		control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, NULL,
+				   0, why);
 	} else if (m->m_phase == MASTER_RETIRING) {
 		reload_serving(m);
 	}
 	m->m_reload_queued = false;
-	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD_QUEUED, false, NULL, 0,
-			   why);
+	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD_QUEUED, false, NULL,
+			   0, why);
 }

@@ -4,13 +4,13 @@
 #include <sys/mman.h>
 
 struct scoreboard_slot {
-	_Atomic uint32_t sb_conns;      /* open client connections */
+	_Atomic uint32_t sb_conns;	    /* open client connections */
 	char sb_pad[64 - sizeof(uint32_t)]; /* one cache line per worker */
 };
 
 struct scoreboard {
-	size_t sb_n;                    /* slots that follow */
-	size_t sb_len;                  /* bytes mapped, for munmap */
+	size_t sb_n;   /* slots that follow */
+	size_t sb_len; /* bytes mapped, for munmap */
 	char sb_pad[48];
 	struct scoreboard_slot sb_slots[];
 };

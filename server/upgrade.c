@@ -73,12 +73,15 @@ void upgrade_new_serving(struct master *m)
 			      sizeof(err)) == 0)
 		control_set_sock(&m->m_ctl, &cs);
 	else
-		log_error("upgrade: %s; this master has no control socket", err);
+		log_error("upgrade: %s; this master has no control socket",
+			  err);
 	(void)master_write_pid(m);
 	n = snprintf(line, sizeof(line), "ready %d\n", (int)m->m_pid);
 	if (send(m->m_up.up_fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
-		log_warn("upgrade: telling the old master: %s", strerror(errno));
-		m->m_up.up_deadline = timer_now_ms(); /* do not wait for its ok */
+		log_warn("upgrade: telling the old master: %s",
+			 strerror(errno));
+		m->m_up.up_deadline =
+			timer_now_ms(); /* do not wait for its ok */
 		return;
 	}
 	m->m_up.up_deadline = timer_now_ms() + UPGRADE_ACK_TIMEOUT_MS;
@@ -134,17 +137,24 @@ int upgrade_start(struct master *m, char *err, size_t errlen)
 	if (m->m_stopping != MASTER_RUNNING)
 		return snprintf(err, errlen, "the master is stopping"), -1;
 	if (m->m_up.up_child != 0)
-		return snprintf(err, errlen, "an upgrade is already in progress"), -1;
+		return snprintf(err, errlen,
+				"an upgrade is already in progress"),
+		       -1;
 	if (m->m_up.up_is_new)
-		return snprintf(err, errlen, "this master is still taking over "
-				"from the previous one"), -1;
+		return snprintf(err, errlen,
+				"this master is still taking over "
+				"from the previous one"),
+		       -1;
 	if (m->m_phase != MASTER_IDLE || m->m_reload_queued)
-		return snprintf(err, errlen, "a reload is in progress; retry "
-				"when it is done"), -1;
+		return snprintf(err, errlen,
+				"a reload is in progress; retry "
+				"when it is done"),
+		       -1;
 	if (listen_export(&m->m_ls, fds, sizeof(fds)) == -1)
 		return snprintf(err, errlen, "too many listening sockets"), -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		return snprintf(err, errlen, "socketpair: %s", strerror(errno)), -1;
+		return snprintf(err, errlen, "socketpair: %s", strerror(errno)),
+		       -1;
 	pid = fork();
 	if (pid == -1) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -170,10 +180,13 @@ static void upgrade_failed(struct master *m, const char *why)
 {
 	char msg[512];
 
-	snprintf(msg, sizeof(msg), "upgrade failed: %s; master %d keeps serving "
-		 "generation %u", why, (int)m->m_pid, m->m_cur.mg_num);
+	snprintf(msg, sizeof(msg),
+		 "upgrade failed: %s; master %d keeps serving "
+		 "generation %u",
+		 why, (int)m->m_pid, m->m_cur.mg_num);
 	log_error("%s", msg);
-	control_finish_all(&m->m_ctl, CONTROL_WAIT_UPGRADE, false, NULL, 0, msg);
+	control_finish_all(&m->m_ctl, CONTROL_WAIT_UPGRADE, false, NULL, 0,
+			   msg);
 	upgrade_close_peer(m);
 	m->m_up.up_child = 0;
 	m->m_up.up_deadline = 0;
@@ -184,8 +197,10 @@ static void upgrade_handover(struct master *m, pid_t pid)
 {
 	char msg[256];
 
-	snprintf(msg, sizeof(msg), "master %d serving; master %d drains its "
-		 "workers and exits", (int)pid, (int)m->m_pid);
+	snprintf(msg, sizeof(msg),
+		 "master %d serving; master %d drains its "
+		 "workers and exits",
+		 (int)pid, (int)m->m_pid);
 	log_notice("upgrade: %s", msg);
 	notify_send("MAINPID=%d", (int)pid);
 	(void)!send(m->m_up.up_fd, "ok\n", 3, MSG_NOSIGNAL);
@@ -204,10 +219,12 @@ void upgrade_child_exited(struct master *m, int status)
 	char why[128];
 
 	if (WIFSIGNALED(status))
-		snprintf(why, sizeof(why), "new master %d was killed by signal %d",
+		snprintf(why, sizeof(why),
+			 "new master %d was killed by signal %d",
 			 (int)m->m_up.up_child, WTERMSIG(status));
 	else
-		snprintf(why, sizeof(why), "new master %d exited with status %d "
+		snprintf(why, sizeof(why),
+			 "new master %d exited with status %d "
 			 "(its errors are in the error log)",
 			 (int)m->m_up.up_child, WEXITSTATUS(status));
 	upgrade_failed(m, why);
@@ -254,14 +271,16 @@ int64_t upgrade_timers(struct master *m, uint64_t now)
 		return (int64_t)(up->up_deadline - now);
 	if (up->up_is_new) {
 		if (up->up_fd != -1 || m->m_wrote_pid)
-			upgrade_new_confirmed(m, "no answer from the old master");
+			upgrade_new_confirmed(m,
+					      "no answer from the old master");
 		return -1;
 	}
 	if (up->up_child != 0) {
 		pid_t pid = up->up_child;
 
 		kill(pid, SIGTERM);
-		upgrade_failed(m, "the new master was not serving in time; sent "
+		upgrade_failed(m,
+			       "the new master was not serving in time; sent "
 			       "it SIGTERM");
 	}
 	return -1;

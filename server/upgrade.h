@@ -16,7 +16,7 @@
  *   new: adopts the sockets instead of binding them (listen_adopt()),
  *        does not daemonize and does not touch the pid file or the control
  *        socket yet; starts generation 1.  Once every worker accepts, it
- *        takes over the control socket (bind + rename over the path),
+ *        takes over the control socket (binds a new one at the path),
  *        rewrites pid_file, and writes "ready PID\n".
  *   old: sends MAINPID=PID to systemd (with NotifyAccess=main only the
  *        main pid may), answers `portcullis upgrade` with OK, writes

@@ -69,7 +69,8 @@ int workers_spawn(struct master *m, struct master_gen *g, unsigned slot)
 
 	if (mw == NULL) {
 		log_error("too many worker processes; not starting slot %u of "
-			  "generation %u", slot, g->mg_num);
+			  "generation %u",
+			  slot, g->mg_num);
 		return -1;
 	}
 	idx = (size_t)(mw - m->m_workers);
@@ -104,7 +105,8 @@ void workers_stop(struct master *m, int signo, unsigned lo, unsigned hi,
 			log_error("worker %d: kill(%s): %s", (int)mw->mw_pid,
 				  strsignal(signo), strerror(errno));
 		if (mw->mw_kill_at == 0)
-			mw->mw_kill_at = now + timeout_ms + MASTER_KILL_GRACE_MS;
+			mw->mw_kill_at =
+				now + timeout_ms + MASTER_KILL_GRACE_MS;
 	}
 }
 
@@ -136,7 +138,8 @@ static void workers_schedule_respawn(struct master *m, struct master_worker *mw)
 		delay = MASTER_BACKOFF_MIN_MS << shift;
 		if (delay > MASTER_BACKOFF_MAX_MS)
 			delay = MASTER_BACKOFF_MAX_MS;
-		log_warn("worker slot %u died %u times in a row right after start; "
+		log_warn("worker slot %u died %u times in a row right after "
+			 "start; "
 			 "restarting it in %ums",
 			 mw->mw_slot, s->ms_fails, delay);
 	}
@@ -170,9 +173,10 @@ static void workers_fail_next(struct master *m, const struct master_worker *mw,
 	if (m->m_next_failed[0] != '\0')
 		return;
 	if (WIFSIGNALED(status))
-		snprintf(m->m_next_failed, sizeof(m->m_next_failed),
-			 "worker %d was killed by signal %d before it was ready",
-			 (int)mw->mw_pid, WTERMSIG(status));
+		snprintf(
+			m->m_next_failed, sizeof(m->m_next_failed),
+			"worker %d was killed by signal %d before it was ready",
+			(int)mw->mw_pid, WTERMSIG(status));
 	else
 		snprintf(m->m_next_failed, sizeof(m->m_next_failed),
 			 "worker %d exited with status %d before it was ready",
@@ -195,10 +199,11 @@ void workers_reap(struct master *m)
 		if (mw == NULL)
 			continue;
 		workers_log_death(mw, status);
-		if (m->m_phase == MASTER_STARTING && mw->mw_gen == m->m_next.mg_num)
+		if (m->m_phase == MASTER_STARTING &&
+		    mw->mw_gen == m->m_next.mg_num)
 			workers_fail_next(m, mw, status);
-		else if (m->m_stopping == MASTER_RUNNING && mw->mw_kill_at == 0 &&
-			 mw->mw_gen == m->m_cur.mg_num &&
+		else if (m->m_stopping == MASTER_RUNNING &&
+			 mw->mw_kill_at == 0 && mw->mw_gen == m->m_cur.mg_num &&
 			 mw->mw_slot < m->m_cur.mg_nslots)
 			workers_schedule_respawn(m, mw);
 		scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
@@ -237,13 +242,16 @@ static int64_t workers_respawns(struct master *m, uint64_t now)
 	if (m->m_stopping != MASTER_RUNNING)
 		return -1;
 	for (unsigned i = 0; i < m->m_cur.mg_nslots; i++) {
-		uint64_t at = m->m_cur.mg_slots[i].ms_start_at;
+		struct master_slot *s = &m->m_cur.mg_slots[i];
 
-		if (at != 0 && at <= now && workers_spawn(m, &m->m_cur, i) == -1)
-			m->m_cur.mg_slots[i].ms_start_at = at = now + 1000;
-		at = m->m_cur.mg_slots[i].ms_start_at;
-		if (at != 0 && (next == -1 || (int64_t)(at - now) < next))
-			next = at > now ? (int64_t)(at - now) : 0;
+		if (s->ms_start_at != 0 && s->ms_start_at <= now &&
+		    workers_spawn(m, &m->m_cur, i) == -1)
+			s->ms_start_at = now + 1000; /* fork failed: retry */
+		if (s->ms_start_at != 0 &&
+		    (next == -1 || (int64_t)(s->ms_start_at - now) < next))
+			next = s->ms_start_at > now
+				       ? (int64_t)(s->ms_start_at - now)
+				       : 0;
 	}
 	return next;
 }
@@ -259,11 +267,14 @@ int64_t workers_timers(struct master *m, uint64_t now)
 		    mw->mw_kill_at == UINT64_MAX)
 			continue;
 		if (mw->mw_kill_at <= now) {
-			log_warn("worker %d (generation %u) did not stop in time; "
-				 "killing it", (int)mw->mw_pid, mw->mw_gen);
+			log_warn("worker %d (generation %u) did not stop in "
+				 "time; "
+				 "killing it",
+				 (int)mw->mw_pid, mw->mw_gen);
 			kill(mw->mw_pid, SIGKILL);
 			mw->mw_kill_at = UINT64_MAX; /* once */
-		} else if (next == -1 || (int64_t)(mw->mw_kill_at - now) < next) {
+		} else if (next == -1 ||
+			   (int64_t)(mw->mw_kill_at - now) < next) {
 			next = (int64_t)(mw->mw_kill_at - now);
 		}
 	}
@@ -275,7 +286,8 @@ size_t workers_count(const struct master *m, unsigned lo, unsigned hi)
 	size_t n = 0;
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
-		n += m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen >= lo &&
+		n += m->m_workers[i].mw_pid != 0 &&
+		     m->m_workers[i].mw_gen >= lo &&
 		     m->m_workers[i].mw_gen <= hi;
 	return n;
 }
@@ -285,8 +297,8 @@ size_t workers_ready(const struct master *m, unsigned gen)
 	size_t n = 0;
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
-		n += m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen == gen &&
-		     m->m_workers[i].mw_ready;
+		n += m->m_workers[i].mw_pid != 0 &&
+		     m->m_workers[i].mw_gen == gen && m->m_workers[i].mw_ready;
 	return n;
 }
 
@@ -295,7 +307,8 @@ size_t workers_accepting_before(const struct master *m, unsigned gen)
 	size_t n = 0;
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
-		n += m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen < gen &&
+		n += m->m_workers[i].mw_pid != 0 &&
+		     m->m_workers[i].mw_gen < gen &&
 		     !m->m_workers[i].mw_retired;
 	return n;
 }
@@ -305,7 +318,8 @@ uint64_t workers_conns(const struct master *m, unsigned gen)
 	uint64_t n = 0;
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
-		if (m->m_workers[i].mw_pid != 0 && m->m_workers[i].mw_gen == gen)
+		if (m->m_workers[i].mw_pid != 0 &&
+		    m->m_workers[i].mw_gen == gen)
 			n += scoreboard_get(m->m_board, i);
 	return n;
 }
@@ -348,9 +362,11 @@ int64_t workers_drain_log(struct master *m, uint64_t now)
 	if (now < m->m_drain_log_at)
 		return (int64_t)(m->m_drain_log_at - now);
 	for (size_t i = 0; i < n; i++) {
-		unsigned long long conns = (unsigned long long)workers_conns(m, gens[i]);
+		unsigned long long conns =
+			(unsigned long long)workers_conns(m, gens[i]);
 
-		log_notice("generation %u draining: %llu connection%s (%zu worker%s)",
+		log_notice("generation %u draining: %llu connection%s (%zu "
+			   "worker%s)",
 			   gens[i], conns, conns == 1 ? "" : "s",
 			   workers_count(m, gens[i], gens[i]),
 			   workers_count(m, gens[i], gens[i]) == 1 ? "" : "s");

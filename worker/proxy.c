@@ -63,6 +63,7 @@ struct upstream {
 	struct buf u_in;              /* response bytes from the server */
 	bool u_connected;
 	bool u_rd_ready, u_wr_ready;
+	bool u_has_hup;               /* FIN/error seen: read to the end */
 	bool u_eof;
 	bool u_reused;                /* came from the idle pool */
 	bool u_is_idle;               /* sitting in its server's pool */
@@ -80,6 +81,7 @@ struct conn {
 	enum conn_state c_state;
 	enum conn_phase c_phase;
 	bool c_rd_ready, c_wr_ready;
+	bool c_has_hup;                 /* FIN/error seen: read to the end */
 	bool c_eof;                     /* client sent FIN */
 	bool c_moved;                   /* bytes moved in this pump */
 	bool c_is_idle;                 /* no byte of the next request yet */
@@ -152,20 +154,30 @@ static void conn_connect(struct conn *c);
 
 /* ---- small I/O helpers ------------------------------------------------ */
 
-/* Read into b.  >0 bytes, 0 EOF, -1 would block (ready cleared), -2 error. */
-static ssize_t io_read(int fd, struct buf *b, bool *ready)
+/*
+ * Read into b.  >0 bytes, 0 EOF, -1 would block (ready cleared), -2 error.
+ * A short read means the socket is drained: with edge-triggered events
+ * the next byte brings a new event, so ready is cleared without paying
+ * for a read that returns EAGAIN -- unless the peer's FIN is pending
+ * (has_hup), which brings no further event and must still be read.
+ */
+static ssize_t io_read(int fd, struct buf *b, bool *ready, bool has_hup)
 {
+	size_t want;
 	ssize_t n;
 
 	if (buf_space(b) == 0)
 		buf_compact(b);
 	if (buf_space(b) == 0)
 		return -1;
+	want = buf_space(b);
 	do
-		n = read(fd, buf_wptr(b), buf_space(b));
+		n = read(fd, buf_wptr(b), want);
 	while (n == -1 && errno == EINTR);
 	if (n > 0) {
 		buf_commit(b, (size_t)n);
+		if ((size_t)n < want && !has_hup)
+			*ready = false;
 		return n;
 	}
 	if (n == 0)
@@ -411,6 +423,8 @@ static void up_on_io(struct loop_io *io, uint32_t ev)
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		u->u_rd_ready = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->u_has_hup = true;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		u->u_wr_ready = true;
 	conn_pump(c);
@@ -1395,7 +1409,7 @@ static bool conn_read_client(struct conn *c)
 
 	if (!c->c_rd_ready || c->c_eof || buf_reserve(&c->c_in) == -1)
 		return false;
-	n = io_read(c->c_io.io_fd, &c->c_in, &c->c_rd_ready);
+	n = io_read(c->c_io.io_fd, &c->c_in, &c->c_rd_ready, c->c_has_hup);
 	if (n == -1)
 		return false;
 	if (n == -2) {
@@ -1481,7 +1495,7 @@ static bool conn_read_upstream(struct conn *c)
 	if (!u->u_connected || !u->u_rd_ready || c->c_resp_scanned ||
 	    buf_reserve(&u->u_in) == -1)
 		return false;
-	n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready);
+	n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready, u->u_has_hup);
 	if (n == -1)
 		return false;
 	if (n <= 0) {
@@ -1642,7 +1656,7 @@ static bool conn_step_tunnel(struct conn *c)
 		u->u_wr_shut = true;
 	}
 	if (!u->u_eof && u->u_rd_ready && buf_reserve(&u->u_in) == 0) {
-		n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready);
+		n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready, u->u_has_hup);
 		if (n == 0 || n == -2)
 			u->u_eof = true;
 		progress |= n != -1;
@@ -1712,6 +1726,8 @@ static void conn_on_io(struct loop_io *io, uint32_t ev)
 
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->c_rd_ready = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->c_has_hup = true;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->c_wr_ready = true;
 	conn_pump(c);

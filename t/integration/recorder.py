@@ -134,13 +134,14 @@ class Spec:
     delay     seconds to wait before answering
     tunnel    after answering, echo every byte received until EOF
     read_body read the request body before answering (default True)
+    keep      never close after answering, whatever the request asks
     cork      send the whole answer and the FIN (if close) in one segment
               (TCP_CORK), so the proxy reads data and EOF together
     """
 
     def __init__(self, raw=None, status=None, headers=None, body=None, close=None,
                  interim=None, expect100=True, delay=0.0, tunnel=False, gap=0.05,
-                 read_body=True, cork=False):
+                 read_body=True, cork=False, keep=False):
         self.raw = raw
         self.status = status
         self.headers = headers
@@ -153,6 +154,7 @@ class Spec:
         self.gap = gap
         self.read_body = read_body
         self.cork = cork
+        self.keep = keep
 
 
 def default_response(req, status=200, headers=None, body=None):
@@ -442,7 +444,7 @@ class Recorder:
             # ---- response
             if spec.delay:
                 time.sleep(spec.delay)
-            close = spec.close or self._client_wants_close(req)
+            close = not spec.keep and (spec.close or self._client_wants_close(req))
             if spec.cork:
                 c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             if spec.raw is not None:

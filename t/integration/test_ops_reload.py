@@ -6,6 +6,7 @@ concurrent reloads queued instead of lost."""
 
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -119,6 +120,7 @@ class ReloadCliTest(unittest.TestCase):
         self.pc = h.Portcullis(self.config(workers=workers), tmp=self.tmp, env=env)
         self.addCleanup(self.pc.stop)
         self.pc.start()
+        self.fds_before = ops.fd_list(self.pc.pid)
         return self.pc
 
     def backend_of(self, path="/"):
@@ -162,6 +164,60 @@ class ReloadCliTest(unittest.TestCase):
             self.assertEqual(out.strip(), "generation %d serving" % (i + 2))
             self.assertEqual(self.backend_of("/right-after/%d" % i), name,
                              "reload %d returned before the new route served" % i)
+
+    def test_bind_conflict_keeps_old(self):
+        """A reload whose new bind address is taken fails before anything
+        changes: exit 1 with the listen error; the old generation serves."""
+        pc = self.start()
+        workers = pc.workers()
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        cfg = self.config(backend="b")
+        cfg["listeners"][0]["bind"] = ["127.0.0.1:%d" % self.port,
+                                       "127.0.0.1:%d" % taken.getsockname()[1]]
+        pc.write_config(cfg)
+        rc, out, err = ops.ctl(pc, "reload")
+        self.assertEqual(rc, 1, (out, err))
+        self.assertIn("listen on 127.0.0.1:%d: Address already in use" % taken.getsockname()[1],
+                      err)
+        self.assertEqual(self.backend_of(), "alpha")
+        self.assertEqual(pc.workers(), workers)
+        self.assertEqual(len([l for l in ops.fd_list(pc.pid) if "socket:" in l]),
+                         len([l for l in self.fds_before if "socket:" in l]))
+
+    def test_workers_that_cannot_start(self):
+        """New workers that die before they are ready (here: the master lacks
+        CAP_SETUID, so the new generation's workers cannot become `nobody`):
+        the reload fails with the reason, they are gone, and the old
+        generation keeps serving untouched; a later good reload works."""
+        self.tmp = h.make_tmpdir()
+        self.port = h.free_port()
+        pc = h.Portcullis(self.config(user="root", group="root"), tmp=self.tmp)
+        self.addCleanup(pc.stop)
+        pc._stdout = open(pc.stdout_path, "wb")
+        pc._stderr = open(pc.stderr_path, "wb")
+        pc.proc = h.spawn(["setpriv", "--bounding-set", "-setuid", "--", h.binary(),
+                           "-c", pc.config_path], stdout=pc._stdout, stderr=pc._stderr,
+                          env=pc.env)
+        self.assertIsNotNone(pc.wait_workers(2, timeout=15), pc.describe())
+        self.assertTrue(h.wait_port(self.port, timeout=5))
+        workers = pc.workers()
+        pc.write_config(self.config(backend="b", user="nobody", group="nogroup"))
+        rc, out, err = ops.ctl(pc, "reload")
+        self.assertEqual(rc, 1, (out, err, pc.describe()))
+        self.assertRegex(err, r"generation 2 did not start: worker \d+ exited with status 2 "
+                         r"before it was ready")
+        self.assertRegex(err, r"(?m)^portcullis: reload failed, generation 1 keeps serving$")
+        self.assertIsNotNone(pc.wait_workers(2, timeout=5), pc.workers())
+        self.assertEqual(pc.workers(), workers)
+        for i in range(10):
+            self.assertEqual(self.backend_of("/still-old/%d" % i), "alpha")
+        pc.write_config(self.config(backend="b", user="root", group="root"))
+        rc, out, err = ops.ctl(pc, "reload")
+        self.assertEqual((rc, out.strip()), (0, "generation 3 serving"), err)
+        self.assertEqual(self.backend_of(), "beta")
 
     def test_concurrent_reloads_both_succeed(self):
         """Two `portcullis reload` at once: both exit 0; the second is queued

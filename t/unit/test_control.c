@@ -90,16 +90,19 @@ START_TEST(test_socket_mode_and_second_master)
 	char err[256] = "";
 
 	setup();
-	ck_assert_int_eq(control_sock_open(&cs, path, false, err, sizeof(err)), 0);
+	ck_assert_int_eq(control_sock_open(&cs, path, false, err, sizeof(err)),
+			 0);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert(S_ISSOCK(st.st_mode));
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
 	ck_assert_uint_eq(st.st_uid, geteuid());
 	/* a live socket there: another master */
-	ck_assert_int_eq(control_sock_open(&cs2, path, false, err, sizeof(err)), -1);
+	ck_assert_int_eq(control_sock_open(&cs2, path, false, err, sizeof(err)),
+			 -1);
 	ck_assert_ptr_nonnull(strstr(err, "another portcullis master"));
 	/* replace (binary upgrade): takes the path over */
-	ck_assert_int_eq(control_sock_open(&cs2, path, true, err, sizeof(err)), 0);
+	ck_assert_int_eq(control_sock_open(&cs2, path, true, err, sizeof(err)),
+			 0);
 	control_sock_close(&cs, true); /* not ours any more: stays */
 	ck_assert_int_eq(stat(path, &st), 0);
 	control_sock_close(&cs2, true);
@@ -116,7 +119,8 @@ START_TEST(test_protocol)
 
 	setup();
 	control_init(&ctl, on_command, NULL);
-	ck_assert_int_eq(control_sock_open(&cs, path, false, err, sizeof(err)), 0);
+	ck_assert_int_eq(control_sock_open(&cs, path, false, err, sizeof(err)),
+			 0);
 	control_set_sock(&ctl, &cs);
 
 	fd = client();
@@ -160,7 +164,8 @@ START_TEST(test_long_line_and_timeout)
 
 	setup();
 	control_init(&ctl, on_command, NULL);
-	ck_assert_int_eq(control_sock_open(&cs, path, false, err, sizeof(err)), 0);
+	ck_assert_int_eq(control_sock_open(&cs, path, false, err, sizeof(err)),
+			 0);
 	control_set_sock(&ctl, &cs);
 	memset(big, 'x', sizeof(big));
 	fd = client();

@@ -37,7 +37,8 @@ static int port_base(void)
 	return 20000 + (int)(getpid() % 10000);
 }
 
-/* export -> adopt: the same sockets, found by their address, reused by apply. */
+/* export -> adopt: the same sockets, found by their address, reused by apply.
+ */
 START_TEST(test_export_adopt_roundtrip)
 {
 	struct listen_set old = {0}, adopted = {0};
@@ -46,20 +47,22 @@ START_TEST(test_export_adopt_roundtrip)
 	int *fds, *fds2;
 	size_t n, n2;
 
-	ck_assert_int_eq(listen_apply(&old, cfg, &fds, &n, err, sizeof(err)), 0);
+	ck_assert_int_eq(listen_apply(&old, cfg, &fds, &n, err, sizeof(err)),
+			 0);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_int_eq(listen_export(&old, env, sizeof(env)), 0);
 	{
 		char want[128];
 
-		snprintf(want, sizeof(want), "%d=127.0.0.1:%d;%d=[::1]:%d", fds[0],
-			 port_base(), fds[1], port_base());
+		snprintf(want, sizeof(want), "%d=127.0.0.1:%d;%d=[::1]:%d",
+			 fds[0], port_base(), fds[1], port_base());
 		ck_assert_str_eq(env, want);
 	}
 	/* the new binary: adopt, then apply the same config binds nothing */
 	ck_assert_int_eq(listen_adopt(&adopted, env, err, sizeof(err)), 0);
 	ck_assert_uint_eq(adopted.ls_n, 2);
-	ck_assert_int_eq(listen_apply(&adopted, cfg, &fds2, &n2, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+		listen_apply(&adopted, cfg, &fds2, &n2, err, sizeof(err)), 0);
 	ck_assert_uint_eq(adopted.ls_n, 2);
 	ck_assert_int_eq(fds2[0], fds[0]);
 	ck_assert_int_eq(fds2[1], fds[1]);
@@ -88,7 +91,8 @@ START_TEST(test_adopt_then_prune)
 	ck_assert_int_eq(listen_export(&old, env, sizeof(env)), 0);
 	ck_assert_int_eq(listen_adopt(&adopted, env, err, sizeof(err)), 0);
 	old.ls_n = 0; /* now owned by `adopted` */
-	ck_assert_int_eq(listen_apply(&adopted, b, &fds, &n, err, sizeof(err)), 0);
+	ck_assert_int_eq(listen_apply(&adopted, b, &fds, &n, err, sizeof(err)),
+			 0);
 	ck_assert_uint_eq(adopted.ls_n, 3);
 	listen_prune(&adopted);
 	ck_assert_uint_eq(adopted.ls_n, 2);
@@ -106,7 +110,8 @@ START_TEST(test_adopt_rejects)
 	char err[256] = "", env[64];
 	int p[2];
 
-	ck_assert_int_eq(listen_adopt(&set, "x=1.2.3.4:5", err, sizeof(err)), -1);
+	ck_assert_int_eq(listen_adopt(&set, "x=1.2.3.4:5", err, sizeof(err)),
+			 -1);
 	ck_assert_ptr_nonnull(strstr(err, "malformed"));
 	ck_assert_int_eq(pipe(p), 0);
 	snprintf(env, sizeof(env), "%d=127.0.0.1:1", p[0]);

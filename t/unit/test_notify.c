@@ -9,7 +9,8 @@
 
 #include "server/notify.h"
 
-/* A datagram socket bound at name ("@x" = abstract), standing in for systemd. */
+/* A datagram socket bound at name ("@x" = abstract), standing in for systemd.
+ */
 static int listener(const char *name)
 {
 	struct sockaddr_un sa;
@@ -20,7 +21,8 @@ static int listener(const char *name)
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	strcpy(sa.sun_path, name);
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+			  strlen(name));
 	if (name[0] == '@')
 		sa.sun_path[0] = '\0';
 	else
@@ -50,7 +52,8 @@ START_TEST(test_path_socket)
 	setenv("NOTIFY_SOCKET", path, 1);
 	ck_assert_int_eq(notify_open(err, sizeof(err)), 0);
 	ck_assert_int_ge(notify_fd(), 0);
-	ck_assert_int_eq(notify_send("READY=1\nSTATUS=generation %u serving", 3u), 0);
+	ck_assert_int_eq(
+		notify_send("READY=1\nSTATUS=generation %u serving", 3u), 0);
 	recv_is(fd, "READY=1\nSTATUS=generation 3 serving");
 	/* the variable stays for a master started by a binary upgrade */
 	ck_assert_str_eq(getenv("NOTIFY_SOCKET"), path);
