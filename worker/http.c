@@ -146,6 +146,26 @@ static bool list_next(struct http_list *l, struct http_slice *elem)
 	return true;
 }
 
+bool http_list_has(const char *buf, struct http_slice value, const char *tok)
+{
+	struct http_list l;
+	struct http_slice e;
+
+	list_init(&l, buf, value);
+	while (list_next(&l, &e)) {
+		/* "trailers;q=1" style parameters do not change the token */
+		for (uint32_t i = 0; i < e.len; i++) {
+			if (buf[e.off + i] == ';' || is_ows(buf[e.off + i])) {
+				e.len = i;
+				break;
+			}
+		}
+		if (http_slice_eq(buf, e, tok))
+			return true;
+	}
+	return false;
+}
+
 static bool is_token(const char *buf, struct http_slice s)
 {
 	if (s.len == 0)
@@ -250,7 +270,9 @@ static enum http_err parse_version(const char *p, size_t n,
 	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' ||
 	    p[5] > '9' || p[7] < '0' || p[7] > '9')
 		return HTTP_ERR_BAD_REQUEST;
-	if (p[5] == '1' && p[7] == '1')
+	/* a higher minor version is handled as the highest we speak:
+	 * HTTP/1.2 is HTTP/1.1 (RFC 9110 §2.5) */
+	if (p[5] == '1' && p[7] >= '1')
 		*v = HTTP_11;
 	else if (p[5] == '1' && p[7] == '0')
 		*v = HTTP_10;
@@ -566,12 +588,17 @@ static enum http_err parse_absolute_form(const char *buf, struct http_msg *msg,
 	msg->authority = slice_make(a, q - a);
 	if (msg->authority.len == 0 || !authority_is_valid(buf, msg->authority))
 		return HTTP_ERR_BAD_REQUEST;
-	if (q == end)
+	if (q == end) {
 		msg->path = slice_make(ver.off + 4, 1);
-	else if (buf[q] == '/')
+	} else if (buf[q] == '/') {
 		msg->path = slice_make(q, end - q);
-	else
+	} else if (buf[q] == '?') {
+		/* "http://h?q": the origin-form is "/?q" (RFC 9112 §3.2.1) */
+		msg->path = slice_make(q, end - q);
+		msg->path_needs_slash = true;
+	} else {
 		return HTTP_ERR_BAD_REQUEST;
+	}
 	return HTTP_OK;
 }
 
@@ -809,7 +836,7 @@ enum http_err http_parse_response(const char *buf, size_t len,
 
 /* clang-format off */
 static const char *const http_hop_names[] = {
-	"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
+	"Connection", "Keep-Alive", "Proxy-Connection", "TE",
 	"Transfer-Encoding", "Upgrade",
 };
 /* clang-format on */

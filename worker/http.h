@@ -50,6 +50,7 @@ struct http_msg {
 	struct http_slice target;   /* as sent */
 	struct http_slice path;     /* origin-form part of target: "/p?q" ("*" for OPTIONS *) */
 	struct http_slice authority;/* absolute-form authority, len 0 otherwise */
+	bool path_needs_slash;      /* path is "?q" of "http://h?q": prepend "/" */
 	/* status line */
 	unsigned status;
 	struct http_slice reason;
@@ -115,6 +116,9 @@ enum http_err http_parse_response(const char *buf, size_t len,
 
 /* Case-insensitive compare of a slice with a NUL-terminated token. */
 bool http_slice_eq(const char *buf, struct http_slice s, const char *tok);
+
+/* Does the comma-separated list value contain tok (case-insensitive)? */
+bool http_list_has(const char *buf, struct http_slice value, const char *tok);
 
 /* Index of the first header named `name` (case-insensitive) or -1. */
 int http_find_header(const char *buf, const struct http_msg *msg,

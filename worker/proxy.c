@@ -106,6 +106,7 @@ struct conn {
 	bool c_is_head_req;
 	bool c_is_http10;
 	bool c_req_upgrade;             /* asked to switch protocols */
+	bool c_is_idempotent;           /* may be sent twice (RFC 9110 §9.2.2) */
 	bool c_close_after;             /* close once this response is done */
 	enum http_body c_req_body;
 	uint64_t c_req_left;
@@ -246,6 +247,31 @@ static int out_header(struct buf *b, const char *base,
 	return 0;
 }
 
+/*
+ * Content-Length "5, 5" or repeated (the parser checked the values agree):
+ * forward it once, as one plain value (RFC 9110 §8.6).  *seen tracks the
+ * headers already written.
+ */
+static int out_content_length(struct buf *o, const char *base,
+			      const struct http_header *h, bool *seen)
+{
+	struct http_slice v = h->value;
+
+	if (*seen)
+		return 0;
+	*seen = true;
+	for (uint32_t i = 0; i < v.len; i++) {
+		if (base[v.off + i] == ',' || base[v.off + i] == ' ') {
+			v.len = i;
+			break;
+		}
+	}
+	if (out_str(o, "Content-Length: ") || out_slice(o, base, v) ||
+	    out_put(o, "\r\n", 2))
+		return -1;
+	return 0;
+}
+
 static bool name_in_list(const char *base, struct http_slice name,
 			 char *const *list, size_t n)
 {
@@ -364,7 +390,7 @@ static void up_pool_put(struct upstream *u)
 
 	u->u_conn = NULL;
 	if (u->u_w->w_draining || s->srv_nidle >= s->srv_be->keepalive ||
-	    buf_len(&u->u_in) != 0 || u->u_eof) {
+	    buf_len(&u->u_in) != 0 || u->u_eof || u->u_has_hup) {
 		up_close(u);
 		return;
 	}
@@ -768,9 +794,15 @@ static const struct cfg_route *route_match(const struct cfg_listener *l,
 {
 	char host[256];
 	size_t hlen = request_host(base, m, host, sizeof(host));
-	const char *q = memchr(base + m->path.off, '?', m->path.len);
-	size_t path_len = q ? (size_t)(q - (base + m->path.off)) : m->path.len;
+	const char *path = base + m->path.off;
+	const char *q = memchr(path, '?', m->path.len);
+	size_t path_len = q ? (size_t)(q - path) : m->path.len;
 
+	/* "OPTIONS *" and "http://h?q" are about the root of the site */
+	if (path_len == 0 || (path_len == 1 && path[0] == '*')) {
+		path = "/";
+		path_len = 1;
+	}
 	for (size_t i = 0; i < l->nroutes; i++) {
 		const struct cfg_route *r = &l->routes[i];
 		size_t plen = strlen(r->path_prefix);
@@ -778,8 +810,7 @@ static const struct cfg_route *route_match(const struct cfg_listener *l,
 
 		for (size_t j = 0; !ok && j < r->nhosts; j++)
 			ok = host_match(host, hlen, r->hosts[j]);
-		if (ok && plen <= path_len &&
-		    memcmp(base + m->path.off, r->path_prefix, plen) == 0)
+		if (ok && plen <= path_len && memcmp(path, r->path_prefix, plen) == 0)
 			return r;
 	}
 	return NULL;
@@ -909,6 +940,8 @@ static int conn_build_request(struct conn *c, const char *base,
 	struct buf *o = &c->c_rh;
 	bool fwd = c->c_lim->forwarded_headers;
 	int rid = http_find_header(base, m, "X-Request-Id");
+	int te = http_find_header(base, m, "TE");
+	bool seen_cl = false;
 
 	if (buf_reserve(o) == -1)
 		return -1;
@@ -919,14 +952,20 @@ static int conn_build_request(struct conn *c, const char *base,
 	 * length or by closing, both of which pass through unchanged.
 	 */
 	if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
+	    (m->path_needs_slash && out_put(o, "/", 1)) ||
 	    out_slice(o, base, m->path) ||
 	    out_str(o, m->version == HTTP_10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"))
 		return -1;
 	c->c_method_len = (uint16_t)m->method.len;
-	c->c_uri_len = m->path.len;
+	c->c_uri_len = m->path.len + m->path_needs_slash;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
+		if (http_slice_eq(base, h->name, "Content-Length")) {
+			if (out_content_length(o, base, h, &seen_cl))
+				return -1;
+			continue;
+		}
 		if (http_is_hop_by_hop(base, m, i) ||
 		    (fwd && is_forwarding_header(base, h->name)) ||
 		    (fwd && (int)i == rid && !is_good_request_id(base, h->value)))
@@ -935,6 +974,10 @@ static int conn_build_request(struct conn *c, const char *base,
 		if (out_header(o, base, h))
 			return -1;
 	}
+	/* TE is hop-by-hop, but "trailers" says what the client accepts */
+	if (te >= 0 && http_list_has(base, m->headers[te].value, "trailers") &&
+	    out_str(o, "TE: trailers\r\nConnection: te\r\n"))
+		return -1;
 	/* absolute-form without Host (HTTP/1.0): the authority names it */
 	if (m->host_idx < 0 && m->authority.len &&
 	    (out_str(o, "Host: ") || out_slice(o, base, m->authority) ||
@@ -988,6 +1031,19 @@ static int conn_scan_request(struct conn *c)
 	return 0;
 }
 
+/* RFC 9110 §9.2.2: only these may be retried after being sent. */
+static bool is_idempotent(const char *base, struct http_slice method)
+{
+	static const char *const ok[] = {"GET",	    "HEAD",  "OPTIONS",
+					 "TRACE",   "PUT",   "DELETE"};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (method.len == strlen(ok[i]) &&
+		    memcmp(base + method.off, ok[i], method.len) == 0)
+			return true;
+	return false;
+}
+
 /* The key of balance: hash: client address, URI or a header's value. */
 static uint32_t request_hash(const struct conn *c, const char *base,
 			     const struct http_msg *m,
@@ -1027,6 +1083,7 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 	}
 	c->c_is_http10 = m->version == HTTP_10;
 	c->c_req_upgrade = m->has_upgrade;
+	c->c_is_idempotent = is_idempotent(base, m->method);
 	c->c_close_after = !m->is_keepalive || c->c_w->w_draining;
 	r = route_match(c->c_wl->wl_cfg, base, m);
 	if (r == NULL) {
@@ -1167,7 +1224,7 @@ static bool conn_retry_stale(struct conn *c)
 	struct balance_server *s = u->u_srv;
 
 	if (!u->u_reused || c->c_resp_head_done || buf_len(&u->u_in) ||
-	    c->c_req_body_sent)
+	    c->c_req_body_sent || !c->c_is_idempotent)
 		return false;
 	conn_detach_up(c, false);
 	c->c_rh_sent = 0;
@@ -1231,6 +1288,7 @@ static int conn_build_response(struct conn *c, const char *base,
 {
 	struct buf *o = &c->c_out;
 	char line[64];
+	bool seen_cl = false;
 
 	if (buf_reserve(o) == -1)
 		return -1;
@@ -1241,6 +1299,21 @@ static int conn_build_response(struct conn *c, const char *base,
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
+		if (http_slice_eq(base, h->name, "Content-Length")) {
+			if (out_content_length(o, base, h, &seen_cl))
+				return -1;
+			continue;
+		}
+		/*
+		 * Transfer-Encoding is hop-by-hop, but the body is relayed
+		 * as it came, so its codings (gzip, chunked) must go too.
+		 */
+		if (http_slice_eq(base, h->name, "Transfer-Encoding") &&
+		    m->status >= 200 && m->body != HTTP_BODY_NONE) {
+			if (out_header(o, base, h))
+				return -1;
+			continue;
+		}
 		if (http_is_hop_by_hop(base, m, i) ||
 		    name_in_list(base, h->name, c->c_lim->hide_response_headers,
 				 c->c_lim->nhide_response_headers))
@@ -1248,9 +1321,6 @@ static int conn_build_response(struct conn *c, const char *base,
 		if (out_header(o, base, h))
 			return -1;
 	}
-	if (m->status >= 200 && m->body == HTTP_BODY_CHUNKED &&
-	    out_str(o, "Transfer-Encoding: chunked\r\n"))
-		return -1;
 	if (m->status >= 200 && c->c_close_after) {
 		if (out_str(o, "Connection: close\r\n"))
 			return -1;
@@ -1328,9 +1398,13 @@ static bool conn_response_head(struct conn *c)
 	if (m->status == 101)
 		return conn_switch_protocols(c, base, head, m);
 	if (m->status < 200) {
-		/* interim (100 Continue): relay it and wait for the final head */
-		if (buf_reserve(&c->c_out) == -1 ||
-		    conn_build_response(c, base, m) == -1) {
+		/*
+		 * Interim (100 Continue, 103): relay it and wait for the final
+		 * head -- except to HTTP/1.0 clients, which never get one
+		 * (RFC 9110 §15.2).
+		 */
+		if (!c->c_is_http10 && (buf_reserve(&c->c_out) == -1 ||
+					conn_build_response(c, base, m) == -1)) {
 			conn_reply(c, 502);
 			return false;
 		}
@@ -1338,8 +1412,17 @@ static bool conn_response_head(struct conn *c)
 		c->c_resp_scanned_head = 0;
 		return true;
 	}
-	if (!m->is_keepalive || m->body == HTTP_BODY_CLOSE)
-		c->c_close_after = true;
+	if (c->c_is_http10 && m->body == HTTP_BODY_CHUNKED) {
+		/* we asked in HTTP/1.0: the server broke RFC 9112 §6.1 */
+		log_warn("backend %s: server %s: chunked response to an "
+			 "HTTP/1.0 request",
+			 up_backend(u), up_addr(u));
+		conn_server_failed(c, "chunked response to HTTP/1.0");
+		conn_reply(c, 502);
+		return false;
+	}
+	if (m->body == HTTP_BODY_CLOSE)
+		c->c_close_after = true; /* only the close can end the body */
 	if (c->c_w->w_draining)
 		c->c_close_after = true;
 	if (conn_build_response(c, base, m) == -1) {
@@ -1368,11 +1451,6 @@ static void conn_upstream_eof(struct conn *c, bool is_error)
 {
 	struct upstream *u = c->c_up;
 
-	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_CLOSE && !is_error) {
-		c->c_resp_scanned = true;
-		u->u_eof = true;
-		return;
-	}
 	if (!c->c_resp_head_done && conn_retry_stale(c))
 		return;
 	log_warn("backend %s: server %s: %s %s", up_backend(u), up_addr(u),
@@ -1381,6 +1459,27 @@ static void conn_upstream_eof(struct conn *c, bool is_error)
 				     : "before the response");
 	conn_server_failed(c, "connection closed or broken");
 	conn_reply(c, 502);
+}
+
+/*
+ * The server closed its side.  That ends a close-delimited body; any other
+ * response still incomplete once every byte the server sent is parsed is
+ * broken.  While an interim (1xx) head is still going out, the final head
+ * behind it in u_in is not parsed yet: wait.
+ */
+static void conn_check_eof(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+
+	if (!u->u_eof || c->c_resp_scanned)
+		return;
+	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_CLOSE) {
+		c->c_resp_scanned = true;
+		return;
+	}
+	if (!c->c_resp_head_done && buf_len(&c->c_out) > 0)
+		return;
+	conn_upstream_eof(c, false);
 }
 
 /* The response is completely delivered: keep-alive or close. */
@@ -1492,15 +1591,19 @@ static bool conn_read_upstream(struct conn *c)
 	struct upstream *u = c->c_up;
 	ssize_t n;
 
-	if (!u->u_connected || !u->u_rd_ready || c->c_resp_scanned ||
-	    buf_reserve(&u->u_in) == -1)
+	if (!u->u_connected || !u->u_rd_ready || u->u_eof ||
+	    c->c_resp_scanned || buf_reserve(&u->u_in) == -1)
 		return false;
 	n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready, u->u_has_hup);
 	if (n == -1)
 		return false;
-	if (n <= 0) {
-		conn_upstream_eof(c, n == -2);
-		return c->c_state == CS_PROXY;
+	if (n == -2) {
+		conn_upstream_eof(c, true);
+		return false;
+	}
+	if (n == 0) {
+		u->u_eof = true; /* acted on once what it sent is parsed */
+		return true;
 	}
 	c->c_moved = true;
 	return true;
@@ -1586,6 +1689,9 @@ static bool conn_step_proxy(struct conn *c)
 		conn_reply(c, 502);
 		return false;
 	}
+	conn_check_eof(c);
+	if (c->c_state != CS_PROXY)
+		return false;
 	progress |= conn_write_client(c);
 	if (c->c_state != CS_PROXY)
 		return false;

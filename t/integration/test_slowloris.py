@@ -126,7 +126,8 @@ class SlowlorisTest(unittest.TestCase):
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port,
                       "routes": [{"path_prefix": "/", "backend": "rec"}]}]
         cfg = h.base_config(cls.tmp, listeners,
-                            {"rec": h.backend_block(cls.rec.address, keepalive=32)}, workers=1)
+                            {"rec": h.backend_block(cls.rec.address, keepalive=32,
+                                                   passive={"max_fails": 0})}, workers=1)
         cfg["defaults"].update(client_header_timeout="3s", keepalive_timeout="10s")
         cls.pc = h.Portcullis(cfg)
         cls.pc.start()

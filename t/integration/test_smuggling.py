@@ -26,7 +26,6 @@ connection (so a framing disagreement would show up as a third request).
 
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -213,8 +212,10 @@ class SmugglingTest(unittest.TestCase):
         cls.port = h.free_port()
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port,
                       "routes": [{"path_prefix": "/", "backend": "rec"}]}]
+        # broken responses are the point here: no passive marking down (503)
         backends = {"rec": h.backend_block(cls.rec.address, keepalive=32,
-                                           response_timeout="3s")}
+                                           response_timeout="3s",
+                                           passive={"max_fails": 0})}
         cfg = h.base_config(cls.tmp, listeners, backends, workers=1)
         cfg["defaults"].update(client_header_timeout="2s", client_body_timeout="2s",
                                keepalive_timeout="10s")

@@ -41,6 +41,19 @@ static void setup(void)
 	snprintf(path, sizeof(path), "%s/a/b/pc.sock", dir);
 }
 
+/* Remove what setup() made (the socket itself is gone by then). */
+static void cleanup(void)
+{
+	char sub[160];
+
+	unlink(path);
+	snprintf(sub, sizeof(sub), "%s/a/b", dir);
+	rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/a", dir);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 static int client(void)
 {
 	struct sockaddr_un sa;
@@ -107,6 +120,7 @@ START_TEST(test_socket_mode_and_second_master)
 	ck_assert_int_eq(stat(path, &st), 0);
 	control_sock_close(&cs2, true);
 	ck_assert_int_eq(stat(path, &st), -1);
+	cleanup();
 }
 END_TEST
 
@@ -152,6 +166,7 @@ START_TEST(test_protocol)
 	ck_assert_int_eq(commands, 3);
 	control_close_all(&ctl);
 	control_sock_close(&ctl.ctl_sock, true);
+	cleanup();
 }
 END_TEST
 
@@ -181,6 +196,7 @@ START_TEST(test_long_line_and_timeout)
 	ck_assert_int_eq(recv(fd, buf, sizeof(buf), 0), 0);
 	close(fd);
 	control_sock_close(&ctl.ctl_sock, true);
+	cleanup();
 }
 END_TEST
 
