@@ -1,10 +1,12 @@
 /* command.c: the control socket's commands (see command.h). */
 #include "server/command.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
 #include "server/master.h"
@@ -152,14 +154,39 @@ static const char *const command_balance[] = {
 	[CFG_BALANCE_HASH] = "hash",
 };
 
-/*
- * Backends and servers as configured.  Health, drain state and per-server
- * connections live in the shared-memory zone of the health-check issue:
- * until it exists they are printed as n/a, in the place they will take.
- */
+/* One server's machine-wide state, from the shared-memory zone. */
+static void command_status_server(struct control_conn *cc,
+				  const struct cfg_server *s, uint64_t now_mono)
+{
+	struct shm_server *sv = shm_server(shm_zone(), s);
+	char reason[SHM_REASON_LEN];
+	uint64_t until = atomic_load(&sv->sv_down_until);
+	uint64_t since = atomic_load(&sv->sv_changed);
+	bool is_up = atomic_load(&sv->sv_health) == SHM_UP;
+
+	shm_reason(sv, reason, sizeof(reason));
+	control_line(cc,
+		     "  server %s weight=%u backup=%s max_connections=%u "
+		     "health=%s drain=%s connections=%u requests=%llu "
+		     "failures=%llu",
+		     s->addr.str, s->weight, s->backup ? "yes" : "no",
+		     s->max_connections,
+		     !is_up ? "down" : until > now_mono ? "down (passive)" : "up",
+		     atomic_load(&sv->sv_drain) ? "yes" : "no",
+		     atomic_load(&sv->sv_active),
+		     (unsigned long long)atomic_load(&sv->sv_requests),
+		     (unsigned long long)atomic_load(&sv->sv_failures));
+	if (reason[0] != '\0')
+		control_line(cc, "    last change %llus ago: %s",
+			     (unsigned long long)(shm_wall_ms() - since) / 1000,
+			     reason);
+}
+
+/* Backends and servers with their health, drain state and load. */
 static void command_status_backends(struct master *m, struct control_conn *cc)
 {
 	const struct config *cfg = m->m_cur.mg_cfg;
+	uint64_t now = timer_now_ms();
 
 	for (size_t i = 0; cfg != NULL && i < cfg->nbackends; i++) {
 		const struct cfg_backend *be = &cfg->backends[i];
@@ -169,17 +196,8 @@ static void command_status_backends(struct master *m, struct control_conn *cc)
 				     ? command_balance[be->balance]
 				     : "?",
 			     be->nservers);
-		for (size_t j = 0; j < be->nservers; j++) {
-			const struct cfg_server *s = &be->servers[j];
-
-			control_line(cc,
-				     "  server %s weight=%u backup=%s "
-				     "max_connections=%u health=n/a drain=n/a "
-				     "connections=n/a",
-				     s->addr.str, s->weight,
-				     s->backup ? "yes" : "no",
-				     s->max_connections);
-		}
+		for (size_t j = 0; j < be->nservers; j++)
+			command_status_server(cc, &be->servers[j], now);
 	}
 }
 
@@ -205,6 +223,41 @@ static void command_upgrade(struct master *m, struct control_conn *cc)
 	}
 }
 
+/*
+ * "drain BACKEND SERVER" / "enable BACKEND SERVER": set the server's
+ * drain flag in shared memory.  Every worker stops (or resumes) sending
+ * it new requests at once; in-flight ones finish.  The flag lives in the
+ * server's slot, so it survives reloads that keep the server.
+ */
+static void command_drain(struct master *m, struct control_conn *cc,
+			  const char *cmd)
+{
+	char verb[16], backend[128], addr[128];
+	const struct cfg_backend *be;
+	struct shm_server *sv = NULL;
+	bool on;
+
+	if (sscanf(cmd, "%15s %127s %127s", verb, backend, addr) != 3) {
+		control_finish(cc, false, "usage: %s BACKEND SERVER", verb);
+		return;
+	}
+	on = strcmp(verb, "drain") == 0;
+	be = m->m_cur.mg_cfg ? config_backend(m->m_cur.mg_cfg, backend) : NULL;
+	for (size_t i = 0; be != NULL && i < be->nservers; i++)
+		if (strcmp(be->servers[i].addr.str, addr) == 0)
+			sv = shm_server(shm_zone(), &be->servers[i]);
+	if (sv == NULL) {
+		control_finish(cc, false, "no server %.127s in backend %.127s",
+			       addr, backend);
+		return;
+	}
+	atomic_store(&sv->sv_drain, on ? 1 : 0);
+	log_notice("backend %s: server %s %s by the operator", backend, addr,
+		   on ? "drained" : "enabled");
+	control_finish(cc, true, "backend %s: server %s %s", backend, addr,
+		       on ? "drained: no new requests" : "enabled");
+}
+
 void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 {
 	struct master *m = ctl->ctl_data;
@@ -217,13 +270,17 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 		reload_request(m);
 	} else if (strcmp(cmd, "upgrade") == 0) {
 		command_upgrade(m, cc);
+	} else if (strncmp(cmd, "drain ", 6) == 0 ||
+		   strncmp(cmd, "enable ", 7) == 0) {
+		command_drain(m, cc, cmd);
 	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "quit") == 0) {
 		cc->cc_wait = CONTROL_WAIT_EXIT;
 		master_stop(m, cmd[0] == 's');
 	} else {
 		control_finish(cc, false,
 			       "unknown command '%.64s' (commands: "
-			       "status, reload, upgrade, stop, quit)",
+			       "status, reload, upgrade, stop, quit, "
+			       "drain, enable)",
 			       cmd);
 	}
 }

@@ -24,8 +24,8 @@
 #define CTL_DEFAULT_SHUTDOWN_MS 30000
 #define CTL_MARGIN_MS		10000
 
-static const char *const ctl_commands[] = {"reload", "status", "stop", "quit",
-					   "upgrade"};
+static const char *const ctl_commands[] = {"reload",  "status", "stop",  "quit",
+					   "upgrade", "drain",	"enable"};
 
 int ctl_is_command(const char *cmd)
 {

@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"           status    generations, workers, listeners, backends\n"
 		"           stop      fast stop        quit      graceful stop\n"
 		"           upgrade   start the binary again on the same sockets\n"
+		"           drain BACKEND SERVER   no new requests to SERVER\n"
+		"           enable BACKEND SERVER  put it back in rotation\n"
 		"       portcullis -V                print the version\n"
 		"       portcullis -h                print this help\n"
 		"\n"
@@ -62,6 +64,32 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/*
+ * portcullis [-c FILE] COMMAND [ARGS]: talk to the running master over
+ * its control socket.  drain and enable take BACKEND SERVER; the others
+ * take nothing.
+ */
+static int run_command(const struct master_opts *opts, int argc, char **argv,
+		       bool test_only)
+{
+	bool takes_server = strcmp(argv[0], "drain") == 0 ||
+			    strcmp(argv[0], "enable") == 0;
+	char cmd[512];
+
+	if (test_only || opts->daemonize || !ctl_is_command(argv[0]) ||
+	    argc != (takes_server ? 3 : 1)) {
+		fprintf(stderr, "portcullis: unknown command or wrong "
+				"arguments: '%s'\n",
+			argv[0]);
+		usage(stderr);
+		return 2;
+	}
+	if (!takes_server)
+		return ctl_run(opts->config_path, argv[0]);
+	snprintf(cmd, sizeof(cmd), "%s %s %s", argv[0], argv[1], argv[2]);
+	return ctl_run(opts->config_path, cmd);
+}
+
 int main(int argc, char **argv)
 {
 	struct master_opts opts = {.config_path = CONFIG_DEFAULT_PATH};
@@ -79,16 +107,9 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind < argc) {
-		if (optind + 1 < argc || test_only || opts.daemonize ||
-		    !ctl_is_command(argv[optind])) {
-			fprintf(stderr, "portcullis: unknown command or extra "
-				"arguments: '%s'\n", argv[optind]);
-			usage(stderr);
-			return 2;
-		}
-		return ctl_run(opts.config_path, argv[optind]);
-	}
+	if (optind < argc)
+		return run_command(&opts, argc - optind, argv + optind,
+				   test_only);
 	if (test_only)
 		return check_config(opts.config_path);
 	/* reloads re-read the file after -d changed directory to / */
