@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -219,9 +220,13 @@ static struct balance_server *pick_least(struct balance_backend *be,
 	return best;
 }
 
+/* xorshift64, seeded per process: workers must not choose in lockstep. */
 static uint64_t rng_next(void)
 {
-	static uint64_t state = UINT64_C(0x853c49e6748fea9b);
+	static uint64_t state;
+
+	if (state == 0 && (getentropy(&state, sizeof(state)) == -1 || state == 0))
+		state = UINT64_C(0x853c49e6748fea9b) ^ (uint64_t)getpid();
 
 	state ^= state << 13;
 	state ^= state >> 7;

@@ -1457,7 +1457,9 @@ static void conn_upstream_eof(struct conn *c, bool is_error)
 		 is_error ? "connection error" : "connection closed",
 		 c->c_resp_head_done ? "in the middle of the response"
 				     : "before the response");
-	conn_server_failed(c, "connection closed or broken");
+	/* u, not c_up: a failed stale retry has detached it already */
+	balance_failed(u->u_srv, c->c_w->w_loop.lp_now,
+		       "connection closed or broken");
 	conn_reply(c, 502);
 }
 
