@@ -54,7 +54,8 @@ static void check_request(const char *buf, const struct http_msg *m, size_t len)
 	check_slice(m->path, m->head_len);
 	check_slice(m->authority, m->head_len);
 	CHECK(m->method.len > 0 && m->target.len > 0 && m->path.len > 0);
-	CHECK(buf[m->path.off] == '/' || buf[m->path.off] == '*');
+	CHECK(buf[m->path.off] == '/' || buf[m->path.off] == '*' ||
+	      (m->path_needs_slash && buf[m->path.off] == '?'));
 	CHECK(m->body != HTTP_BODY_CLOSE);
 	CHECK(m->body == HTTP_BODY_LENGTH || m->content_length == 0);
 	CHECK(m->content_length <= (uint64_t)1 << 62);

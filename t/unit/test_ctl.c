@@ -46,7 +46,9 @@ START_TEST(test_settings_defaults)
 	ck_assert_uint_eq(s.cs_shutdown_ms, 30000);
 	ck_assert(ctl_is_command("reload"));
 	ck_assert(ctl_is_command("upgrade"));
-	ck_assert(!ctl_is_command("drain"));
+	ck_assert(ctl_is_command("drain"));
+	ck_assert(ctl_is_command("enable"));
+	ck_assert(!ctl_is_command("frobnicate"));
 }
 END_TEST
 
