@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""Running out of descriptors and worker_connections (issue #3 item 6):
+a worker that hits EMFILE keeps serving the connections it has, says so
+in the error log, and accepts again by itself once descriptors free up;
+at worker_connections it leaves new connections waiting in the backlog
+and serves them when a connection closes.  Nothing is refused or reset."""
+
+import resource
+import time
+import unittest
+
+import harness as h
+
+
+def start_with_nofile(cfg, tmp, nofile):
+    """Start portcullis with RLIMIT_NOFILE lowered to nofile (inherited)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+    try:
+        pc = h.Portcullis(cfg, tmp=tmp)
+        pc.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return pc
+
+
+class LimitsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.web = h.Backend("web1")
+        cls.addClassCleanup(cls.web.stop)
+
+    def config(self, tmp, port, **top):
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        backends = {"web": h.backend_block(self.web.address)}
+        return h.base_config(tmp, listeners, backends, workers=1, **top)
+
+    def get(self, conn):
+        conn.send(h.build_request("GET", "/x", "t"))
+        return conn.read_response()
+
+    def test_emfile_keeps_serving_and_recovers(self):
+        """With 48 descriptors, 80 clients exhaust them: the worker logs
+        "accept: Too many open files", a keep-alive client it already has
+        is still served (over its pooled upstream connection), and once
+        the idle clients leave, the ones left waiting and new ones are all
+        served."""
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        pc = start_with_nofile(self.config(tmp, port), tmp, 48)
+        self.addCleanup(pc.stop)
+        keep = h.Conn(port)
+        self.addCleanup(keep.close)
+        for _ in range(3):   # leaves an idle upstream connection in the pool
+            self.assertEqual(self.get(keep).status, 200)
+        idle = []
+        try:
+            for _ in range(80):
+                idle.append(h.Conn(port, timeout=5))
+            self.assertIsNotNone(
+                pc.wait_log(r"accept: Too many open files; pausing accepts", 10),
+                pc.error_log()[-2000:])
+            self.assertEqual(self.get(keep).status, 200,
+                             "an existing client must still be served")
+            waiting = idle[-1]    # surely not accepted yet
+            waiting.send(h.build_request("GET", "/late", "t"))
+        finally:
+            for c in idle[:-1]:
+                c.close()
+        r = waiting.read_response()
+        self.assertEqual(r.status, 200, "a client left in the backlog is served later")
+        waiting.close()
+        for _ in range(5):
+            self.assertEqual(h.request(port, "GET", "/after").status, 200)
+
+    def test_worker_connections_backlog(self):
+        """worker_connections: 4 -- the fifth client waits (not refused,
+        not reset) and is answered as soon as one of the four closes; the
+        log says why."""
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        pc = h.Portcullis(self.config(tmp, port, worker_connections=4), tmp=tmp)
+        pc.start()
+        self.addCleanup(pc.stop)
+        held = [h.Conn(port) for _ in range(4)]
+        for c in held:
+            self.assertEqual(self.get(c).status, 200)
+        fifth = h.Conn(port, timeout=10)
+        fifth.send(h.build_request("GET", "/fifth", "t"))
+        time.sleep(0.5)
+        fifth.sock.settimeout(0.5)
+        with self.assertRaises(OSError):   # nothing yet: it waits in the backlog
+            fifth.sock.recv(1, 0)
+        fifth.sock.settimeout(10)
+        self.assertIsNotNone(pc.wait_log(r"worker_connections \(4\) reached", 5))
+        held[0].close()
+        self.assertEqual(fifth.read_response().status, 200)
+        fifth.close()
+        for c in held[1:]:
+            c.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
