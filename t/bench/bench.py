@@ -197,15 +197,16 @@ def tree(pid):
 
 
 def cpu_ticks(pids):
-    """utime+stime (+ reaped children) summed over pids, in clock ticks."""
-    total = 0
+    """(user, system) time, with reaped children, summed over pids, in ticks."""
+    user = system = 0
     for pid in pids:
         try:
             f = proc_stat(pid)
         except OSError:
             continue
-        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    return total
+        user += int(f[11]) + int(f[13])
+        system += int(f[12]) + int(f[14])
+    return user, system
 
 
 def rss_bytes(pids):
@@ -724,12 +725,13 @@ def strace_count(pids, outfile, errfile, load):
 # the benchmark
 # ---------------------------------------------------------------------------
 
-# (key, label, unit, better): better = "high" / "low" (for the reader only)
+# (key, label, unit); the labels are formatted with the options
 FIGURES = [
     ("ka12_rps", "12 B keep-alive (wrk -c{c}): requests/s", "req/s"),
     ("ka12_p50", "12 B keep-alive: p50 latency", "ms"),
     ("ka12_p99", "12 B keep-alive: p99 latency", "ms"),
     ("ka12_cpu", "12 B keep-alive: proxy CPU per request", "µs"),
+    ("ka12_user", "12 B keep-alive: of which user space", "µs"),
     ("close12_rps", "12 B new connection per request: requests/s", "req/s"),
     ("close12_p50", "12 B new connection per request: p50 latency", "ms"),
     ("close12_p99", "12 B new connection per request: p99 latency", "ms"),
@@ -741,6 +743,7 @@ FIGURES = [
     ("sys_req", "syscalls per keep-alive request ({n} req, c16, strace -c -f)", "calls"),
     ("rss_conn", "RSS per idle keep-alive connection ({idle} conns)", "bytes"),
     ("big_cpu", "10 MiB responses (wrk -c{bc}): proxy CPU per GiB", "ms"),
+    ("big_user", "10 MiB responses: of which user space", "ms"),
     ("big_gibs", "10 MiB responses: throughput", "GiB/s"),
 ]
 
@@ -785,7 +788,8 @@ class Bench:
             self.note("workers=%d %s %s: the process set changed during the run (a worker "
                       "died?)" % (w, px.name, what))
         self.check_errors(w, px.name, what, res)
-        res["cpu_s"] = (t1 - t0) / CLK_TCK
+        res["cpu_s"] = (t1[0] + t1[1] - t0[0] - t0[1]) / CLK_TCK
+        res["user_s"] = (t1[0] - t0[0]) / CLK_TCK
         return res
 
     def warm(self, px):
@@ -858,6 +862,8 @@ class Bench:
                         self.record(w, px.name, key + "_p50", res["p50_us"] / 1000)
                         self.record(w, px.name, key + "_p99", res["p99_us"] / 1000)
                         self.record(w, px.name, key + "_cpu", cpu)
+                        self.record(w, px.name, key + "_user",
+                                    res["user_s"] / max(res["requests"], 1) * 1e6)
                         log("  %-10s %-8s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  "
                             "%6.2f µs CPU/req" % (px.name, key, rps, res["p50_us"] / 1000,
                                                  res["p99_us"] / 1000, cpu))
@@ -868,6 +874,8 @@ class Bench:
                         gib = res["bytes"] / 2**30
                         secs = res["duration_us"] / 1e6
                         self.record(w, px.name, "big_cpu", res["cpu_s"] * 1000 / max(gib, 1e-9))
+                        self.record(w, px.name, "big_user",
+                                    res["user_s"] * 1000 / max(gib, 1e-9))
                         self.record(w, px.name, "big_gibs", gib / secs)
                         log("  %-10s 10m      %6.2f GiB/s  %7.1f ms CPU/GiB" %
                             (px.name, gib / secs, res["cpu_s"] * 1000 / max(gib, 1e-9)))
@@ -1003,7 +1011,8 @@ def header_lines(a):
         "wrk -t%d, %d s per load; median of runs, ratios are medians of per-run ratios" %
         (",".join(map(str, a.workers)), a.runs, a.wrk_threads, a.duration),
         "- CPU = utime+stime of all the proxy's processes (/proc/PID/stat) over the run, "
-        "divided by the requests (or GiB) wrk reports",
+        "divided by the requests (or GiB) wrk reports; \"of which user space\" is the utime "
+        "part (the rest is kernel time: loopback TCP, syscalls)",
     ]
 
 
@@ -1235,6 +1244,9 @@ def main(argv):
             with open(a.output, "w") as f:
                 f.write(text)
         ok = True
+    except KeyboardInterrupt:
+        ok = True       # nothing to debug: drop the temp dir
+        raise
     finally:
         cleanup_all()
         if a.keep_tmp or not ok:
