@@ -156,13 +156,15 @@ static const char *const command_balance[] = {
 
 /* One server's machine-wide state, from the shared-memory zone. */
 static void command_status_server(struct control_conn *cc,
+				  const struct cfg_backend *be,
 				  const struct cfg_server *s, uint64_t now_mono)
 {
 	struct shm_server *sv = shm_server(shm_zone(), s);
 	char reason[SHM_REASON_LEN];
 	uint64_t until = atomic_load(&sv->sv_down_until);
 	uint64_t since = atomic_load(&sv->sv_changed);
-	bool is_up = atomic_load(&sv->sv_health) == SHM_UP;
+	bool is_up = be->health.type == CFG_CHECK_NONE ||
+		     atomic_load(&sv->sv_health) == SHM_UP;
 
 	shm_reason(sv, reason, sizeof(reason));
 	control_line(cc,
@@ -197,7 +199,7 @@ static void command_status_backends(struct master *m, struct control_conn *cc)
 				     : "?",
 			     be->nservers);
 		for (size_t j = 0; j < be->nservers; j++)
-			command_status_server(cc, &be->servers[j], now);
+			command_status_server(cc, be, &be->servers[j], now);
 	}
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/shm.h"
+#include "worker/access.h"
 #include "common/timer.h"
 #include "config/config.h"
 #include "server/command.h"
@@ -314,6 +315,12 @@ static void master_reopen_logs(struct master *m)
 		log_error("reopening the error log: %s", strerror(errno));
 	if (m->m_cur.mg_uid != (uid_t)-1)
 		log_chown(m->m_cur.mg_uid, m->m_cur.mg_gid);
+	/* a rotated access log is re-created here, owned by the workers */
+	if (m->m_cur.mg_cfg != NULL &&
+	    access_prepare(m->m_cur.mg_cfg->access_log_path, m->m_cur.mg_uid,
+			   m->m_cur.mg_gid) == -1)
+		log_error("access log %s: %s", m->m_cur.mg_cfg->access_log_path,
+			  strerror(errno));
 	workers_signal_all(m, SIGUSR1);
 	log_notice("error log reopened");
 }

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/shm.h"
+#include "worker/access.h"
 #include "common/timer.h"
 #include "common/version.h"
 #include "server/control.h"
@@ -147,6 +148,11 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	g->mg_cfg = cfg;
 	if (reload_resolve_ids(g, err, errlen) == -1)
 		goto fail;
+	if (access_prepare(cfg->access_log_path, g->mg_uid, g->mg_gid) == -1) {
+		snprintf(err, errlen, "%s: access log %s: %s", cfg->path,
+			 cfg->access_log_path, strerror(errno));
+		goto fail;
+	}
 	if (first && reload_open_log(g) == -1)
 		goto fail;
 	if (listen_apply(&m->m_ls, cfg, &g->mg_fds, &g->mg_nfds, err, errlen) ==

@@ -34,6 +34,21 @@ int access_open(const char *path, enum cfg_access_format format)
 	return access_fd >= 0 ? 0 : -1;
 }
 
+int access_prepare(const char *path, unsigned uid, unsigned gid)
+{
+	int fd, rc = 0;
+
+	if (path == NULL || strcmp(path, "stderr") == 0)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd == -1)
+		return -1;
+	if (uid != (unsigned)-1 && fchown(fd, uid, gid) == -1)
+		rc = -1;
+	close(fd);
+	return rc;
+}
+
 int access_reopen(void)
 {
 	int fd;

@@ -42,6 +42,13 @@ struct access_rec {
  */
 int access_open(const char *path, enum cfg_access_format format);
 
+/*
+ * Master side: create the log file if it is missing and give it to
+ * uid/gid (when not -1), so that workers, which run as that user, can
+ * reopen it after rotation.  Does nothing for off / stderr.  0 or -1.
+ */
+int access_prepare(const char *path, unsigned uid, unsigned gid);
+
 /* Reopen the file after rotation (SIGUSR1).  0 or -1 with errno. */
 int access_reopen(void);
 

@@ -137,8 +137,10 @@ bool balance_is_usable(const struct balance_server *s, uint64_t now_ms)
 {
 	const struct shm_server *sv = s->srv_shm;
 
-	return atomic_load_explicit(&sv->sv_health, memory_order_relaxed) ==
-		       SHM_UP &&
+	/* without active checks (any more) there is no verdict to wait for */
+	return (s->srv_be->health.type == CFG_CHECK_NONE ||
+		atomic_load_explicit(&sv->sv_health, memory_order_relaxed) ==
+			SHM_UP) &&
 	       !atomic_load_explicit(&sv->sv_drain, memory_order_relaxed) &&
 	       atomic_load_explicit(&sv->sv_down_until, memory_order_relaxed) <=
 		       now_ms;
@@ -347,7 +349,6 @@ void balance_succeeded(struct balance_server *s)
 {
 	struct shm_server *sv = s->srv_shm;
 
-	atomic_fetch_add_explicit(&sv->sv_requests, 1, memory_order_relaxed);
 	if (atomic_load_explicit(&sv->sv_fails, memory_order_relaxed) != 0)
 		atomic_store_explicit(&sv->sv_fails, 0, memory_order_relaxed);
 }

@@ -42,6 +42,7 @@ struct health_check {
 	enum hc_state hc_state;
 	unsigned hc_ok_run, hc_fail_run;
 	bool hc_has_status;          /* status line seen and accepted */
+	bool hc_in_body;             /* past the head: hc_buf holds body bytes */
 	unsigned hc_status;
 	size_t hc_len, hc_sent, hc_total;
 	char hc_buf[HEALTH_BUF];
@@ -163,13 +164,38 @@ static bool health_status_line(struct health_check *hc)
 	return true;
 }
 
-/* Looking for the body substring: keep only a tail to search across reads. */
+/* Drop the rest of the head from hc_buf; false while it has not ended. */
+static bool health_skip_head(struct health_check *hc)
+{
+	char *end = memmem(hc->hc_buf, hc->hc_len, "\r\n\r\n", 4);
+
+	if (end == NULL) {
+		/* keep 3 bytes: the blank line may straddle two reads */
+		if (hc->hc_len > 3) {
+			memmove(hc->hc_buf, hc->hc_buf + hc->hc_len - 3, 3);
+			hc->hc_len = 3;
+		}
+		return false;
+	}
+	hc->hc_len -= (size_t)(end + 4 - hc->hc_buf);
+	memmove(hc->hc_buf, end + 4, hc->hc_len);
+	hc->hc_in_body = true;
+	return true;
+}
+
+/*
+ * Looking for the body substring, in the body only (not the status line
+ * or headers; chunked framing is not decoded): keep only a tail to search
+ * across reads.
+ */
 static void health_body(struct health_check *hc)
 {
 	const char *want = hc->hc_cfg->body;
 	size_t wlen = strlen(want);
 	char why[64];
 
+	if (!hc->hc_in_body && !health_skip_head(hc))
+		return;
 	if (memmem(hc->hc_buf, hc->hc_len, want, wlen) != NULL) {
 		snprintf(why, sizeof(why), "status %u, body matches",
 			 hc->hc_status);
@@ -263,6 +289,7 @@ static void health_on_tick(struct timer *t)
 	int fd;
 
 	hc->hc_has_status = false;
+	hc->hc_in_body = false;
 	hc->hc_len = hc->hc_total = 0;
 	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    0);

@@ -29,6 +29,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/shm.h"
 #include "worker/access.h"
 #include "worker/http.h"
 
@@ -490,6 +491,22 @@ static struct access_str raw_request_line(const struct conn *c)
 	return a;
 }
 
+/* Per-route counters in shared memory (requests, answers by class). */
+static void conn_count_route(const struct conn *c)
+{
+	const struct cfg_route *r;
+	struct shm_route *rt;
+
+	if (c->c_route == 0 || shm_zone() == NULL)
+		return;
+	r = &c->c_wl->wl_cfg->routes[c->c_route - 1];
+	rt = shm_route(shm_zone(), r);
+	atomic_fetch_add_explicit(&rt->rt_requests, 1, memory_order_relaxed);
+	if (c->c_status >= 100 && c->c_status < 600)
+		atomic_fetch_add_explicit(&rt->rt_status[c->c_status / 100], 1,
+					  memory_order_relaxed);
+}
+
 /* One access-log line for the request in progress, once. */
 static void conn_log(struct conn *c)
 {
@@ -498,6 +515,7 @@ static void conn_log(struct conn *c)
 	if (!c->c_req_open)
 		return;
 	c->c_req_open = false;
+	conn_count_route(c);
 	if (!access_enabled())
 		return;
 	memset(&r, 0, sizeof(r));
@@ -900,7 +918,7 @@ static int conn_forwarded_headers(struct conn *c, const char *base,
 	}
 	if (!has_proto && out_str(o, "X-Forwarded-Proto: http\r\n"))
 		return -1;
-	if (!has_host && m->host_idx >= 0 &&
+	if (!has_host && m->host_idx >= 0 && m->headers[m->host_idx].value.len &&
 	    (out_str(o, "X-Forwarded-Host: ") ||
 	     out_slice(o, base, m->headers[m->host_idx].value) ||
 	     out_put(o, "\r\n", 2)))
@@ -1164,7 +1182,8 @@ static void conn_connect(struct conn *c)
 
 		if (s == NULL)
 			break;
-		c->c_tried |= UINT64_C(1) << (balance_index(be, s) & 63);
+		if (balance_index(be, s) < 64) /* beyond: attempts still bound it */
+			c->c_tried |= UINT64_C(1) << balance_index(be, s);
 		c->c_attempts_left--;
 		c->c_srv = s;
 		u = up_pool_get(s);
@@ -1176,11 +1195,14 @@ static void conn_connect(struct conn *c)
 			log_warn("backend %s: connect %s: %s", be->be_cfg->name,
 				 s->srv_cfg->addr.str, why);
 			balance_failed(s, now, why);
+			c->c_connect_timed_out = false;
 			continue;
 		}
 		u->u_conn = c;
 		c->c_up = u;
 		c->c_phase = PH_NONE;
+		atomic_fetch_add_explicit(&s->srv_shm->sv_requests, 1,
+					  memory_order_relaxed);
 		if (u->u_reused) {
 			u->u_connected = true;
 			c->c_connect_ms = 0;

@@ -36,6 +36,7 @@ static struct balance_backend *setup(enum cfg_balance algo,
 	backend.servers = servers;
 	backend.nservers = n;
 	backend.max_fails = 3;
+	backend.health.type = CFG_CHECK_TCP; /* sv_health is a verdict */
 	backend.fail_timeout_ms = 10000;
 	cfg.backends = &backend;
 	cfg.nbackends = 1;
@@ -186,6 +187,20 @@ START_TEST(test_random_two)
 }
 END_TEST
 
+/* Without active checks, a health verdict left in shared memory (from a
+ * config that had them) does not strand the server. */
+START_TEST(test_no_checks_no_verdict)
+{
+	struct balance_backend *be = setup(CFG_BALANCE_ROUND_ROBIN, NULL, NULL, 1);
+
+	atomic_store(&be->be_servers[0].srv_shm->sv_health, SHM_DOWN);
+	ck_assert_ptr_null(balance_pick(be, 0, 0, 1000, &(enum balance_miss){0}));
+	backend.health.type = CFG_CHECK_NONE;
+	ck_assert_uint_eq(pick(be, 0, 0), 0);
+	balance_free(be, 1);
+}
+END_TEST
+
 /* Consistent hash: removing one of 10 servers keeps >= 95% of the keys
  * that were not on it where they were, and moves only its own keys. */
 START_TEST(test_hash_stability)
@@ -240,6 +255,7 @@ int main(void)
 	tcase_add_test(tc, test_max_connections);
 	tcase_add_test(tc, test_random_two);
 	tcase_add_test(tc, test_hash_stability);
+	tcase_add_test(tc, test_no_checks_no_verdict);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

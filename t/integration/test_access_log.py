@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""The access log (SPEC "Logs"): one line per request, combined
+(Apache/nginx) or JSON with the SPEC's fields, requests refused before
+forwarding logged too, X-Request-Id the same in the log and at the
+server, and SIGUSR1 after a rotation writing to a new file the workers own."""
+
+import json
+import os
+import pwd
+import re
+import signal
+import time
+import unittest
+
+import harness as h
+
+
+class AccessLogTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.web = h.Backend("web1")
+        cls.addClassCleanup(cls.web.stop)
+
+    def start(self, fmt):
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        path = os.path.join(tmp, "access.log")
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(self.web.address)},
+                            workers=2)
+        cfg.setdefault("log", {})["access"] = {"path": path, "format": fmt}
+        os.chmod(tmp, 0o755)   # the workers (nobody) re-create the file
+        pc = h.Portcullis(cfg, tmp=tmp)
+        pc.start()
+        self.addCleanup(pc.stop)
+        return pc, port, path
+
+    def lines(self, path, n, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open(path) as f:
+                    got = f.read().splitlines()
+            except OSError:
+                got = []
+            if len(got) >= n or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+    def test_json_fields(self):
+        """JSON: every SPEC field, the request id the server saw, and a
+        400 that never reached a server logged with null upstream fields."""
+        pc, port, path = self.start("json")
+        r = h.request(port, "GET", "/echo?q=1", headers=[("User-Agent", "ua/1")])
+        self.assertEqual(r.status, 200)
+        rid = [v for k, v in r.json()["headers"] if k.lower() == "x-request-id"][0]
+        with h.Conn(port) as c:
+            c.send(b"GET /bad HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+            self.assertEqual(c.read_response().status, 400)
+        got = [json.loads(l) for l in self.lines(path, 2)]
+        self.assertEqual(len(got), 2, got)
+        ok = [g for g in got if g["status"] == 200][0]
+        for key in ("time", "client", "method", "uri", "status", "bytes_in", "bytes_out",
+                    "duration_ms", "route", "backend", "server", "upstream_status",
+                    "upstream_connect_ms", "upstream_response_ms", "request_id"):
+            self.assertIn(key, ok)
+        self.assertEqual((ok["client"], ok["method"], ok["uri"]), ("127.0.0.1", "GET", "/echo?q=1"))
+        self.assertEqual((ok["route"], ok["backend"], ok["server"]),
+                         ("web#1", "web", self.web.address))
+        self.assertEqual(ok["upstream_status"], 200)
+        self.assertEqual(ok["request_id"], rid)
+        self.assertEqual(ok["user_agent"], "ua/1")
+        self.assertGreater(ok["bytes_out"], 0)
+        bad = [g for g in got if g["status"] == 400][0]
+        self.assertIsNone(bad["upstream_status"])
+        self.assertIsNone(bad["backend"])
+
+    def test_combined_and_rotation(self):
+        """combined: the Apache/nginx line; after mv + SIGUSR1 the next
+        request goes to a new file owned by the workers' user."""
+        pc, port, path = self.start("combined")
+        self.assertEqual(h.request(port, "GET", "/a", headers=[("Referer", "http://r/")]).status, 200)
+        got = self.lines(path, 1)
+        self.assertRegex(got[0], r'^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] '
+                                 r'"GET /a HTTP/1\.1" 200 \d+ "http://r/" "[^"]*"$')
+        os.rename(path, path + ".1")
+        os.kill(pc.pid, signal.SIGUSR1)
+        self.assertIsNotNone(pc.wait_log(r"error log reopened", 5))
+        time.sleep(0.3)
+        self.assertEqual(h.request(port, "GET", "/b").status, 200)
+        new = self.lines(path, 1)
+        self.assertEqual(len(new), 1, "the request after rotation is in the new file")
+        self.assertIn('"GET /b HTTP/1.1" 200', new[0])
+        self.assertEqual(os.stat(path).st_uid, pwd.getpwnam("nobody").pw_uid)
+        with open(path + ".1") as f:
+            self.assertNotIn("/b ", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
