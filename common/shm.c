@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 static struct shm_zone *shm_the_zone;
@@ -19,12 +22,50 @@ void shm_zone_set(struct shm_zone *z)
 	shm_the_zone = z;
 }
 
+static int shm_the_fd = -1;
+
+int shm_fd(void)
+{
+	return shm_the_fd;
+}
+
 struct shm_zone *shm_create(void)
 {
-	void *p = mmap(NULL, sizeof(struct shm_zone), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fd = memfd_create("portcullis-shm", MFD_CLOEXEC);
+	struct shm_zone *z;
 
-	return p == MAP_FAILED ? NULL : p;
+	if (fd == -1 || ftruncate(fd, sizeof(*z)) == -1)
+		goto fail;
+	z = mmap(NULL, sizeof(*z), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (z == MAP_FAILED)
+		goto fail;
+	z->z_magic = SHM_MAGIC;
+	z->z_size = sizeof(*z);
+	shm_the_fd = fd;
+	return z;
+fail:
+	if (fd != -1)
+		close(fd);
+	return NULL;
+}
+
+struct shm_zone *shm_adopt(int fd)
+{
+	struct stat st;
+	struct shm_zone *z;
+
+	if (fstat(fd, &st) == -1 || (size_t)st.st_size != sizeof(*z))
+		return NULL;
+	z = mmap(NULL, sizeof(*z), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (z == MAP_FAILED)
+		return NULL;
+	if (z->z_magic != SHM_MAGIC || z->z_size != sizeof(*z)) {
+		munmap(z, sizeof(*z));
+		return NULL;
+	}
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	shm_the_fd = fd;
+	return z;
 }
 
 void shm_destroy(struct shm_zone *z)

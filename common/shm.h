@@ -55,7 +55,11 @@ struct shm_route {
 	_Atomic uint64_t rt_status[6]; /* [1]..[5]: 1xx..5xx answers */
 } __attribute__((aligned(64)));
 
+#define SHM_MAGIC UINT64_C(0x706373686d763031) /* "pcshmv01": layout */
+
 struct shm_zone {
+	uint64_t z_magic;              /* SHM_MAGIC: same layout, same binary family */
+	uint64_t z_size;               /* sizeof(struct shm_zone) */
 	struct shm_server z_servers[SHM_MAX_SERVERS];
 	struct shm_route z_routes[SHM_MAX_ROUTES];
 };
@@ -67,8 +71,20 @@ struct shm_zone {
 struct shm_zone *shm_zone(void);
 void shm_zone_set(struct shm_zone *z);
 
-/* Map a zeroed zone.  NULL with errno on failure. */
+/*
+ * Map a zeroed zone backed by a memfd, so that a binary upgrade can hand
+ * it to the new master.  NULL with errno on failure.
+ */
 struct shm_zone *shm_create(void);
+
+/*
+ * Map the zone of the memfd fd (inherited over exec by a binary upgrade).
+ * NULL when fd is not a zone of this layout; the caller then creates one.
+ */
+struct shm_zone *shm_adopt(int fd);
+
+/* The memfd behind the process's zone, -1 if none. */
+int shm_fd(void);
 
 /* Unmap it (NULL is fine). */
 void shm_destroy(struct shm_zone *z);

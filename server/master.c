@@ -222,6 +222,25 @@ static int master_load_first(struct master *m)
 	return reload_prepare_first(m, cfg);
 }
 
+/*
+ * The shared-memory zone: the one a binary upgrade handed over (so the
+ * servers keep their health, drain state and counters), else a new one.
+ */
+static struct shm_zone *master_zone(void)
+{
+	const char *env = getenv("PORTCULLIS_SHM_FD");
+	struct shm_zone *z = NULL;
+
+	if (env != NULL) {
+		z = shm_adopt(atoi(env));
+		if (z == NULL)
+			log_warn("upgrade: the old master's shared memory has "
+				 "another layout; starting with a fresh one");
+		unsetenv("PORTCULLIS_SHM_FD");
+	}
+	return z != NULL ? z : shm_create();
+}
+
 static int master_start(struct master *m, const struct master_opts *opts)
 {
 	char err[512] = "";
@@ -239,7 +258,7 @@ static int master_start(struct master *m, const struct master_opts *opts)
 	if (notify_open(err, sizeof(err)) == -1)
 		log_warn("%s", err);
 	/* before the first fork: every worker of every generation shares it */
-	shm_zone_set(shm_create());
+	shm_zone_set(master_zone());
 	if (shm_zone() == NULL) {
 		log_error("shared memory: %s", strerror(errno));
 		return -1;

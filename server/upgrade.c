@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/shm.h"
 #include "common/timer.h"
 #include "server/control.h"
 #include "server/master.h"
 #include "server/notify.h"
 
+#define UPGRADE_ENV_SHM "PORTCULLIS_SHM_FD"
 #define UPGRADE_ENV_MAX 8192 /* PORTCULLIS_LISTEN_FDS for ~300 sockets */
 
 void upgrade_init(struct master *m)
@@ -114,6 +116,13 @@ static void upgrade_exec(struct master *m, int peer, const char *fds)
 	if (setenv(LISTEN_ENV_FDS, fds, 1) == -1 ||
 	    setenv(UPGRADE_ENV_FD, num, 1) == -1)
 		_exit(126);
+	/* the shared-memory zone goes along: health, drain, counters */
+	if (shm_fd() != -1) {
+		(void)fcntl(shm_fd(), F_SETFD, 0);
+		snprintf(num, sizeof(num), "%d", shm_fd());
+		if (setenv(UPGRADE_ENV_SHM, num, 1) == -1)
+			_exit(126);
+	}
 	argv[argc++] = m->m_exe;
 	argv[argc++] = "-c";
 	argv[argc++] = (char *)m->m_path;
