@@ -432,8 +432,10 @@ static void up_on_io(struct loop_io *io, uint32_t ev)
 	struct conn *c = u->u_conn;
 
 	if (u->u_is_idle) {
-		/* idle in the pool: the server closed it or sent junk */
-		up_close(u);
+		/* idle in the pool: the server closed it or sent junk
+		 * (EPOLLOUT alone just says the socket is writable) */
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			up_close(u);
 		return;
 	}
 	if (!u->u_connected) {
@@ -621,7 +623,7 @@ static void conn_next_request(struct conn *c)
 	c->c_method_len = 0;
 	c->c_referer.len = c->c_agent.len = c->c_rid.len = 0;
 	buf_release(&c->c_out);
-	buf_release(&c->c_rh);
+	buf_drop(&c->c_rh); /* sent and logged: an idle client holds no buffer */
 	buf_release(&c->c_in);
 	c->c_is_idle = buf_len(&c->c_in) == 0;
 	loop_timer_in(&w->w_loop, &c->c_timer,
@@ -1533,8 +1535,10 @@ static bool conn_read_client(struct conn *c)
 	if (!c->c_rd_ready || c->c_eof || buf_reserve(&c->c_in) == -1)
 		return false;
 	n = io_read(c->c_io.io_fd, &c->c_in, &c->c_rd_ready, c->c_has_hup);
-	if (n == -1)
+	if (n == -1) {
+		buf_release(&c->c_in); /* nothing came: hold no buffer idle */
 		return false;
+	}
 	if (n == -2) {
 		conn_abort(c);
 		return false;
