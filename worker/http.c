@@ -89,12 +89,6 @@ static bool slice_eq_slice(const char *buf, struct http_slice a,
 	       strncasecmp(buf + a.off, buf + b.off, a.len) == 0;
 }
 
-bool http_slice_eq(const char *buf, struct http_slice s, const char *tok)
-{
-	size_t n = strlen(tok);
-
-	return s.len == n && strncasecmp(buf + s.off, tok, n) == 0;
-}
 
 int http_find_header(const char *buf, const struct http_msg *msg,
 		     const char *name)
@@ -466,6 +460,7 @@ struct http_conn_opts {
 	bool has_close;
 	bool has_keepalive;
 	bool has_upgrade; /* "upgrade" option and an Upgrade header */
+	bool has_names;   /* an option that may name another header */
 };
 
 static int scan_connection(const char *buf, const struct http_msg *msg,
@@ -492,6 +487,8 @@ static int scan_connection(const char *buf, const struct http_msg *msg,
 				o->has_keepalive = true;
 			else if (http_slice_eq(buf, e, "upgrade"))
 				has_upgrade_opt = true;
+			else
+				o->has_names = true;
 		}
 	}
 	o->has_upgrade =
@@ -703,6 +700,7 @@ static enum http_err request_options(const char *buf, struct http_msg *msg)
 	msg->is_keepalive = is_persistent(msg->version, &o);
 	/* RFC 9110 §7.8: Upgrade in a 1.0 request is ignored */
 	msg->has_upgrade = o.has_upgrade && msg->version == HTTP_11;
+	msg->has_conn_names = o.has_names;
 	msg->has_expect_continue = has_expect_continue(buf, msg);
 	return HTTP_OK;
 }
@@ -829,6 +827,7 @@ enum http_err http_parse_response(const char *buf, size_t len,
 	msg->is_keepalive =
 		is_persistent(msg->version, &o) && msg->body != HTTP_BODY_CLOSE;
 	msg->has_upgrade = o.has_upgrade;
+	msg->has_conn_names = o.has_names;
 	return HTTP_OK;
 }
 
@@ -870,6 +869,9 @@ bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
 	for (size_t i = 0; i < n; i++)
 		if (http_slice_eq(buf, name, http_hop_names[i]))
 			return true;
+	/* only close / keep-alive / upgrade: nothing else is named */
+	if (!msg->has_conn_names)
+		return false;
 	/* "Connection: Content-Length" must not strip the framing */
 	if (http_slice_eq(buf, name, "Content-Length") ||
 	    http_slice_eq(buf, name, "Host"))

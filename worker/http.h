@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #define HTTP_MAX_HEADERS 100
@@ -67,6 +69,7 @@ struct http_msg {
 	bool is_keepalive;             /* persistent after this message */
 	bool has_expect_continue;      /* Expect: 100-continue */
 	bool has_upgrade;              /* Connection: upgrade + Upgrade */
+	bool has_conn_names;           /* Connection names other headers */
 };
 
 /* Outcome of a parse: 0 ok, or the HTTP status the client should get. */
@@ -114,8 +117,18 @@ enum http_err http_parse_request(const char *buf, size_t len,
 enum http_err http_parse_response(const char *buf, size_t len,
 				  bool is_head_request, struct http_msg *msg);
 
-/* Case-insensitive compare of a slice with a NUL-terminated token. */
-bool http_slice_eq(const char *buf, struct http_slice s, const char *tok);
+/*
+ * Case-insensitive compare of a slice with a NUL-terminated token.  Inline
+ * so that strlen() of a literal folds away and a length mismatch (the
+ * common case) costs one comparison.
+ */
+static inline bool http_slice_eq(const char *buf, struct http_slice s,
+				 const char *tok)
+{
+	size_t n = strlen(tok);
+
+	return s.len == n && strncasecmp(buf + s.off, tok, n) == 0;
+}
 
 /* Does the comma-separated list value contain tok (case-insensitive)? */
 bool http_list_has(const char *buf, struct http_slice value, const char *tok);

@@ -1316,8 +1316,12 @@ static int conn_build_response(struct conn *c, const char *base,
 
 	if (buf_reserve(o) == -1)
 		return -1;
-	snprintf(line, sizeof(line), "HTTP/1.1 %03u ", m->status);
-	if (out_str(o, line) || out_slice(o, base, m->reason) ||
+	/* the status line without snprintf: this runs for every response */
+	memcpy(line, "HTTP/1.1 000 ", 13);
+	line[9] = (char)('0' + m->status / 100 % 10);
+	line[10] = (char)('0' + m->status / 10 % 10);
+	line[11] = (char)('0' + m->status % 10);
+	if (out_put(o, line, 13) || out_slice(o, base, m->reason) ||
 	    out_put(o, "\r\n", 2))
 		return -1;
 	for (unsigned i = 0; i < m->nheaders; i++) {
