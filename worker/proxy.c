@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@
 #define PROXY_DRAIN_GRACE_MS 1000 /* idle keep-alive grace while draining */
 #define PROXY_UPSTREAM_IDLE_MS 60000
 #define PROXY_CONN_CACHE 1024
+#define PROXY_SPLICE_MIN 65536     /* bodies left at least this long splice */
+#define PROXY_PIPE_SIZE (256 * 1024) /* asked for; the kernel may give less */
 
 enum conn_state {
 	CS_HEAD,   /* waiting for / reading a request head */
@@ -127,6 +130,9 @@ struct conn {
 	bool c_resp_scanned;
 	size_t c_resp_fwd;              /* body bytes at the front of u_in */
 	size_t c_resp_scanned_head;
+	int c_pipe[2];                  /* splice: server -> pipe -> client */
+	size_t c_pipe_len;              /* bytes in the pipe */
+	size_t c_pipe_cap;              /* 0: no pipe */
 
 	/* for the access log: this request's story */
 	bool c_req_open;                /* dispatched or refused, not logged */
@@ -153,6 +159,7 @@ static void up_on_timer(struct timer *t);
 static void conn_reply(struct conn *c, unsigned status);
 static void conn_abort(struct conn *c);
 static void conn_connect(struct conn *c);
+static void conn_pipe_close(struct conn *c);
 
 /* ---- small I/O helpers ------------------------------------------------ */
 
@@ -564,6 +571,7 @@ static void conn_close(struct conn *c)
 	close(c->c_io.io_fd);
 	c->c_io.io_fd = -1;
 	c->c_state = CS_CLOSED;
+	conn_pipe_close(c);
 	buf_drop(&c->c_in);
 	buf_drop(&c->c_out);
 	buf_drop(&c->c_rh);
@@ -624,6 +632,7 @@ static void conn_next_request(struct conn *c)
 	c->c_referer.len = c->c_agent.len = c->c_rid.len = 0;
 	buf_release(&c->c_out);
 	buf_drop(&c->c_rh); /* sent and logged: an idle client holds no buffer */
+	conn_pipe_close(c);
 	buf_release(&c->c_in);
 	c->c_is_idle = buf_len(&c->c_in) == 0;
 	loop_timer_in(&w->w_loop, &c->c_timer,
@@ -1503,6 +1512,9 @@ static void conn_check_eof(struct conn *c)
 
 	if (!u->u_eof || c->c_resp_scanned)
 		return;
+	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_LENGTH &&
+	    c->c_resp_left == 0)
+		return; /* all of it came; the pipe is still draining */
 	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_CLOSE) {
 		c->c_resp_scanned = true;
 		return;
@@ -1618,13 +1630,124 @@ static bool conn_write_upstream(struct conn *c)
 }
 
 /* Server -> proxy: response bytes into u_in. */
+/* ---- splice: large Content-Length bodies bypass user space ---------- */
+
+/*
+ * Is the rest of this response a plain run of bytes that can go from the
+ * server's socket to the client's through a pipe, never copied to us?
+ * Only Content-Length bodies (chunked framing must be seen), only once
+ * everything already buffered has been sent.
+ */
+static bool conn_can_splice(const struct conn *c)
+{
+	const struct upstream *u = c->c_up;
+
+	if (c->c_pipe_len > 0)
+		return true;
+	return c->c_resp_head_done && c->c_resp_body == HTTP_BODY_LENGTH &&
+	       !c->c_resp_scanned && c->c_resp_left >= PROXY_SPLICE_MIN &&
+	       c->c_resp_fwd == 0 && buf_len(&c->c_out) == 0 &&
+	       (u->u_in.b_data == NULL || buf_len(&u->u_in) == 0);
+}
+
+static int conn_pipe_open(struct conn *c)
+{
+	int cap;
+
+	if (c->c_pipe_cap > 0)
+		return 0;
+	if (pipe2(c->c_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	(void)fcntl(c->c_pipe[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE);
+	cap = fcntl(c->c_pipe[1], F_GETPIPE_SZ);
+	c->c_pipe_cap = cap > 0 ? (size_t)cap : 65536;
+	return 0;
+}
+
+static void conn_pipe_close(struct conn *c)
+{
+	if (c->c_pipe_cap == 0)
+		return;
+	close(c->c_pipe[0]);
+	close(c->c_pipe[1]);
+	c->c_pipe_cap = c->c_pipe_len = 0;
+}
+
+/* Server socket -> pipe.  false when nothing moved. */
+static bool conn_splice_in(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	size_t want = c->c_pipe_cap - c->c_pipe_len;
+	ssize_t n;
+
+	if (!u->u_rd_ready || u->u_eof || c->c_resp_left == 0 || want == 0)
+		return false;
+	if (want > c->c_resp_left)
+		want = (size_t)c->c_resp_left;
+	n = splice(u->u_io.io_fd, NULL, c->c_pipe[1], NULL, want,
+		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		c->c_pipe_len += (size_t)n;
+		c->c_resp_left -= (uint64_t)n;
+		c->c_moved = true;
+		return true;
+	}
+	if (n == 0)
+		u->u_eof = true; /* cut short: conn_check_eof says so */
+	else if (errno == EAGAIN)
+		u->u_rd_ready = false; /* the pipe has room: the socket is empty */
+	else
+		conn_upstream_eof(c, true);
+	return n == 0;
+}
+
+/* Pipe -> client socket.  false when nothing moved. */
+static bool conn_splice_out(struct conn *c)
+{
+	ssize_t n;
+
+	if (!c->c_wr_ready || c->c_pipe_len == 0)
+		return false;
+	n = splice(c->c_pipe[0], NULL, c->c_io.io_fd, NULL, c->c_pipe_len,
+		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		c->c_pipe_len -= (size_t)n;
+		c->c_bytes_out += (uint64_t)n;
+		c->c_moved = true;
+		return true;
+	}
+	if (n == -1 && errno == EAGAIN) {
+		c->c_wr_ready = false; /* the pipe is not empty: the socket is full */
+		return false;
+	}
+	conn_abort(c);
+	return false;
+}
+
+/* One splice round; marks the body complete once it has all gone out. */
+static bool conn_step_splice(struct conn *c)
+{
+	bool progress;
+
+	if (conn_pipe_open(c) == -1)
+		return false; /* no descriptors: the buffered path goes on */
+	progress = conn_splice_in(c);
+	if (c->c_state != CS_PROXY)
+		return false;
+	progress |= conn_splice_out(c);
+	if (c->c_state == CS_PROXY && c->c_resp_left == 0 && c->c_pipe_len == 0)
+		c->c_resp_scanned = true;
+	return progress;
+}
+
 static bool conn_read_upstream(struct conn *c)
 {
 	struct upstream *u = c->c_up;
 	ssize_t n;
 
 	if (!u->u_connected || !u->u_rd_ready || u->u_eof ||
-	    c->c_resp_scanned || buf_reserve(&u->u_in) == -1)
+	    c->c_resp_scanned || conn_can_splice(c) ||
+	    buf_reserve(&u->u_in) == -1)
 		return false;
 	n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready, u->u_has_hup);
 	if (n == -1)
@@ -1727,6 +1850,11 @@ static bool conn_step_proxy(struct conn *c)
 	progress |= conn_write_client(c);
 	if (c->c_state != CS_PROXY)
 		return false;
+	if (conn_can_splice(c)) {
+		progress |= conn_step_splice(c);
+		if (c->c_state != CS_PROXY)
+			return false;
+	}
 	if (c->c_resp_head_done && c->c_resp_scanned && c->c_resp_fwd == 0 &&
 	    buf_len(&c->c_out) == 0) {
 		conn_response_done(c);
