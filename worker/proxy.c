@@ -1692,12 +1692,20 @@ static bool conn_splice_in(struct conn *c)
 		c->c_moved = true;
 		return true;
 	}
-	if (n == 0)
+	if (n == 0) {
 		u->u_eof = true; /* cut short: conn_check_eof says so */
-	else if (errno == EAGAIN)
-		u->u_rd_ready = false; /* the pipe has room: the socket is empty */
-	else
+	} else if (errno == EAGAIN) {
+		/*
+		 * Either side may be the one that would block: a pipe counts
+		 * pages, not bytes, and fills up early with small segments.
+		 * Only an empty pipe proves the socket is drained; otherwise
+		 * the next splice_out makes room and we try again.
+		 */
+		if (c->c_pipe_len == 0)
+			u->u_rd_ready = false;
+	} else {
 		conn_upstream_eof(c, true);
+	}
 	return n == 0;
 }
 
