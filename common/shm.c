@@ -192,18 +192,6 @@ struct shm_route *shm_route(struct shm_zone *z, const struct cfg_route *r)
 	return &z->z_routes[r->slot];
 }
 
-struct shm_server *shm_find_server(struct shm_zone *z, const char *backend,
-				   const char *addr)
-{
-	char key[SHM_KEY_LEN];
-
-	server_key(key, backend, addr);
-	for (int i = 0; i < SHM_MAX_SERVERS; i++)
-		if (strcmp(z->z_servers[i].sv_key, key) == 0)
-			return &z->z_servers[i];
-	return NULL;
-}
-
 void shm_set_health(struct shm_server *sv, enum shm_health h,
 		    const char *reason)
 {

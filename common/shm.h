@@ -103,10 +103,6 @@ int shm_assign(struct shm_zone *z, struct config *cfg, unsigned gen,
 struct shm_server *shm_server(struct shm_zone *z, const struct cfg_server *s);
 struct shm_route *shm_route(struct shm_zone *z, const struct cfg_route *r);
 
-/* Find a server's slot by backend name and address string, or NULL. */
-struct shm_server *shm_find_server(struct shm_zone *z, const char *backend,
-				   const char *addr);
-
 /* Record a transition: health, reason and time (seqlocked reason). */
 void shm_set_health(struct shm_server *sv, enum shm_health h,
 		    const char *reason);
