@@ -72,6 +72,12 @@ void loop_del_fd(struct loop *lp, struct loop_io *io)
 	io->io_events = 0;
 }
 
+void loop_forget_fd(struct loop_io *io)
+{
+	io->io_added = false;
+	io->io_events = 0;
+}
+
 void loop_timer_in(struct loop *lp, struct timer *t, uint64_t ms)
 {
 	if (timer_add(&lp->lp_timers, t, lp->lp_now + ms) == -1)

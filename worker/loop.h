@@ -54,6 +54,13 @@ int loop_add_fd(struct loop *lp, struct loop_io *io, uint32_t events);
 /* Unregister; harmless when not registered.  Does not close the fd. */
 void loop_del_fd(struct loop *lp, struct loop_io *io);
 
+/*
+ * io->io_fd is about to be closed, which takes it out of the epoll set
+ * (no other descriptor refers to its file: workers never dup or pass
+ * them): forget the registration without an epoll_ctl.
+ */
+void loop_forget_fd(struct loop_io *io);
+
 /* Arm t to fire `ms` milliseconds from the loop's current time. */
 void loop_timer_in(struct loop *lp, struct timer *t, uint64_t ms);
 

@@ -112,6 +112,7 @@ struct conn {
 	bool c_req_upgrade;             /* asked to switch protocols */
 	bool c_is_idempotent;           /* may be sent twice (RFC 9110 §9.2.2) */
 	bool c_close_after;             /* close once this response is done */
+	bool c_client_closes;           /* the client said so: it sends no more */
 	enum http_body c_req_body;
 	uint64_t c_req_left;
 	uint64_t c_req_total;
@@ -308,7 +309,7 @@ static void up_close(struct upstream *u)
 	if (u->u_io.io_fd < 0)
 		return;
 	loop_timer_del(&w->w_loop, &u->u_timer);
-	loop_del_fd(&w->w_loop, &u->u_io);
+	loop_forget_fd(&u->u_io);
 	close(u->u_io.io_fd);
 	u->u_io.io_fd = -1;
 	buf_drop(&u->u_in);
@@ -567,7 +568,7 @@ static void conn_close(struct conn *c)
 	conn_log(c);
 	conn_detach_up(c, false);
 	loop_timer_del(&w->w_loop, &c->c_timer);
-	loop_del_fd(&w->w_loop, &c->c_io);
+	loop_forget_fd(&c->c_io);
 	close(c->c_io.io_fd);
 	c->c_io.io_fd = -1;
 	c->c_state = CS_CLOSED;
@@ -620,7 +621,7 @@ static void conn_next_request(struct conn *c)
 	c->c_req_scanned = c->c_resp_scanned = false;
 	c->c_resp_head_done = c->c_resp_started = false;
 	c->c_req_body_sent = false;
-	c->c_close_after = false;
+	c->c_close_after = c->c_client_closes = false;
 	c->c_req_total = 0;
 	c->c_resp_scanned_head = 0;
 	c->c_req_start = w->w_loop.lp_now;
@@ -658,7 +659,6 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		  const struct sockaddr_storage *peer)
 {
 	struct conn *c = conn_alloc(w);
-	int one = 1;
 
 	if (c == NULL) {
 		log_error("listener %s: out of memory for a connection",
@@ -666,7 +666,7 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		close(fd);
 		return;
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listening socket (worker.c) */
 	c->c_w = w;
 	c->c_wl = wl;
 	loop_io_init(&c->c_io, fd, conn_on_io, c);
@@ -1113,7 +1113,8 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 	c->c_is_http10 = m->version == HTTP_10;
 	c->c_req_upgrade = m->has_upgrade;
 	c->c_is_idempotent = is_idempotent(base, m->method);
-	c->c_close_after = !m->is_keepalive || c->c_w->w_draining;
+	c->c_client_closes = !m->is_keepalive;
+	c->c_close_after = c->c_client_closes || c->c_w->w_draining;
 	r = route_match(c->c_wl->wl_cfg, base, m);
 	if (r == NULL) {
 		conn_reply(c, 404);
@@ -1534,6 +1535,18 @@ static void conn_response_done(struct conn *c)
 	conn_log(c);
 	conn_detach_up(c, req_done && c->c_resp_keepalive && !u->u_eof &&
 				  buf_len(&u->u_in) == 0);
+	/*
+	 * A client that announced its close (RFC 9112 §9.6), whose request
+	 * we read to the end and that sent nothing after it, has nothing
+	 * more coming that could turn our close into a reset: close now, as
+	 * nginx does.  Otherwise it may be sending still (its next request,
+	 * the rest of a body the server did not wait for): linger.
+	 */
+	if (req_done && buf_len(&c->c_in) == 0 &&
+	    (c->c_eof || (c->c_client_closes && !c->c_rd_ready))) {
+		conn_close(c);
+		return;
+	}
 	if (!req_done || c->c_close_after || c->c_eof) {
 		conn_linger(c);
 		return;

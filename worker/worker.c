@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +301,7 @@ static int worker_listeners(struct worker *w, const int *fds, size_t nfds)
 {
 	const struct config *cfg = w->w_cfg;
 	size_t k = 0;
+	int one = 1;
 
 	w->w_lsn = calloc(nfds ? nfds : 1, sizeof(*w->w_lsn));
 	if (w->w_lsn == NULL)
@@ -309,6 +312,13 @@ static int worker_listeners(struct worker *w, const int *fds, size_t nfds)
 
 			wl->wl_cfg = &cfg->listeners[i];
 			wl->wl_w = w;
+			/*
+			 * Accepted sockets inherit TCP_NODELAY from the
+			 * listener: one setsockopt here instead of one per
+			 * connection (harmless if another worker did it).
+			 */
+			(void)setsockopt(fds[k], IPPROTO_TCP, TCP_NODELAY, &one,
+					 sizeof(one));
 			loop_io_init(&wl->wl_io, fds[k++], worker_on_accept, wl);
 		}
 	}
