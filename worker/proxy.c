@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,12 @@
 #define PROXY_DRAIN_GRACE_MS 1000 /* idle keep-alive grace while draining */
 #define PROXY_UPSTREAM_IDLE_MS 60000
 #define PROXY_CONN_CACHE 1024
-#define PROXY_SPLICE_MIN 65536     /* bodies left at least this long splice */
+#define PROXY_SPLICE_MIN 16384     /* bodies left at least this long splice */
 #define PROXY_PIPE_SIZE (256 * 1024) /* asked for; the kernel may give less */
+#define PROXY_PIPE_CACHE 64        /* empty pipes kept for the next splice */
+#ifndef PROXY_FIRST_READ
+#define PROXY_FIRST_READ 8192      /* a response's first read, at most */
+#endif
 
 enum conn_state {
 	CS_HEAD,   /* waiting for / reading a request head */
@@ -171,7 +176,8 @@ static void conn_pipe_close(struct conn *c);
  * for a read that returns EAGAIN -- unless the peer's FIN is pending
  * (has_hup), which brings no further event and must still be read.
  */
-static ssize_t io_read(int fd, struct buf *b, bool *ready, bool has_hup)
+static ssize_t io_read(int fd, struct buf *b, size_t max, bool *ready,
+		       bool has_hup)
 {
 	size_t want;
 	ssize_t n;
@@ -180,7 +186,7 @@ static ssize_t io_read(int fd, struct buf *b, bool *ready, bool has_hup)
 		buf_compact(b);
 	if (buf_space(b) == 0)
 		return -1;
-	want = buf_space(b);
+	want = buf_space(b) < max ? buf_space(b) : max;
 	do
 		n = read(fd, buf_wptr(b), want);
 	while (n == -1 && errno == EINTR);
@@ -1563,7 +1569,8 @@ static bool conn_read_client(struct conn *c)
 
 	if (!c->c_rd_ready || c->c_eof || buf_reserve(&c->c_in) == -1)
 		return false;
-	n = io_read(c->c_io.io_fd, &c->c_in, &c->c_rd_ready, c->c_has_hup);
+	n = io_read(c->c_io.io_fd, &c->c_in, SIZE_MAX, &c->c_rd_ready,
+		    c->c_has_hup);
 	if (n == -1) {
 		buf_release(&c->c_in); /* nothing came: hold no buffer idle */
 		return false;
@@ -1663,12 +1670,30 @@ static bool conn_can_splice(const struct conn *c)
 	       (u->u_in.b_data == NULL || buf_len(&u->u_in) == 0);
 }
 
+/*
+ * Empty pipes wait here for the next body to splice instead of costing a
+ * pipe2, two fcntl and two close each time; bounded, and an empty pipe
+ * holds no pages.  One worker per process: the cache is the process's.
+ */
+static struct {
+	int fd[2];
+	size_t cap;
+} pipe_cache[PROXY_PIPE_CACHE];
+static size_t npipe_cache;
+
 static int conn_pipe_open(struct conn *c)
 {
 	int cap;
 
 	if (c->c_pipe_cap > 0)
 		return 0;
+	if (npipe_cache > 0) {
+		npipe_cache--;
+		c->c_pipe[0] = pipe_cache[npipe_cache].fd[0];
+		c->c_pipe[1] = pipe_cache[npipe_cache].fd[1];
+		c->c_pipe_cap = pipe_cache[npipe_cache].cap;
+		return 0;
+	}
 	if (pipe2(c->c_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -1;
 	(void)fcntl(c->c_pipe[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE);
@@ -1677,12 +1702,20 @@ static int conn_pipe_open(struct conn *c)
 	return 0;
 }
 
+/* Give the pipe back: to the cache when empty, else (bytes stuck) close. */
 static void conn_pipe_close(struct conn *c)
 {
 	if (c->c_pipe_cap == 0)
 		return;
-	close(c->c_pipe[0]);
-	close(c->c_pipe[1]);
+	if (c->c_pipe_len == 0 && npipe_cache < PROXY_PIPE_CACHE) {
+		pipe_cache[npipe_cache].fd[0] = c->c_pipe[0];
+		pipe_cache[npipe_cache].fd[1] = c->c_pipe[1];
+		pipe_cache[npipe_cache].cap = c->c_pipe_cap;
+		npipe_cache++;
+	} else {
+		close(c->c_pipe[0]);
+		close(c->c_pipe[1]);
+	}
 	c->c_pipe_cap = c->c_pipe_len = 0;
 }
 
@@ -1770,7 +1803,16 @@ static bool conn_read_upstream(struct conn *c)
 	    c->c_resp_scanned || conn_can_splice(c) ||
 	    buf_reserve(&u->u_in) == -1)
 		return false;
-	n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready, u->u_has_hup);
+	/*
+	 * A response's first read takes PROXY_FIRST_READ at most (nginx's
+	 * proxy_buffer_size default does the same): enough for a head and a
+	 * small body, and a large body then goes through splice() almost
+	 * whole instead of being copied in and out of u_in.
+	 */
+	n = io_read(u->u_io.io_fd, &u->u_in,
+		    c->c_resp_head_done || buf_len(&u->u_in) > 0 ? SIZE_MAX
+								 : PROXY_FIRST_READ,
+		    &u->u_rd_ready, u->u_has_hup);
 	if (n == -1)
 		return false;
 	if (n == -2) {
@@ -1943,7 +1985,8 @@ static bool conn_step_tunnel(struct conn *c)
 		u->u_wr_shut = true;
 	}
 	if (!u->u_eof && u->u_rd_ready && buf_reserve(&u->u_in) == 0) {
-		n = io_read(u->u_io.io_fd, &u->u_in, &u->u_rd_ready, u->u_has_hup);
+		n = io_read(u->u_io.io_fd, &u->u_in, SIZE_MAX, &u->u_rd_ready,
+			    u->u_has_hup);
 		if (n == 0 || n == -2)
 			u->u_eof = true;
 		progress |= n != -1;
@@ -2115,6 +2158,11 @@ void proxy_cleanup(struct worker *w)
 				up_close(be->be_servers[j].srv_idle);
 	}
 	proxy_reap(w);
+	while (npipe_cache > 0) {
+		npipe_cache--;
+		close(pipe_cache[npipe_cache].fd[0]);
+		close(pipe_cache[npipe_cache].fd[1]);
+	}
 	while (w->w_conn_cache != NULL) {
 		struct conn *c = w->w_conn_cache;
 

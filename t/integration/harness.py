@@ -827,7 +827,8 @@ class Conn:
         """True if the peer has already closed (EOF or reset queued); does not block."""
         try:
             data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
+        except (BlockingIOError, socket.timeout):
+            # a socket with a timeout reports EAGAIN as a timeout
             return False
         except (ConnectionResetError, BrokenPipeError):
             return True

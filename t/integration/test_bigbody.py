@@ -10,6 +10,7 @@ import unittest
 
 import harness as h
 from backend import pattern_sha256
+from opslib import fd_count
 
 MIB = 1 << 20
 SIZE = 100 * MIB
@@ -121,6 +122,51 @@ class BigBodyTest(unittest.TestCase):
         self.assertEqual(r.body_length, SIZE)
         self.assertEqual(r.body_sha256, pattern_sha256(SIZE))
         self.assert_memory_bounded()
+
+    def test_download_sizes_keepalive(self):
+        """Content-Length bodies on either side of the first-read (8 KiB) and
+        splice (16 KiB left) thresholds, one after another and pipelined on
+        one keep-alive connection, then HEAD for a large one: every body is
+        byte-exact and framed by its Content-Length (RFC 9112 §6.3), HEAD
+        gets none (RFC 9110 §9.3.2), and the connection stays open."""
+        sizes = [0, 1, 8000, 8191, 8192, 8193, 16383, 16384, 16385, 24576,
+                 65535, 65536, 65537, 200000, 3 * MIB + 7]
+        with h.Conn(self.port, timeout=30) as c:
+            for rnd in range(2):
+                for size in sizes:
+                    c.send(h.build_request("GET", "/big?size=%d" % size))
+                    r = c.read_response(keep_body=False)
+                    self.assertEqual(r.status, 200)
+                    self.assertEqual((r.framing, r.body_length), ("length", size))
+                    self.assertEqual(r.body_sha256, pattern_sha256(size), size)
+            c.send(b"".join(h.build_request("GET", "/big?size=%d" % size)
+                            for size in sizes))
+            for size in sizes:
+                r = c.read_response(keep_body=False)
+                self.assertEqual((r.status, r.body_length), (200, size))
+                self.assertEqual(r.body_sha256, pattern_sha256(size), size)
+            c.send(h.build_request("HEAD", "/big?size=%d" % (5 * MIB)))
+            r = c.read_response(method="HEAD")
+            self.assertEqual((r.status, r.header("Content-Length"), r.body), (200, str(5 * MIB), b""))
+            c.send(h.build_request("GET", "/big?size=70000"))
+            r = c.read_response(keep_body=False)
+            self.assertEqual(r.body_sha256, pattern_sha256(70000))
+            self.assertFalse(c.peer_closed())
+        self.assert_memory_bounded()
+
+    def test_splice_pipes_bounded(self):
+        """300 connections, 64 KiB each: the pipes used for splicing are reused,
+        so a worker's descriptors stay bounded (64 cached pipes at most)."""
+        before = {pid: fd_count(pid) for pid in self.workers}
+        for _ in range(300):
+            with h.Conn(self.port, timeout=30) as c:
+                c.send(h.build_request("GET", "/big?size=65536"))
+                r = c.read_response(keep_body=False)
+                self.assertEqual(r.body_sha256, pattern_sha256(65536))
+        time.sleep(0.3)
+        for pid in self.workers:
+            self.assertLessEqual(fd_count(pid), before[pid] + 2 * 64 + 8,
+                                 "worker %d descriptors" % pid)
 
 
 if __name__ == "__main__":
