@@ -11,6 +11,7 @@
  */
 #include "worker/http.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -20,22 +21,65 @@
 
 /* ---- character classes (RFC 9110 §5.6.2, §5.5) ---- */
 
-static bool is_alnum(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	       (c >= 'A' && c <= 'Z');
-}
+/*
+ * Token and authority characters, looked up in a table built at compile
+ * time: a head's every byte is classified, and a strchr per punctuation
+ * byte was a tenth of the parser's instructions (callgrind).
+ */
+#define CT_ALNUM(c) \
+	(((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || \
+	 ((c) >= 'A' && (c) <= 'Z'))
+/* tchar: "!#$%&'*+-.^_`|~" DIGIT ALPHA (RFC 9110 §5.6.2) */
+#define CT_TSYM(c) \
+	((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || \
+	 (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || \
+	 (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+/* uri-host [":" port]: reg-name, IP-literal and port characters; no '@' */
+#define CT_ASYM(c) \
+	((c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' || (c) == '!' || \
+	 (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' || \
+	 (c) == '*' || (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=' || \
+	 (c) == ':' || (c) == '[' || (c) == ']' || (c) == '%')
+#define CT_TCHAR 1u
+#define CT_AUTH	 2u
+#define CT(c)                                                      \
+	((CT_ALNUM(c) || CT_TSYM(c) ? CT_TCHAR : 0u) |             \
+	 (CT_ALNUM(c) || CT_ASYM(c) ? CT_AUTH : 0u))
+#define CT4(c)	CT(c), CT((c) + 1), CT((c) + 2), CT((c) + 3)
+#define CT16(c) CT4(c), CT4((c) + 4), CT4((c) + 8), CT4((c) + 12)
+#define CT64(c) CT16(c), CT16((c) + 16), CT16((c) + 32), CT16((c) + 48)
 
-/* tchar: the characters of a token (method, field name, coding, ...) */
+static const unsigned char http_ctype[256] = {
+	CT64(0), CT64(64), CT64(128), CT64(192),
+};
+
 static bool is_tchar(unsigned char c)
 {
-	return is_alnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+	return http_ctype[c] & CT_TCHAR;
+}
+
+static bool is_authority_char(unsigned char c)
+{
+	return http_ctype[c] & CT_AUTH;
 }
 
 /* field-vchar / SP / HT / obs-text: every byte but the CTLs (HT is fine) */
 static bool is_field_char(unsigned char c)
 {
 	return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+/* The same test over a run of bytes: no early exit, so it vectorizes. */
+static bool are_field_chars(const char *p, size_t n)
+{
+	unsigned bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		bad |= (unsigned)((c < 0x20 && c != '\t') || c == 0x7f);
+	}
+	return bad == 0;
 }
 
 static bool is_ows(unsigned char c)
@@ -47,12 +91,6 @@ static bool is_ows(unsigned char c)
 static bool is_target_char(unsigned char c)
 {
 	return c > 0x20 && c != 0x7f;
-}
-
-/* uri-host [":" port]: reg-name, IP-literal and port characters; no '@' */
-static bool is_authority_char(unsigned char c)
-{
-	return is_alnum(c) || (c != 0 && strchr("-._~!$&'()*+,;=:[]%", c));
 }
 
 static int hex_value(unsigned char c)
@@ -296,9 +334,8 @@ static int parse_field_line(const char *buf, size_t start, size_t end,
 	e = end;
 	while (e > v && is_ows(buf[e - 1]))
 		e--;
-	for (p = v; p < e; p++)
-		if (!is_field_char(buf[p]))
-			return -1;
+	if (!are_field_chars(buf + v, e - v))
+		return -1;
 	h->value = slice_make(v, e - v);
 	return 0;
 }
@@ -325,9 +362,12 @@ static enum http_err parse_fields(struct http_cursor *cur, struct http_msg *msg,
 	}
 }
 
+/* Everything but the headers array, which nheaders = 0 makes empty. */
 static void msg_reset(struct http_msg *msg)
 {
-	memset(msg, 0, sizeof(*msg));
+	memset(msg, 0, offsetof(struct http_msg, headers));
+	memset(&msg->nheaders, 0,
+	       sizeof(*msg) - offsetof(struct http_msg, nheaders));
 	msg->host_idx = -1;
 }
 
@@ -833,12 +873,15 @@ enum http_err http_parse_response(const char *buf, size_t len,
 
 /* ---- hop-by-hop (RFC 9110 §7.6.1) ---- */
 
-/* clang-format off */
-static const char *const http_hop_names[] = {
-	"Connection", "Keep-Alive", "Proxy-Connection", "TE",
-	"Transfer-Encoding", "Upgrade",
+#define HOP(s) {s, sizeof(s) - 1}
+static const struct {
+	const char *name;
+	uint32_t len;
+} http_hop_names[] = {
+	HOP("Connection"), HOP("Keep-Alive"), HOP("Proxy-Connection"),
+	HOP("TE"), HOP("Transfer-Encoding"), HOP("Upgrade"),
 };
-/* clang-format on */
+#undef HOP
 
 static bool is_named_by_connection(const char *buf, const struct http_msg *msg,
 				   struct http_slice name)
@@ -867,7 +910,9 @@ bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
 		return false;
 	name = msg->headers[idx].name;
 	for (size_t i = 0; i < n; i++)
-		if (http_slice_eq(buf, name, http_hop_names[i]))
+		if (name.len == http_hop_names[i].len &&
+		    strncasecmp(buf + name.off, http_hop_names[i].name,
+				name.len) == 0)
 			return true;
 	/* only close / keep-alive / upgrade: nothing else is named */
 	if (!msg->has_conn_names)
