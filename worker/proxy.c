@@ -687,14 +687,6 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		strcpy(c->c_peer, "unix");
 	c->c_is_trusted = cidr_match_any(wl->wl_cfg->trusted_proxies,
 					 wl->wl_cfg->ntrusted_proxies, peer);
-	if (loop_add_fd(&w->w_loop, &c->c_io,
-			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
-		log_warn("listener %s: epoll_ctl: %s", wl->wl_cfg->name,
-			 strerror(errno));
-		close(fd);
-		free(c);
-		return;
-	}
 	c->c_next = w->w_conns;
 	if (w->w_conns != NULL)
 		w->w_conns->c_prev = c;
@@ -713,6 +705,13 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 	conn_next_request(c);
 	c->c_is_idle = false; /* a new connection owes us a request head */
 	loop_timer_in(&w->w_loop, &c->c_timer, c->c_lim->client_header_timeout_ms);
+	/*
+	 * Clients send their request right after the handshake, so it is
+	 * usually here already: read it now, and register with epoll only
+	 * once the connection has to wait for the client (conn_pump).
+	 */
+	c->c_rd_ready = c->c_wr_ready = true;
+	conn_pump(c);
 }
 
 /* ---- proxy-generated replies ----------------------------------------- */
@@ -2028,6 +2027,18 @@ static enum conn_phase conn_phase_now(const struct conn *c)
  * the state always gets the new state's step run too: with edge-triggered
  * events nobody else would.
  */
+/*
+ * Does c need events from the client's socket?  Not while only the
+ * server is awaited for a client that sends nothing more: a connection
+ * whose request came whole with "Connection: close" and whose response
+ * goes out in one write never enters the epoll set.
+ */
+static bool conn_wants_events(const struct conn *c)
+{
+	return !(c->c_state == CS_PROXY && c->c_wr_ready && c->c_client_closes &&
+		 c->c_req_scanned);
+}
+
 static void conn_pump(struct conn *c)
 {
 	bool progress = true;
@@ -2048,6 +2059,13 @@ static void conn_pump(struct conn *c)
 	}
 	if (c->c_state == CS_PROXY || c->c_state == CS_TUNNEL)
 		conn_set_phase(c, conn_phase_now(c));
+	if (!c->c_io.io_added && conn_wants_events(c) &&
+	    loop_add_fd(&c->c_w->w_loop, &c->c_io,
+			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+		log_warn("listener %s: epoll_ctl: %s", c->c_wl->wl_cfg->name,
+			 strerror(errno));
+		conn_close(c);
+	}
 }
 
 static void conn_on_io(struct loop_io *io, uint32_t ev)
