@@ -59,6 +59,7 @@ STRACE = which("strace", "/usr/bin/strace")
 VALGRIND = which("valgrind", "/usr/bin/valgrind")
 CG_CONTROL = which("callgrind_control", "/usr/bin/callgrind_control")
 CG_ANNOTATE = which("callgrind_annotate", "/usr/bin/callgrind_annotate")
+PERF = which("perf", "/usr/bin/perf")
 
 
 def log(msg):
@@ -1125,6 +1126,93 @@ def callgrind_mode(a, tmp):
 
 
 # ---------------------------------------------------------------------------
+# perf: where each proxy's CPU goes, kernel included
+# ---------------------------------------------------------------------------
+
+# (label, kernel symbols whose inclusive ("children") share add up to it)
+PERF_BUCKETS = [
+    ("send: sendmsg / sendto / writev", ("__sys_sendmsg", "__sys_sendto", "do_writev")),
+    ("  of which delivery to the peer (softirq)", ("handle_softirqs",)),
+    ("  of which waking the peer", ("sock_def_readable",)),
+    ("receive: read / recvfrom", ("ksys_read", "__sys_recvfrom")),
+    ("epoll_wait", ("do_epoll_wait",)),
+    ("preempted on the way back to user space", ("exit_to_user_mode_loop",)),
+    ("other system calls", ("__x64_sys_getsockopt", "__x64_sys_clock_gettime",
+                            "__x64_sys_setsockopt", "__x64_sys_epoll_ctl")),
+]
+
+
+def perf_shares(data):
+    """{symbol: inclusive %} and the user-space % of a perf.data file."""
+    out = subprocess.run([PERF, "report", "-i", data, "--children", "--sort", "sym",
+                          "--stdio", "-g", "none"], capture_output=True, text=True,
+                         timeout=300).stdout
+    shares = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+([\d.]+)%\s+\[([k.])\]\s+(\S+)", line)
+        if m:
+            shares.setdefault(m.group(4), float(m.group(1)))
+    out = subprocess.run([PERF, "report", "-i", data, "--sort", "dso", "--stdio", "-g", "none"],
+                         capture_output=True, text=True, timeout=300).stdout
+    kernel = 0.0
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+(?:[\d.]+%\s+)?\[kernel", line)
+        if m:
+            kernel += float(m.group(1))
+    return shares, 100.0 - kernel
+
+
+def perf_mode(a, tmp):
+    if not PERF:
+        raise BenchError("perf is missing (Debian: linux-perf)")
+    origin = Origin(tmp, "origin")
+    origin.start("auto")
+    lines = header_lines(a)[:8]
+    lines[0] = "# portcullis kernel and user CPU profile (tools/bench --perf)"
+    lines.append("- perf record -e cpu-clock -g on the proxy's one worker during wrk -c%d "
+                 "-t%d for %d s of 12-byte keep-alive responses; CPU per request from "
+                 "/proc/PID/stat of the same run" % (a.conns, a.wrk_threads, a.duration))
+    cols = []
+    for px in (Portcullis(tmp, a.bin, origin.port, 1), NginxProxy(tmp, origin.port, 1),
+               HAProxy(tmp, origin.port, 1)):
+        px.start()
+        try:
+            wrk(px.port, "/12", a.conns, a.wrk_threads, 2)
+            pids = px.pids()
+            data = os.path.join(tmp, "perf-%s.data" % px.name)
+            rec = spawn([PERF, "record", "-q", "-e", "cpu-clock", "-g", "-o", data,
+                         "-p", ",".join(map(str, pids)), "--", "sleep", str(a.duration)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            t0 = cpu_ticks(pids)
+            res = wrk(px.port, "/12", a.conns, a.wrk_threads, a.duration)
+            t1 = cpu_ticks(pids)
+            rec.wait(timeout=a.duration + 120)
+            forget(rec)
+        finally:
+            px.stop()
+        if rec.returncode != 0 or not os.path.exists(data):
+            raise BenchError("perf record failed for %s (rc %s)" % (px.name, rec.returncode))
+        cpu_us = (t1[0] + t1[1] - t0[0] - t0[1]) / CLK_TCK / max(res["requests"], 1) * 1e6
+        shares, user = perf_shares(data)
+        log("perf %s: %.2f µs CPU/req, %.1f%% user space" % (px.name, cpu_us, user))
+        cols.append((px.name, cpu_us, shares, user))
+        time.sleep(a.pause)
+    origin.stop()
+    lines += ["", "µs of CPU per request, split by where the samples fell (a call's share "
+              "includes what the kernel did inside it):", "",
+              "| where | " + " | ".join(c[0] for c in cols) + " |",
+              "|---|" + "---:|" * len(cols)]
+    lines.append("| all (/proc/PID/stat) | " +
+                 " | ".join("%.2f" % c[1] for c in cols) + " |")
+    lines.append("| user space (own code and libc) | " +
+                 " | ".join("%.2f" % (c[1] * c[3] / 100) for c in cols) + " |")
+    for label, syms in PERF_BUCKETS:
+        lines.append("| %s | " % label + " | ".join(
+            "%.2f" % (c[1] * sum(c[2].get(s, 0.0) for s in syms) / 100) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(
@@ -1160,6 +1248,9 @@ def parse_args(argv):
                     help="instead of the comparison: profile one portcullis worker under "
                          "callgrind for N keep-alive requests each (default 10000,20000)")
     ap.add_argument("--callgrind-top", type=int, default=15)
+    ap.add_argument("--perf", action="store_true",
+                    help="instead of the comparison: perf profile (kernel included) of each "
+                         "proxy's one worker under 12-byte keep-alive load, as µs per request")
     a = ap.parse_args(argv)
     a.workers = [int(x) for x in (a.workers or "1,2").split(",")]
     a.runs = a.runs or (1 if a.quick else 3)
@@ -1219,6 +1310,8 @@ def main(argv):
     try:
         if a.callgrind:
             text = callgrind_mode(a, tmp)
+        elif a.perf:
+            text = perf_mode(a, tmp)
         else:
             header = header_lines(a)
             bench = Bench(a, tmp)
