@@ -154,6 +154,39 @@ class BigBodyTest(unittest.TestCase):
             self.assertFalse(c.peer_closed())
         self.assert_memory_bounded()
 
+    def test_close_slow_reader(self):
+        """A client that sends "Connection: close" is served without entering
+        the epoll set unless it has to be waited for: here it reads nothing for
+        a second, so the worker must wait for it to become writable (48 MiB
+        is more than the socket buffers hold).  Content-Length (spliced) and
+        chunked (buffered) bodies both arrive whole, then the connection
+        closes (RFC 9112 §9.6)."""
+        size = 48 * MIB
+        for path in ("/big", "/bigchunked"):
+            with h.Conn(self.port, timeout=30) as c:
+                c.send(h.build_request("GET", "%s?size=%d" % (path, size), close=True))
+                time.sleep(1.0)
+                r = c.read_response(keep_body=False)
+                self.assertEqual((r.status, r.body_length), (200, size), path)
+                self.assertEqual(r.body_sha256, pattern_sha256(size), path)
+                self.assertTrue(c.wait_closed(5.0), path)
+
+    def test_close_slow_body(self):
+        """A "Connection: close" POST whose body comes in two parts 300 ms apart:
+        the worker waits for the rest of the body, forwards it whole, answers
+        and closes."""
+        body = b"x" * 5000
+        with h.Conn(self.port, timeout=30) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: big.test\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body[:1000])
+            time.sleep(0.3)
+            c.send(body[1000:])
+            r = c.read_response()
+            self.assertEqual(r.status, 200, r.body[:300])
+            self.assertEqual(r.json()["body_length"], len(body))
+            self.assertEqual(r.json()["body_sha256"], hashlib.sha256(body).hexdigest())
+            self.assertTrue(c.wait_closed(5.0))
+
     def test_splice_pipes_bounded(self):
         """300 connections, 64 KiB each: the pipes used for splicing are reused,
         so a worker's descriptors stay bounded (64 cached pipes at most)."""
