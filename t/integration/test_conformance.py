@@ -538,6 +538,11 @@ VECTORS = [
       R(GET, H) + R(b"GET {P}/2 HTTP/1.1", H, b"X-A : b") + R(b"GET {P}/3 HTTP/1.1", H),
       [200, 400], True, [F(e2e=[(b"Host", b"h.test")], te=False)]),
 
+    V("pl_after_connection_close", "RFC 9112 §9.6 (nothing after close is read; the "
+      "close is staged, so the response is not lost to a reset)",
+      R(GET, H, b"Connection: close") + R(b"GET {P}/2 HTTP/1.1", H),
+      200, True, F(e2e=[(b"Host", b"h.test")], te=False)),
+
     # ---- HTTP/1.0 clients (RFC 9112 §9.3, §6.1) ----
     V("v10_get", "RFC 9112 §9.3 (1.0: close by default)", R(b"GET {P} HTTP/1.0", H), 200, True,
       F(line=b"GET {P} HTTP/1.0")),
