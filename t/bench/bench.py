@@ -742,6 +742,8 @@ FIGURES = [
     ("ka64k_p99", "64 KiB keep-alive: p99 latency", "ms"),
     ("ka64k_cpu", "64 KiB keep-alive: proxy CPU per request", "µs"),
     ("sys_req", "syscalls per keep-alive request ({n} req, c16, strace -c -f)", "calls"),
+    ("sys_close", "syscalls per new-connection request ({nc} req, c16, strace -c -f)",
+     "calls"),
     ("rss_conn", "RSS per idle keep-alive connection ({idle} conns)", "bytes"),
     ("big_cpu", "10 MiB responses (wrk -c{bc}): proxy CPU per GiB", "ms"),
     ("big_user", "10 MiB responses: of which user space", "ms"),
@@ -762,7 +764,7 @@ class Bench:
         self.tmp = tmp
         self.results = {}      # workers -> proxy -> key -> [per-run values]
         self.notes = []
-        self.syscalls = {}     # workers -> proxy -> list of {name: per request}
+        self.syscalls = {}     # ka|close -> workers -> proxy -> list of {name: per request}
 
     def note(self, msg):
         log("note: " + msg)
@@ -819,20 +821,25 @@ class Bench:
             (px.name, before / 2**20, after / 2**20, per))
         return per
 
-    def run_strace(self, w, px, run):
-        n = self.a.strace_requests
-        base = os.path.join(self.tmp, "strace-w%d-r%d-%s" % (w, run, px.name))
+    def run_strace(self, w, px, run, close=False):
+        """Syscalls per request of the proxy's workers: keep-alive, or (close)
+        a new connection per request."""
+        n = self.a.strace_requests // 4 if close else self.a.strace_requests
+        headers = ("Connection: close",) if close else ()
+        what = "close" if close else "ka"
+        base = os.path.join(self.tmp, "strace-w%d-r%d-%s-%s" % (w, run, px.name, what))
         total, by, res = strace_count(
             px.worker_pids(), base + ".txt", base + ".err",
-            lambda: wrk(px.port, "/12", 16, 1, 300, limit=n, timeout_s=400))
+            lambda: wrk(px.port, "/12", 16, 1, 300, headers=headers, limit=n, timeout_s=400))
         self.check_errors(w, px.name, "strace run", res)
         reqs = res["requests"]
         if reqs < n:
             self.note("workers=%d %s strace run: only %d of %d requests" % (w, px.name, reqs, n))
         per = total / max(reqs, 1)
-        self.syscalls.setdefault(w, {}).setdefault(px.name, []).append(
+        self.syscalls.setdefault(what, {}).setdefault(w, {}).setdefault(px.name, []).append(
             {k: v / max(reqs, 1) for k, v in by.items()})
-        log("  %-10s syscalls: %d for %d requests = %.2f/req" % (px.name, total, reqs, per))
+        log("  %-10s syscalls (%s): %d for %d requests = %.2f/req" % (px.name, what, total, reqs,
+                                                                       per))
         return per
 
     def one_workers(self, w, origin):
@@ -885,6 +892,9 @@ class Bench:
                     for px in pxs:
                         self.record(w, px.name, "sys_req", self.run_strace(w, px, run))
                         time.sleep(a.pause)
+                        self.record(w, px.name, "sys_close",
+                                    self.run_strace(w, px, run, close=True))
+                        time.sleep(a.pause)
             finally:
                 for px in pxs:
                     px.stop()
@@ -932,16 +942,19 @@ def report(bench, header):
                 ratios[other] = median(per_run)
             lines.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
                 w, label.format(c=a.conns, n=a.strace_requests, idle=a.idle_conns,
-                                bc=a.big_conns),
+                                bc=a.big_conns, nc=a.strace_requests // 4),
                 unit, fmt(med["portcullis"]), fmt(med["nginx"]), fmt(med["haproxy"]),
                 fmt_ratio(ratios["nginx"]), fmt_ratio(ratios["haproxy"])))
-    if bench.syscalls:
+    for what, title in (("ka", "keep-alive request"), ("close", "new-connection request")):
+        by_w = bench.syscalls.get(what)
+        if not by_w:
+            continue
         lines.append("")
-        lines.append("Syscalls per keep-alive request by name (median over runs, ≥ 0.05/req):")
+        lines.append("Syscalls per %s by name (median over runs, ≥ 0.05/req):" % title)
         lines.append("")
-        for w in sorted(bench.syscalls):
+        for w in sorted(by_w):
             for p in PROXIES:
-                runs = bench.syscalls[w].get(p)
+                runs = by_w[w].get(p)
                 if not runs:
                     continue
                 names = set().union(*runs)
