@@ -210,8 +210,7 @@ static const struct schema_key listener_keys[] = {
 	SK_REQUIRED("name"),
 	SK_REQUIRED("bind"),
 	SK_LATER("protocol"),
-	/* per-worker SO_REUSEPORT sockets: not yet (false = off) */
-	SK_UNSUPPORTED("reuseport"),
+	SK_BOOL("reuseport", struct cfg_listener, reuseport),
 	CONFIG_LIMIT_KEYS(offsetof(struct cfg_listener, limits)),
 	SK_LATER("routes"),
 	SK_LATER("backend"),

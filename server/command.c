@@ -140,10 +140,21 @@ static void command_status_listeners(struct master *m, struct control_conn *cc)
 
 		control_line(cc, "listener %s protocol=%s", l->name,
 			     l->protocol == CFG_PROTO_TCP ? "tcp" : "http");
-		for (size_t j = 0; j < l->nbinds; j++, k++)
-			control_line(cc, "  bind %s fd=%d", l->binds[j].str,
-				     k < m->m_cur.mg_nfds ? m->m_cur.mg_fds[k]
-							  : -1);
+		for (size_t j = 0; j < l->nbinds; j++, k++) {
+			char fds[128] = "";
+			size_t off = 0;
+
+			for (size_t w = 0; k < m->m_cur.mg_nfds &&
+					   w < (l->reuseport ? m->m_cur.mg_nslots : 1) &&
+					   off < sizeof(fds) - 12; w++)
+				off += (size_t)snprintf(
+					fds + off, sizeof(fds) - off, "%s%d",
+					w ? "," : "",
+					m->m_cur.mg_fds[w * m->m_cur.mg_nfds + k]);
+			control_line(cc, "  bind %s %s=%s", l->binds[j].str,
+				     l->reuseport ? "reuseport fds" : "fd",
+				     off ? fds : "-1");
+		}
 	}
 }
 

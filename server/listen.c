@@ -36,14 +36,28 @@ static bool sa_equal(const struct sockaddr_storage *a, socklen_t alen,
 	return alen == blen && memcmp(a, b, alen) == 0;
 }
 
+/* The socket for a, shared (shard -1) or worker slot shard's own. */
 static struct listen_sock *listen_find(struct listen_set *set,
-				       const struct cfg_addr *a)
+				       const struct cfg_addr *a, int shard)
 {
 	for (size_t i = 0; i < set->ls_n; i++)
-		if (sa_equal(&set->ls_socks[i].ls_sa, set->ls_socks[i].ls_salen,
+		if (set->ls_socks[i].ls_shard == shard &&
+		    sa_equal(&set->ls_socks[i].ls_sa, set->ls_socks[i].ls_salen,
 			     &a->sa, a->salen))
 			return &set->ls_socks[i];
 	return NULL;
+}
+
+/* Is a bound the other way (shared vs per-worker) than `reuseport`? */
+static bool listen_mode_differs(const struct listen_set *set,
+				const struct cfg_addr *a, bool reuseport)
+{
+	for (size_t i = 0; i < set->ls_n; i++)
+		if ((set->ls_socks[i].ls_shard >= 0) != reuseport &&
+		    sa_equal(&set->ls_socks[i].ls_sa, set->ls_socks[i].ls_salen,
+			     &a->sa, a->salen))
+			return true;
+	return false;
 }
 
 static int listen_open(const struct cfg_addr *a, bool reuseport, char *err,
@@ -83,7 +97,8 @@ static size_t count_binds(const struct config *cfg)
 	return n;
 }
 
-static int listen_push(struct listen_set *set, const struct cfg_addr *a, int fd)
+static int listen_push(struct listen_set *set, const struct cfg_addr *a, int fd,
+		       int shard)
 {
 	struct listen_sock *ls;
 
@@ -101,15 +116,37 @@ static int listen_push(struct listen_set *set, const struct cfg_addr *a, int fd)
 	memcpy(&ls->ls_sa, &a->sa, a->salen);
 	ls->ls_salen = a->salen;
 	ls->ls_fd = fd;
+	ls->ls_shard = shard;
 	ls->ls_in_use = true;
 	return 0;
+}
+
+/* Find or open the socket of (a, shard); its fd, or -1 with err. */
+static int listen_get(struct listen_set *set, const struct cfg_addr *a,
+		      int shard, char *err, size_t errlen)
+{
+	struct listen_sock *ls = listen_find(set, a, shard);
+	int fd;
+
+	if (ls != NULL) {
+		ls->ls_in_use = true;
+		return ls->ls_fd;
+	}
+	fd = listen_open(a, shard >= 0, err, errlen);
+	if (fd != -1 && listen_push(set, a, fd, shard) == -1) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return fd;
 }
 
 int listen_apply(struct listen_set *set, const struct config *cfg, int **fds,
 		 size_t *nfds, char *err, size_t errlen)
 {
 	size_t n = count_binds(cfg), k = 0, old_n = set->ls_n;
-	int *out = calloc(n ? n : 1, sizeof(*out));
+	size_t nslots = cfg->workers ? cfg->workers : 1;
+	int *out = calloc(n ? n * nslots : 1, sizeof(*out));
 
 	if (out == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -120,28 +157,36 @@ int listen_apply(struct listen_set *set, const struct config *cfg, int **fds,
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
 
-		for (size_t j = 0; j < l->nbinds; j++) {
-			struct listen_sock *ls = listen_find(set, &l->binds[j]);
-			int fd;
+		for (size_t j = 0; j < l->nbinds; j++, k++) {
+			const struct cfg_addr *a = &l->binds[j];
 
-			if (ls != NULL) {
-				ls->ls_in_use = true;
-				out[k++] = ls->ls_fd;
-				continue;
-			}
-			fd = listen_open(&l->binds[j], l->reuseport, err, errlen);
-			if (fd == -1 || listen_push(set, &l->binds[j], fd) == -1) {
-				if (fd != -1) {
-					close(fd);
-					snprintf(err, errlen, "out of memory");
-				}
+			/*
+			 * A shared socket and SO_REUSEPORT ones cannot be
+			 * bound to one address together: switching takes a
+			 * restart (the old sockets are still serving).
+			 */
+			if (listen_mode_differs(set, a, l->reuseport)) {
+				snprintf(err, errlen, "listen on %s: turning "
+					 "reuseport %s needs a restart", a->str,
+					 l->reuseport ? "on" : "off");
 				goto fail;
 			}
-			out[k++] = fd;
+			for (size_t w = 0; w < nslots; w++) {
+				int fd = w > 0 && !l->reuseport
+						 ? out[k]
+						 : listen_get(set, a,
+							      l->reuseport ? (int)w
+									   : -1,
+							      err, errlen);
+
+				if (fd == -1)
+					goto fail;
+				out[w * n + k] = fd;
+			}
 		}
 	}
 	*fds = out;
-	*nfds = k;
+	*nfds = n;
 	return 0;
 fail:
 	/* undo: close what this call opened, the old sockets stay in use */
@@ -236,13 +281,14 @@ static int listen_adopt_fd(struct listen_set *set, int fd, char *err,
 			   size_t errlen)
 {
 	struct cfg_addr a;
-	int type = 0, acc = 0;
-	socklen_t tl = sizeof(type), al = sizeof(acc);
+	int type = 0, acc = 0, rp = 0, shard = -1;
+	socklen_t tl = sizeof(type), al = sizeof(acc), rl = sizeof(rp);
 
 	memset(&a, 0, sizeof(a));
 	a.salen = sizeof(a.sa);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == -1 ||
 	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &rp, &rl) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&a.sa, &a.salen) == -1) {
 		snprintf(err, errlen, "inherited socket %d: %s", fd,
 			 strerror(errno));
@@ -254,9 +300,13 @@ static int listen_adopt_fd(struct listen_set *set, int fd, char *err,
 			 "TCP socket", fd);
 		return -1;
 	}
+	/* per-worker sockets are interchangeable: number them as they come */
+	if (rp)
+		while (listen_find(set, &a, ++shard) != NULL)
+			;
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
 	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1 ||
-	    listen_push(set, &a, fd) == -1) {
+	    listen_push(set, &a, fd, shard) == -1) {
 		snprintf(err, errlen, "inherited socket %d: %s", fd,
 			 strerror(errno));
 		return -1;

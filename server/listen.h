@@ -17,6 +17,8 @@ struct listen_sock {
 	struct sockaddr_storage ls_sa;
 	socklen_t ls_salen;
 	int ls_fd;
+	int ls_shard;          /* -1: shared by all workers; else the worker
+				  slot whose own SO_REUSEPORT socket it is */
 	bool ls_in_use;        /* wanted by the newest config */
 };
 
@@ -26,13 +28,22 @@ struct listen_set {
 };
 
 /*
- * Make sure every bind address of cfg has a listening socket.  Fills
- * *fds (malloc'd, caller frees) with one fd per bind address in config
- * order.  On failure returns -1, writes a message to err, and closes only
- * the sockets this call opened.
+ * Make sure every bind address of cfg has its listening socket: one shared
+ * by all workers, or with `reuseport` one SO_REUSEPORT socket per worker
+ * slot.  Fills *fds (malloc'd, caller frees) with cfg->workers rows of
+ * *nfds descriptors, one per bind address in config order: row k is what
+ * worker slot k accepts from (listen_row).  On failure returns -1, writes
+ * a message to err, and closes only the sockets this call opened.
  */
 int listen_apply(struct listen_set *set, const struct config *cfg, int **fds,
 		 size_t *nfds, char *err, size_t errlen);
+
+/* Worker slot k's row of a listen_apply array (slots beyond: row 0). */
+static inline const int *listen_row(const int *fds, size_t nfds, size_t nslots,
+				    size_t k)
+{
+	return fds + (k < nslots ? k : 0) * nfds;
+}
 
 /* Close the sockets the newest config no longer uses. */
 void listen_prune(struct listen_set *set);

@@ -40,6 +40,7 @@ static void workers_become(struct master *m, struct master_gen *g, size_t idx,
 		.wr_slot = slot,
 		.wr_nslots = g->mg_nslots,
 	};
+	const int *row;
 
 	close(m->m_report[0]);
 	control_close_fds(&m->m_ctl);
@@ -48,16 +49,18 @@ static void workers_become(struct master *m, struct master_gen *g, size_t idx,
 	if (m->m_up.up_fd != -1)
 		close(m->m_up.up_fd);
 	notify_close();
+	/* keep this slot's row: shared sockets and its own reuseport ones */
+	row = listen_row(g->mg_fds, g->mg_nfds, g->mg_nslots, slot);
 	for (size_t i = 0; i < m->m_ls.ls_n; i++) {
 		int fd = m->m_ls.ls_socks[i].ls_fd;
 		bool mine = false;
 
 		for (size_t j = 0; j < g->mg_nfds; j++)
-			mine |= g->mg_fds[j] == fd;
+			mine |= row[j] == fd;
 		if (!mine)
 			close(fd);
 	}
-	exit(worker_main(g->mg_cfg, g->mg_fds, g->mg_nfds, g->mg_num, g->mg_uid,
+	exit(worker_main(g->mg_cfg, row, g->mg_nfds, g->mg_num, g->mg_uid,
 			 g->mg_gid, &rep));
 }
 

@@ -534,6 +534,9 @@ START_TEST(test_workers_and_bools)
 	ck_assert(!cfg->listeners[0].reuseport);
 	ck_assert(cfg->backends[0].servers[0].backup);
 	config_free(cfg);
+	cfg = load_ok(LISTENER_WEB "    reuseport: yes\n" BACKEND_APP);
+	ck_assert(cfg->listeners[0].reuseport);
+	config_free(cfg);
 }
 END_TEST
 
@@ -917,9 +920,8 @@ START_TEST(test_err_types)
 	EXPECT_ERROR(LISTENER_WEB "backends: [app]\n",
 		     "t.yaml:6:11: 'backends' must be a mapping of names to "
 		     "backends");
-	EXPECT_ERROR(LISTENER_WEB "    reuseport: yes\n" BACKEND_APP,
-		     "t.yaml:6:5: 'reuseport' is not supported by this version "
-		     "of portcullis");
+	EXPECT_ERROR(LISTENER_WEB "    reuseport: sometimes\n" BACKEND_APP,
+		     "t.yaml:6:16: 'reuseport' must be true or false");
 	EXPECT_ERROR(LISTENER_WEB "    protocol: udp\n" BACKEND_APP,
 		     "t.yaml:6:15: 'protocol' must be http or tcp");
 	EXPECT_ERROR("listeners:\n"
