@@ -1680,6 +1680,15 @@ static struct {
 } pipe_cache[PROXY_PIPE_CACHE];
 static size_t npipe_cache;
 
+void proxy_drop_pipes(void)
+{
+	while (npipe_cache > 0) {
+		npipe_cache--;
+		close(pipe_cache[npipe_cache].fd[0]);
+		close(pipe_cache[npipe_cache].fd[1]);
+	}
+}
+
 static int conn_pipe_open(struct conn *c)
 {
 	int cap;
@@ -2176,11 +2185,7 @@ void proxy_cleanup(struct worker *w)
 				up_close(be->be_servers[j].srv_idle);
 	}
 	proxy_reap(w);
-	while (npipe_cache > 0) {
-		npipe_cache--;
-		close(pipe_cache[npipe_cache].fd[0]);
-		close(pipe_cache[npipe_cache].fd[1]);
-	}
+	proxy_drop_pipes();
 	while (w->w_conn_cache != NULL) {
 		struct conn *c = w->w_conn_cache;
 

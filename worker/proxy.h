@@ -28,6 +28,9 @@ void proxy_drain(struct worker *w);
 /* Fast stop: close every connection now. */
 void proxy_close_all(struct worker *w);
 
+/* Close the empty splice pipes kept for reuse (out of descriptors). */
+void proxy_drop_pipes(void);
+
 /* Free the objects closed during this loop turn (loop lp_after hook). */
 void proxy_reap(struct worker *w);
 

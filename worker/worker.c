@@ -72,6 +72,7 @@ static void worker_pause_accept(struct worker *w, struct worker_listener *wl)
 	}
 	worker_accepting(w, false);
 	loop_timer_in(&w->w_loop, &w->w_accept_timer, WORKER_EMFILE_PAUSE_MS);
+	proxy_drop_pipes(); /* cached splice pipes hold two descriptors each */
 }
 
 /*

@@ -5,6 +5,7 @@ in the error log, and accepts again by itself once descriptors free up;
 at worker_connections it leaves new connections waiting in the backlog
 and serves them when a connection closes.  Nothing is refused or reset."""
 
+import os
 import resource
 import time
 import unittest
@@ -73,6 +74,45 @@ class LimitsTest(unittest.TestCase):
         waiting.close()
         for _ in range(5):
             self.assertEqual(h.request(port, "GET", "/after").status, 200)
+
+    def test_emfile_drops_cached_pipes(self):
+        """Empty splice pipes are kept for reuse, two descriptors each; a
+        worker that runs out of descriptors closes them, so that they serve
+        clients instead."""
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        pc = start_with_nofile(self.config(tmp, port), tmp, 64)
+        self.addCleanup(pc.stop)
+        worker = pc.workers()[0]
+
+        def pipes():
+            return sum(1 for fd in os.listdir("/proc/%d/fd" % worker)
+                       if os.readlink("/proc/%d/fd/%s" % (worker, fd)).startswith("pipe:"))
+
+        base = pipes()
+        conns = [h.Conn(port, timeout=10) for _ in range(5)]
+        try:
+            for c in conns:     # five 2 MiB bodies spliced at once
+                c.send(h.build_request("GET", "/big?size=%d" % (2 << 20), "t"))
+            time.sleep(0.5)
+            for c in conns:
+                self.assertEqual(c.read_response(keep_body=False).body_length, 2 << 20)
+        finally:
+            for c in conns:
+                c.close()
+        self.assertGreaterEqual(pipes(), base + 2, "no splice pipe was kept for reuse")
+        idle = []
+        try:
+            for _ in range(80):
+                idle.append(h.Conn(port, timeout=5))
+            self.assertIsNotNone(
+                pc.wait_log(r"accept: Too many open files; pausing accepts", 10),
+                pc.error_log()[-2000:])
+            self.assertEqual(pipes(), base, "cached pipes kept at EMFILE")
+        finally:
+            for c in idle:
+                c.close()
+        self.assertEqual(h.request(port, "GET", "/after").status, 200)
 
     def test_worker_connections_backlog(self):
         """worker_connections: 4 -- the fifth client waits (not refused,
