@@ -42,9 +42,7 @@
 #define PROXY_SPLICE_MIN 16384     /* bodies left at least this long splice */
 #define PROXY_PIPE_SIZE (256 * 1024) /* asked for; the kernel may give less */
 #define PROXY_PIPE_CACHE 64        /* empty pipes kept for the next splice */
-#ifndef PROXY_FIRST_READ
 #define PROXY_FIRST_READ 8192      /* a response's first read, at most */
-#endif
 
 enum conn_state {
 	CS_HEAD,   /* waiting for / reading a request head */
@@ -2032,11 +2030,6 @@ static enum conn_phase conn_phase_now(const struct conn *c)
 }
 
 /*
- * Run the current state's step until nothing moves.  A step that changes
- * the state always gets the new state's step run too: with edge-triggered
- * events nobody else would.
- */
-/*
  * Does c need events from the client's socket?  Not while only the
  * server is awaited for a client that sends nothing more: a connection
  * whose request came whole with "Connection: close" and whose response
@@ -2048,6 +2041,11 @@ static bool conn_wants_events(const struct conn *c)
 		 c->c_req_scanned);
 }
 
+/*
+ * Run the current state's step until nothing moves.  A step that changes
+ * the state always gets the new state's step run too: with edge-triggered
+ * events nobody else would.
+ */
 static void conn_pump(struct conn *c)
 {
 	bool progress = true;

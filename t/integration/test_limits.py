@@ -41,6 +41,14 @@ class LimitsTest(unittest.TestCase):
         conn.send(h.build_request("GET", "/x", "t"))
         return conn.read_response()
 
+    def exhaust(self, pc, port, idle):
+        """Open 80 idle clients (into idle) until the worker hits EMFILE."""
+        for _ in range(80):
+            idle.append(h.Conn(port, timeout=5))
+        self.assertIsNotNone(
+            pc.wait_log(r"accept: Too many open files; pausing accepts", 10),
+            pc.error_log()[-2000:])
+
     def test_emfile_keeps_serving_and_recovers(self):
         """With 48 descriptors, 80 clients exhaust them: the worker logs
         "accept: Too many open files", a keep-alive client it already has
@@ -57,11 +65,7 @@ class LimitsTest(unittest.TestCase):
             self.assertEqual(self.get(keep).status, 200)
         idle = []
         try:
-            for _ in range(80):
-                idle.append(h.Conn(port, timeout=5))
-            self.assertIsNotNone(
-                pc.wait_log(r"accept: Too many open files; pausing accepts", 10),
-                pc.error_log()[-2000:])
+            self.exhaust(pc, port, idle)
             self.assertEqual(self.get(keep).status, 200,
                              "an existing client must still be served")
             waiting = idle[-1]    # surely not accepted yet
@@ -103,11 +107,7 @@ class LimitsTest(unittest.TestCase):
         self.assertGreaterEqual(pipes(), base + 2, "no splice pipe was kept for reuse")
         idle = []
         try:
-            for _ in range(80):
-                idle.append(h.Conn(port, timeout=5))
-            self.assertIsNotNone(
-                pc.wait_log(r"accept: Too many open files; pausing accepts", 10),
-                pc.error_log()[-2000:])
+            self.exhaust(pc, port, idle)
             self.assertEqual(pipes(), base, "cached pipes kept at EMFILE")
         finally:
             for c in idle:

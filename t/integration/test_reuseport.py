@@ -15,29 +15,21 @@ import harness as h
 import opslib as ops
 
 
-def listening_inodes(port):
-    """Inodes of the LISTEN sockets on 127.0.0.1:port (/proc/net/tcp)."""
+def tcp_inodes(port, state):
+    """Inodes of 127.0.0.1:port's IPv4 sockets in state (/proc/net/tcp):
+    "0A" listening, "01" established (the server side of connections)."""
     out = set()
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             fl = line.split()
-            local, state, inode = fl[1], fl[3], fl[9]
-            if state == "0A" and local == "0100007F:%04X" % port:
-                out.add(inode)
-    return out
-
-
-def established_inodes(port):
-    """Inodes of the server side of established connections to port."""
-    out = set()
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fl = line.split()
-            if fl[3] == "01" and fl[1].endswith(":%04X" % port):
+            if fl[3] == state and fl[1] == "0100007F:%04X" % port:
                 out.add(fl[9])
     return out
+
+
+def listening_inodes(port):
+    return tcp_inodes(port, "0A")
 
 
 def socket_inodes(pid):
@@ -117,7 +109,7 @@ class ReuseportTest(unittest.TestCase):
                 conns.append(c)
                 c.send(h.build_request("GET", "/k%d" % i))
                 self.assertEqual(c.read_response().status, 200)
-            est = established_inodes(self.port)
+            est = tcp_inodes(self.port, "01")
             per_worker = {pid: len(socket_inodes(pid) & est) for pid in pc.workers()}
             self.assertEqual(sum(per_worker.values()), 30, per_worker)
             self.assertTrue(all(v > 0 for v in per_worker.values()), per_worker)
