@@ -90,8 +90,13 @@ class LimitsTest(unittest.TestCase):
         worker = pc.workers()[0]
 
         def pipes():
-            return sum(1 for fd in os.listdir("/proc/%d/fd" % worker)
-                       if os.readlink("/proc/%d/fd/%s" % (worker, fd)).startswith("pipe:"))
+            n = 0
+            for fd in os.listdir("/proc/%d/fd" % worker):
+                try:    # descriptors come and go while we look
+                    n += os.readlink("/proc/%d/fd/%s" % (worker, fd)).startswith("pipe:")
+                except FileNotFoundError:
+                    pass
+            return n
 
         base = pipes()
         conns = [h.Conn(port, timeout=10) for _ in range(5)]
