@@ -60,6 +60,9 @@ VALGRIND = which("valgrind", "/usr/bin/valgrind")
 CG_CONTROL = which("callgrind_control", "/usr/bin/callgrind_control")
 CG_ANNOTATE = which("callgrind_annotate", "/usr/bin/callgrind_annotate")
 PERF = which("perf", "/usr/bin/perf")
+# --reuseport: portcullis and the nginx proxy get one SO_REUSEPORT listening
+# socket per worker (HAProxy 2.6 has no per-thread sockets)
+REUSEPORT = False
 
 
 def log(msg):
@@ -411,6 +414,7 @@ defaults:
 listeners:
   - name: bench
     bind: 127.0.0.1:%(port)d
+    reuseport: %(reuseport)s
     routes:
       - path_prefix: /
         backend: origin
@@ -420,7 +424,7 @@ backends:
     servers:
       - address: 127.0.0.1:%(oport)d
 """ % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
-                "user": user, "group": group})
+                "user": user, "group": group, "reuseport": "true" if REUSEPORT else "false"})
         out = subprocess.run([self.bin, "-t", "-c", self.conf], capture_output=True,
                              text=True, timeout=30)
         if out.returncode != 0:
@@ -439,7 +443,8 @@ class NginxProxy(Service):
         self.workers = workers
         self.conf = os.path.join(self.dir, "nginx.conf")
         v = {"d": self.dir, "nofile": NOFILE, "wconn": min(30000, NOFILE - 100), "port": self.port,
-             "oport": origin_port, "workers": workers}
+             "oport": origin_port, "workers": workers,
+             "reuseport": " reuseport" if REUSEPORT else ""}
         with open(self.conf, "w") as f:
             f.write("worker_processes %(workers)d;\n" % v + NGINX_COMMON % v + "http {\n" +
                     NGINX_HTTP_COMMON % v + """
@@ -450,7 +455,7 @@ class NginxProxy(Service):
         keepalive_timeout 60s;
     }
     server {
-        listen 127.0.0.1:%(port)d backlog=4096;
+        listen 127.0.0.1:%(port)d backlog=4096%(reuseport)s;
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -1022,8 +1027,10 @@ def header_lines(a):
         "- host: %s, %d CPUs, Linux %s; client, origin and proxies share them" %
         (cpu, os.cpu_count(), platform.release()),
         "- settings: workers %s, %d run(s) alternated portcullis, nginx, haproxy; "
-        "wrk -t%d, %d s per load; median of runs, ratios are medians of per-run ratios" %
-        (",".join(map(str, a.workers)), a.runs, a.wrk_threads, a.duration),
+        "wrk -t%d, %d s per load; median of runs, ratios are medians of per-run ratios%s" %
+        (",".join(map(str, a.workers)), a.runs, a.wrk_threads, a.duration,
+         "; --reuseport: portcullis and nginx accept from a SO_REUSEPORT socket per worker"
+         if getattr(a, "reuseport", False) else ""),
         "- CPU = utime+stime of all the proxy's processes (/proc/PID/stat) over the run, "
         "divided by the requests (or GiB) wrk reports; \"of which user space\" is the utime "
         "part (the rest is kernel time: loopback TCP, syscalls)",
@@ -1261,6 +1268,9 @@ def parse_args(argv):
                     help="instead of the comparison: profile one portcullis worker under "
                          "callgrind for N keep-alive requests each (default 10000,20000)")
     ap.add_argument("--callgrind-top", type=int, default=15)
+    ap.add_argument("--reuseport", action="store_true",
+                    help="portcullis (reuseport: true) and the nginx proxy (listen ... reuseport) "
+                         "accept from one SO_REUSEPORT socket per worker; HAProxy 2.6 cannot")
     ap.add_argument("--perf", action="store_true",
                     help="instead of the comparison: perf profile (kernel included) of each "
                          "proxy's one worker under 12-byte keep-alive load, as µs per request")
@@ -1287,6 +1297,8 @@ def parse_args(argv):
 
 def main(argv):
     a = parse_args(argv)
+    global REUSEPORT
+    REUSEPORT = a.reuseport
     if os.geteuid() != 0:
         raise BenchError("run as root (ulimits, strace, nginx/haproxy as root)")
     missing = [n for n, p in (("nginx", NGINX), ("haproxy", HAPROXY), ("wrk", WRK),
