@@ -203,25 +203,45 @@ static ssize_t io_read(int fd, struct buf *b, size_t max, bool *ready,
 	return -2;
 }
 
-/* Write a then b.  Bytes written (0 = would block, ready cleared), -1 error. */
+/*
+ * Write a then b.  Bytes written (0 = would block, ready cleared), -1 error.
+ * One buffer goes out with send(); two small ones (a response head and a
+ * short body) are joined on the stack for one send() too, since copying a
+ * few hundred bytes costs less than sendmsg's msghdr and iovec import;
+ * only larger pairs take sendmsg.
+ */
+#define IO_JOIN_MAX 2048
+
 static ssize_t io_write2(int fd, const char *a, size_t alen, const char *b,
 			 size_t blen, bool *ready)
 {
+	char joined[IO_JOIN_MAX];
 	struct iovec iov[2];
 	struct msghdr mh = {.msg_iov = iov};
 	ssize_t n;
 
-	if (alen) {
-		iov[mh.msg_iovlen].iov_base = (void *)a;
-		iov[mh.msg_iovlen++].iov_len = alen;
+	if (alen && blen && alen + blen <= sizeof(joined)) {
+		memcpy(joined, a, alen);
+		memcpy(joined + alen, b, blen);
+		a = joined;
+		alen += blen;
+		blen = 0;
 	}
-	if (blen) {
-		iov[mh.msg_iovlen].iov_base = (void *)b;
-		iov[mh.msg_iovlen++].iov_len = blen;
+	if (!alen || !blen) {
+		do
+			n = send(fd, alen ? a : b, alen ? alen : blen,
+				 MSG_NOSIGNAL);
+		while (n == -1 && errno == EINTR);
+	} else {
+		iov[0].iov_base = (void *)a;
+		iov[0].iov_len = alen;
+		iov[1].iov_base = (void *)b;
+		iov[1].iov_len = blen;
+		mh.msg_iovlen = 2;
+		do
+			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		while (n == -1 && errno == EINTR);
 	}
-	do
-		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
 	if (n >= 0)
 		return n;
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
