@@ -52,6 +52,10 @@ class UpgradeTest(unittest.TestCase):
                             self.pc.describe())
         self.pidfile = os.path.join(self.tmp, "pc.pid")
         self.assertEqual(ops.read_pid(self.pidfile), self.pc.pid)
+        # an upgrade while generation 1 is still starting is refused (a
+        # reload is in progress): wait until it serves
+        self.assertIsNotNone(self.pc.wait_log(r"generation 1 serving", 15),
+                             self.pc.describe())
         return self.pc
 
     def new_master(self, old_pid, timeout=30):
