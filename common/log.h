@@ -8,6 +8,8 @@
 #define PORTCULLIS_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 enum log_level {
 	LOG_LVL_DEBUG,
@@ -19,16 +21,29 @@ enum log_level {
 
 /*
  * Send the log to path ("stderr", "syslog" or a file) at level and above.
- * Returns 0, or -1 with errno set when the file cannot be opened (the
+ * A file is opened with log_file_open(path, uid, gid); log_reopen() uses
+ * the same uid/gid.  Returns 0, or -1 with the reason in err (the
  * previous destination stays in use).
  */
-int log_open(const char *path, enum log_level level);
+int log_open(const char *path, enum log_level level, uid_t uid, gid_t gid,
+	     char *err, size_t errlen);
 
-/* Reopen the current file (after rotation).  0 or -1 with errno. */
-int log_reopen(void);
+/* Reopen the current file (after rotation).  0, or -1 with err filled. */
+int log_reopen(char *err, size_t errlen);
 
-/* Make the current log file owned by uid/gid so workers can reopen it. */
-void log_chown(unsigned uid, unsigned gid);
+/*
+ * Open a log file for appending, safely for a root process whose workers
+ * run as uid:gid (not -1) and may own the log directory (the
+ * CVE-2016-1247 class): the file is opened as uid:gid would open it
+ * (setfsuid); only where that user may not create it does root open it,
+ * creating it exclusively and then giving it to uid:gid, or using an
+ * existing one untouched.  A symbolic link, FIFO, device or file with
+ * another hard link is refused.  A file that is created gets mode 0640.
+ * uid -1 (or not root): a plain open with the same checks.  Returns the
+ * descriptor, or -1 with the reason in err.
+ */
+int log_file_open(const char *path, uid_t uid, gid_t gid, char *err,
+		  size_t errlen);
 
 /* Parse "debug" .. "error"; -1 if unknown. */
 int log_level_parse(const char *s);

@@ -330,16 +330,16 @@ static void master_cleanup(struct master *m)
 
 static void master_reopen_logs(struct master *m)
 {
-	if (log_reopen() == -1)
-		log_error("reopening the error log: %s", strerror(errno));
-	if (m->m_cur.mg_uid != (uid_t)-1)
-		log_chown(m->m_cur.mg_uid, m->m_cur.mg_gid);
+	const struct config *cfg = m->m_cur.mg_cfg;
+	char why[256];
+
+	if (log_reopen(why, sizeof(why)) == -1)
+		log_error("reopening the error log: %s", why);
 	/* a rotated access log is re-created here, owned by the workers */
-	if (m->m_cur.mg_cfg != NULL &&
-	    access_prepare(m->m_cur.mg_cfg->access_log_path, m->m_cur.mg_uid,
-			   m->m_cur.mg_gid) == -1)
-		log_error("access log %s: %s", m->m_cur.mg_cfg->access_log_path,
-			  strerror(errno));
+	if (cfg != NULL && access_prepare(cfg->access_log_path, m->m_cur.mg_uid,
+					  m->m_cur.mg_gid, why,
+					  sizeof(why)) == -1)
+		log_error("access log %s: %s", cfg->access_log_path, why);
 	workers_signal_all(m, SIGUSR1);
 	log_notice("error log reopened");
 }

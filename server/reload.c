@@ -66,15 +66,14 @@ static int reload_resolve_ids(struct master_gen *g, char *err, size_t errlen)
 static int reload_open_log(const struct master_gen *g)
 {
 	const struct config *cfg = g->mg_cfg;
+	char why[256];
 
-	if (log_open(cfg->error_log_path,
-		     (enum log_level)cfg->error_log_level) == -1) {
+	if (log_open(cfg->error_log_path, (enum log_level)cfg->error_log_level,
+		     g->mg_uid, g->mg_gid, why, sizeof(why)) == -1) {
 		log_error("%s: error log %s: %s", cfg->path,
-			  cfg->error_log_path, strerror(errno));
+			  cfg->error_log_path, why);
 		return -1;
 	}
-	if (g->mg_uid != (uid_t)-1)
-		log_chown(g->mg_uid, g->mg_gid);
 	return 0;
 }
 
@@ -142,15 +141,17 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	bool new_ctl =
 		first ? !m->m_up.up_is_new
 		      : path == NULL || strcmp(path, cfg->control_socket);
+	char why[256];
 
 	memset(g, 0, sizeof(*g));
 	g->mg_ctl.cs_fd = -1;
 	g->mg_cfg = cfg;
 	if (reload_resolve_ids(g, err, errlen) == -1)
 		goto fail;
-	if (access_prepare(cfg->access_log_path, g->mg_uid, g->mg_gid) == -1) {
+	if (access_prepare(cfg->access_log_path, g->mg_uid, g->mg_gid, why,
+			   sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s: access log %s: %s", cfg->path,
-			 cfg->access_log_path, strerror(errno));
+			 cfg->access_log_path, why);
 		goto fail;
 	}
 	if (first && reload_open_log(g) == -1)

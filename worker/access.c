@@ -1,6 +1,8 @@
 /* access.c: the access log (see access.h). */
 #include "worker/access.h"
 
+#include "common/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,7 +21,8 @@ static char access_path[4096];
 static char access_buf[ACCESS_BUF];
 static size_t access_len;
 
-int access_open(const char *path, enum cfg_access_format format)
+int access_open(const char *path, enum cfg_access_format format, uid_t uid,
+		gid_t gid, char *err, size_t errlen)
 {
 	access_close();
 	if (path == NULL)
@@ -30,33 +33,33 @@ int access_open(const char *path, enum cfg_access_format format)
 		access_fd = STDERR_FILENO;
 		return 0;
 	}
-	access_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	access_fd = log_file_open(path, uid, gid, err, errlen);
 	return access_fd >= 0 ? 0 : -1;
 }
 
-int access_prepare(const char *path, unsigned uid, unsigned gid)
+int access_prepare(const char *path, uid_t uid, gid_t gid, char *err,
+		   size_t errlen)
 {
-	int fd, rc = 0;
+	int fd;
 
 	if (path == NULL || strcmp(path, "stderr") == 0)
 		return 0;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	fd = log_file_open(path, uid, gid, err, errlen);
 	if (fd == -1)
 		return -1;
-	if (uid != (unsigned)-1 && fchown(fd, uid, gid) == -1)
-		rc = -1;
 	close(fd);
-	return rc;
+	return 0;
 }
 
-int access_reopen(void)
+int access_reopen(char *err, size_t errlen)
 {
 	int fd;
 
 	if (access_fd < 0 || access_fd == STDERR_FILENO)
 		return 0;
 	access_flush();
-	fd = open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	/* a worker runs as its own user here: a plain open, same checks */
+	fd = log_file_open(access_path, (uid_t)-1, (gid_t)-1, err, errlen);
 	if (fd == -1)
 		return -1;
 	close(access_fd);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 
@@ -37,20 +38,25 @@ struct access_rec {
 };
 
 /*
- * Open the log ("stderr" or a path) in the given format.  0, or -1 with
- * errno.  path NULL turns the access log off.
+ * Open the log ("stderr" or a path) in the given format, with
+ * log_file_open(path, uid, gid) (a worker calls it as root, before it
+ * drops to uid:gid).  0, or -1 with the reason in err.  path NULL turns
+ * the access log off.
  */
-int access_open(const char *path, enum cfg_access_format format);
+int access_open(const char *path, enum cfg_access_format format, uid_t uid,
+		gid_t gid, char *err, size_t errlen);
 
 /*
- * Master side: create the log file if it is missing and give it to
- * uid/gid (when not -1), so that workers, which run as that user, can
- * reopen it after rotation.  Does nothing for off / stderr.  0 or -1.
+ * Master side: create the log file if it is missing, as uid:gid (not -1)
+ * would (log_file_open), so that workers, which run as that user, can
+ * reopen it after rotation.  Does nothing for off / stderr.  0, or -1
+ * with the reason in err.
  */
-int access_prepare(const char *path, unsigned uid, unsigned gid);
+int access_prepare(const char *path, uid_t uid, gid_t gid, char *err,
+		   size_t errlen);
 
-/* Reopen the file after rotation (SIGUSR1).  0 or -1 with errno. */
-int access_reopen(void);
+/* Reopen the file after rotation (SIGUSR1).  0, or -1 with err filled. */
+int access_reopen(char *err, size_t errlen);
 
 static inline bool access_enabled(void)
 {

@@ -207,6 +207,17 @@ void worker_drain(struct worker *w)
 	worker_check_done(w);
 }
 
+/* SIGUSR1: as the workers' user, so a planted link gains nothing. */
+static void worker_reopen_logs(void)
+{
+	char why[256];
+
+	if (log_reopen(why, sizeof(why)) == -1)
+		log_error("reopening the error log: %s", why);
+	if (access_reopen(why, sizeof(why)) == -1)
+		log_error("reopening the access log: %s", why);
+}
+
 static void worker_on_signal(struct loop_io *io, uint32_t ev)
 {
 	struct worker *w = io->io_data;
@@ -223,12 +234,7 @@ static void worker_on_signal(struct loop_io *io, uint32_t ev)
 			worker_drain(w);
 			break;
 		case SIGUSR1:
-			if (log_reopen() == -1)
-				log_error("reopening the error log: %s",
-					  strerror(errno));
-			if (access_reopen() == -1)
-				log_error("reopening the access log: %s",
-					  strerror(errno));
+			worker_reopen_logs();
 			break;
 		default:
 			break;
@@ -259,6 +265,26 @@ static int worker_drop_privileges(uid_t uid, gid_t gid)
 	    setuid(uid) == -1) {
 		log_error("dropping privileges to %u:%u: %s", (unsigned)uid,
 			  (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Die with the master.  Set after setuid(): the kernel clears the parent
+ * death signal when the credentials change, so set before it, a kill -9
+ * of the master would leave the workers serving unsupervised and holding
+ * the ports.  The master may already be gone (then we were reparented).
+ */
+static int worker_bind_to_master(pid_t master)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1) {
+		log_error("PR_SET_PDEATHSIG: %s", strerror(errno));
+		return -1;
+	}
+	if (getppid() != master) {
+		log_error("the master (pid %d) is gone: worker exits",
+			  (int)master);
 		return -1;
 	}
 	return 0;
@@ -331,7 +357,9 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 		unsigned generation, uid_t uid, gid_t gid,
 		const struct worker_report *report)
 {
+	pid_t master = getppid();
 	struct worker w;
+	char why[256];
 	int rc = 1;
 
 	memset(&w, 0, sizeof(w));
@@ -340,14 +368,14 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	w.w_report.wr_fd = -1;
 	if (report != NULL)
 		w.w_report = *report;
-	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	(void)prctl(PR_SET_NAME, "portcullis-wrk");
 	signal(SIGPIPE, SIG_IGN);
 	/* opened before dropping privileges, like the error log */
-	if (access_open(cfg->access_log_path, cfg->access_log_format) == -1)
-		log_error("access log %s: %s", cfg->access_log_path,
-			  strerror(errno));
-	if (worker_drop_privileges(uid, gid) == -1)
+	if (access_open(cfg->access_log_path, cfg->access_log_format, uid, gid,
+			why, sizeof(why)) == -1)
+		log_error("access log %s: %s", cfg->access_log_path, why);
+	if (worker_drop_privileges(uid, gid) == -1 ||
+	    worker_bind_to_master(master) == -1)
 		return 2;
 	if (loop_init(&w.w_loop) == -1) {
 		log_error("epoll_create: %s", strerror(errno));
@@ -364,7 +392,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 		goto fail;
 	}
 	/* the master may have gone while we were starting */
-	if (getppid() == 1)
+	if (getppid() != master)
 		goto fail;
 	if (health_start(&w, w.w_report.wr_slot,
 			 w.w_report.wr_nslots ? w.w_report.wr_nslots : 1) == -1) {

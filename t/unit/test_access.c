@@ -19,13 +19,14 @@ static char *log_one(const struct access_rec *r, enum cfg_access_format f)
 {
 	char path[] = "/tmp/pc-access-XXXXXX";
 	static char out[16384];
+	char err[256];
 	int fd = mkstemp(path);
 	FILE *fp;
 	size_t n;
 
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	ck_assert_int_eq(access_open(path, f), 0);
+	ck_assert_int_eq(access_open(path, f, (uid_t)-1, (gid_t)-1, err, sizeof(err)), 0);
 	access_log(r);
 	access_close();
 	fp = fopen(path, "r");
