@@ -72,8 +72,9 @@ class ReloadUnderLoadTest(unittest.TestCase):
         """About 50 reloads, every `portcullis reload` exited 0.  How many fit
         in the load window depends on the machine (each waits until its
         generation serves), so the count is only bounded from below loosely:
-        a test about losing nothing, not about speed."""
-        self.assertGreaterEqual(len(self.reloads), 15, self.reloads)
+        a test about losing nothing, not about speed (14 fitted on a 2-core
+        machine with two other ASan builds running)."""
+        self.assertGreaterEqual(len(self.reloads), 10, self.reloads)
         bad = [r for r in self.reloads if r[0] != 0]
         self.assertEqual(bad, [], self.pc.error_log()[-3000:])
         self.assertIsNotNone(
