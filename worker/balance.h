@@ -16,16 +16,14 @@
 
 #include "common/shm.h"
 #include "config/config.h"
-
-struct upstream; /* worker/proxy.c */
+#include "worker/keepalive.h"
 
 struct balance_server {
 	const struct cfg_server *srv_cfg; /* borrowed */
 	const struct cfg_backend *srv_be; /* borrowed */
 	struct shm_server *srv_shm;       /* machine-wide state */
 	int64_t srv_current;     /* smooth WRR current weight */
-	struct upstream *srv_idle; /* idle keep-alive connections, LIFO */
-	uint32_t srv_nidle;
+	struct keepalive_pool srv_idle; /* idle keep-alive connections */
 	uint32_t srv_active;     /* connections of this worker in use */
 };
 

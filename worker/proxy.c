@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include "common/shm.h"
 #include "worker/access.h"
 #include "worker/http.h"
+#include "worker/keepalive.h"
 
 #define PROXY_LINGER_MS 2000     /* wait for the client's FIN after ours */
 #define PROXY_DRAIN_GRACE_MS 1000 /* idle keep-alive grace while draining */
@@ -53,6 +55,17 @@ enum conn_state {
 	CS_CLOSED,
 };
 
+/*
+ * What a step of the state machine did, for conn_pump() and for the steps
+ * that call each other: they return it instead of re-reading c_state.
+ */
+enum step {
+	STEP_BLOCKED, /* nothing moved: wait for an event or a timer */
+	STEP_MOVED,   /* bytes moved: run the same state's step again */
+	STEP_NEXT,    /* the state changed: run the new state's step */
+	STEP_GONE,    /* the connection is closed: touch it no more */
+};
+
 enum conn_phase {
 	PH_NONE,
 	PH_CONNECT,  /* connect_timeout */
@@ -66,27 +79,87 @@ struct upstream {
 	struct worker *u_w;
 	struct balance_server *u_srv;
 	struct conn *u_conn;          /* client served, NULL when idle */
-	struct upstream *u_next;      /* idle pool or dead list */
+	struct keepalive_link u_link; /* in its server's idle pool */
+	struct upstream *u_next;      /* dead list */
 	struct buf u_in;              /* response bytes from the server */
 	bool u_connected;
 	bool u_rd_ready, u_wr_ready;
 	bool u_has_hup;               /* FIN/error seen: read to the end */
 	bool u_eof;
 	bool u_reused;                /* came from the idle pool */
-	bool u_is_idle;               /* sitting in its server's pool */
 	bool u_wr_shut;               /* tunnel: our FIN sent */
 };
 
+/*
+ * One request and its response on a client connection (nginx's
+ * ngx_http_request_t to ngx_connection_t): everything here is reset by
+ * one assignment when the next request begins (conn_next_request).
+ * Descriptors, buffers and list links belong to struct conn.
+ */
+struct exchange {
+	enum conn_phase x_phase;
+	const struct cfg_limits *x_lim; /* listener's, then the route's */
+	size_t x_head_scanned;          /* http_head_end's resume point */
+	uint32_t x_rh_sent;             /* bytes of c_rh sent to the server */
+
+	/* balancing */
+	struct balance_backend *x_be;
+	struct balance_server *x_srv;   /* last server picked */
+	uint64_t x_tried;               /* servers tried for this request */
+	uint32_t x_attempts_left;
+	uint32_t x_hash;                /* balance: hash key of the request */
+	bool x_connect_timed_out;       /* the last connect failure: 504 */
+
+	/* request */
+	bool x_is_head_req;
+	bool x_is_http10;
+	bool x_req_upgrade;             /* asked to switch protocols */
+	bool x_is_idempotent;           /* may be sent twice (RFC 9110 §9.2.2) */
+	bool x_close_after;             /* close once this response is done */
+	bool x_client_closes;           /* the client said so: it sends no more */
+	enum http_body x_req_body;
+	uint64_t x_req_left;
+	uint64_t x_req_total;
+	struct http_chunked x_req_chunk;
+	bool x_req_scanned;             /* end of the body located */
+	size_t x_req_fwd;               /* body bytes at the front of c_in */
+	bool x_req_body_sent;           /* some body byte reached a server */
+
+	/* response */
+	bool x_resp_head_done;
+	bool x_resp_started;            /* a byte was sent to the client */
+	bool x_resp_keepalive;
+	enum http_body x_resp_body;
+	uint64_t x_resp_left;
+	struct http_chunked x_resp_chunk;
+	bool x_resp_scanned;
+	size_t x_resp_fwd;              /* body bytes at the front of u_in */
+	size_t x_resp_scanned_head;
+
+	/* for the access log: this request's story */
+	bool x_req_open;                /* dispatched or refused, not logged */
+	uint64_t x_req_start;           /* first byte of the head, ms */
+	uint64_t x_dispatch_at;         /* head parsed, ms */
+	uint64_t x_connect_at;          /* connect() started, ms */
+	int64_t x_connect_ms, x_resp_ms; /* -1: none */
+	uint64_t x_head_in;             /* request head bytes */
+	uint64_t x_bytes_out;           /* bytes written to the client */
+	unsigned x_status, x_up_status;
+	unsigned x_route;               /* 1-based index in the listener */
+	uint16_t x_method_len;          /* c_rh starts "METHOD SP URI SP" */
+	uint32_t x_uri_len;
+	struct http_slice x_referer, x_agent, x_rid; /* offsets into c_rh */
+};
+
+/* A client connection: its socket, buffers and keep-alive life. */
 struct conn {
 	struct loop_io c_io;
 	struct timer c_timer;
 	struct worker *c_w;
 	struct worker_listener *c_wl;
-	const struct cfg_limits *c_lim; /* listener's, then the route's */
-	struct conn *c_prev, *c_next;   /* w_conns */
-	struct conn *c_dead;            /* w_dead chain */
-	enum conn_state c_state;
-	enum conn_phase c_phase;
+	struct conn *c_prev, *c_next;   /* p_conns */
+	struct conn *c_dead;            /* p_dead chain */
+	enum conn_state c_state;        /* changed by conn_set_state() only */
 	bool c_rd_ready, c_wr_ready;
 	bool c_has_hup;                 /* FIN/error seen: read to the end */
 	bool c_eof;                     /* client sent FIN */
@@ -98,71 +171,69 @@ struct conn {
 	struct buf c_in;   /* bytes from the client */
 	struct buf c_out;  /* response head / generated reply to the client */
 	struct buf c_rh;   /* rewritten request head for the upstream */
-	uint32_t c_rh_sent;
-	size_t c_head_scanned;
-
-	struct upstream *c_up;
-	struct balance_backend *c_be;
-	struct balance_server *c_srv;   /* last server picked */
-	uint64_t c_tried;               /* servers tried for this request */
-	uint32_t c_attempts_left;
-	uint32_t c_hash;                /* balance: hash key of the request */
-	bool c_connect_timed_out;       /* the last connect failure: 504 */
-
-	/* request */
-	bool c_is_head_req;
-	bool c_is_http10;
-	bool c_req_upgrade;             /* asked to switch protocols */
-	bool c_is_idempotent;           /* may be sent twice (RFC 9110 §9.2.2) */
-	bool c_close_after;             /* close once this response is done */
-	bool c_client_closes;           /* the client said so: it sends no more */
-	enum http_body c_req_body;
-	uint64_t c_req_left;
-	uint64_t c_req_total;
-	struct http_chunked c_req_chunk;
-	bool c_req_scanned;             /* end of the body located */
-	size_t c_req_fwd;               /* body bytes at the front of c_in */
-	bool c_req_body_sent;           /* some body byte reached a server */
-
-	/* response */
-	bool c_resp_head_done;
-	bool c_resp_started;            /* a byte was sent to the client */
-	bool c_resp_keepalive;
-	enum http_body c_resp_body;
-	uint64_t c_resp_left;
-	struct http_chunked c_resp_chunk;
-	bool c_resp_scanned;
-	size_t c_resp_fwd;              /* body bytes at the front of u_in */
-	size_t c_resp_scanned_head;
+	struct upstream *c_up;          /* the server side, NULL: none */
 	int c_pipe[2];                  /* splice: server -> pipe -> client */
 	size_t c_pipe_len;              /* bytes in the pipe */
 	size_t c_pipe_cap;              /* 0: no pipe */
 
-	/* for the access log: this request's story */
-	bool c_req_open;                /* dispatched or refused, not logged */
-	uint64_t c_req_start;           /* first byte of the head, ms */
-	uint64_t c_dispatch_at;         /* head parsed, ms */
-	uint64_t c_connect_at;          /* connect() started, ms */
-	int64_t c_connect_ms, c_resp_ms;
-	uint64_t c_head_in;             /* request head bytes */
-	uint64_t c_bytes_out;           /* bytes written to the client */
-	unsigned c_status, c_up_status;
-	unsigned c_route;               /* 1-based index in the listener */
-	uint16_t c_method_len;          /* c_rh starts "METHOD SP URI SP" */
-	uint32_t c_uri_len;
-	struct http_slice c_referer, c_agent, c_rid; /* offsets into c_rh */
+	struct exchange c_x;            /* the request in progress */
+};
+
+/* A worker's connections: owned here, opaque to the worker. */
+struct proxy {
+	struct conn *p_conns;           /* every client connection */
+	size_t p_nconns;
+	struct conn *p_dead;            /* closed, freed after the turn */
+	struct upstream *p_dead_up;
+	struct conn *p_conn_cache;      /* freed structs kept for reuse */
+	size_t p_nconn_cache;
 };
 
 static struct http_msg proxy_msg; /* scratch: one head is parsed at a time */
+
+static const char *const conn_state_names[] = {
+	[CS_HEAD] = "head",     [CS_PROXY] = "proxy",   [CS_REPLY] = "reply",
+	[CS_LINGER] = "linger", [CS_TUNNEL] = "tunnel", [CS_CLOSED] = "closed",
+};
+
+/*
+ * Every change of c_state goes through here (relayd's
+ * relay_connect_state): logged at debug level, and returns what the
+ * caller's step must return -- STEP_NEXT, or STEP_GONE once closed.
+ */
+static enum step conn_set_state(struct conn *c, enum conn_state to)
+{
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_debug("listener %s: client %s fd %d: %s -> %s",
+			  c->c_wl->wl_cfg->name, c->c_peer, c->c_io.io_fd,
+			  conn_state_names[c->c_state], conn_state_names[to]);
+	c->c_state = to;
+	return to == CS_CLOSED ? STEP_GONE : STEP_NEXT;
+}
+
+/*
+ * Fold the result r of a sub-step into *sum.  True when the caller must
+ * return *sum at once: the state changed or the connection is gone.
+ */
+static inline bool step_ends(enum step r, enum step *sum)
+{
+	if (r >= STEP_NEXT) {
+		*sum = r;
+		return true;
+	}
+	if (r == STEP_MOVED)
+		*sum = STEP_MOVED;
+	return false;
+}
 
 static void conn_pump(struct conn *c);
 static void conn_on_io(struct loop_io *io, uint32_t ev);
 static void conn_on_timer(struct timer *t);
 static void up_on_io(struct loop_io *io, uint32_t ev);
 static void up_on_timer(struct timer *t);
-static void conn_reply(struct conn *c, unsigned status);
-static void conn_abort(struct conn *c);
-static void conn_connect(struct conn *c);
+static enum step conn_reply(struct conn *c, unsigned status);
+static enum step conn_abort(struct conn *c);
+static enum step conn_connect(struct conn *c);
 static void conn_pipe_close(struct conn *c);
 
 /* ---- small I/O helpers ------------------------------------------------ */
@@ -326,6 +397,16 @@ static const char *up_backend(const struct upstream *u)
 	return u->u_srv->srv_be->name;
 }
 
+static bool up_is_idle(const struct upstream *u)
+{
+	return u->u_link.kl_is_pooled;
+}
+
+static struct upstream *up_of_link(struct keepalive_link *l)
+{
+	return (struct upstream *)((char *)l - offsetof(struct upstream, u_link));
+}
+
 static void up_close(struct upstream *u)
 {
 	struct worker *w = u->u_w;
@@ -337,22 +418,13 @@ static void up_close(struct upstream *u)
 	close(u->u_io.io_fd);
 	u->u_io.io_fd = -1;
 	buf_drop(&u->u_in);
-	if (u->u_is_idle) {
-		/* idle: unlink from the pool */
-		struct upstream **pp = &u->u_srv->srv_idle;
-
-		while (*pp != NULL && *pp != u)
-			pp = &(*pp)->u_next;
-		if (*pp == u) {
-			*pp = u->u_next;
-			u->u_srv->srv_nidle--;
-		}
-	} else {
+	if (up_is_idle(u))
+		keepalive_remove(&u->u_srv->srv_idle, &u->u_link);
+	else
 		balance_use(u->u_srv, -1);
-	}
 	u->u_conn = NULL;
-	u->u_next = w->w_dead_up;
-	w->w_dead_up = u;
+	u->u_next = w->w_proxy->p_dead_up;
+	w->w_proxy->p_dead_up = u;
 }
 
 /* Start a non-blocking connect to s.  NULL (errno set) on failure. */
@@ -401,14 +473,12 @@ static struct upstream *up_connect(struct worker *w, struct balance_server *s)
 /* Take an idle connection to s from the pool, or NULL. */
 static struct upstream *up_pool_get(struct balance_server *s)
 {
-	struct upstream *u = s->srv_idle;
+	struct keepalive_link *l = keepalive_take(&s->srv_idle);
+	struct upstream *u;
 
-	if (u == NULL)
+	if (l == NULL)
 		return NULL;
-	s->srv_idle = u->u_next;
-	s->srv_nidle--;
-	u->u_next = NULL;
-	u->u_is_idle = false;
+	u = up_of_link(l);
 	u->u_reused = true;
 	u->u_wr_ready = true;
 	loop_timer_del(&u->u_w->w_loop, &u->u_timer);
@@ -422,17 +492,14 @@ static void up_pool_put(struct upstream *u)
 	struct balance_server *s = u->u_srv;
 
 	u->u_conn = NULL;
-	if (u->u_w->w_draining || s->srv_nidle >= s->srv_be->keepalive ||
+	if (u->u_w->w_draining || keepalive_is_full(&s->srv_idle, s->srv_be->keepalive) ||
 	    buf_len(&u->u_in) != 0 || u->u_eof || u->u_has_hup) {
 		up_close(u);
 		return;
 	}
 	balance_use(s, -1);
-	u->u_is_idle = true;
 	buf_release(&u->u_in);
-	u->u_next = s->srv_idle;
-	s->srv_idle = u;
-	s->srv_nidle++;
+	keepalive_put(&s->srv_idle, &u->u_link);
 	loop_timer_in(&u->u_w->w_loop, &u->u_timer, PROXY_UPSTREAM_IDLE_MS);
 }
 
@@ -456,14 +523,14 @@ static int up_connect_result(struct upstream *u)
 	return 0;
 }
 
-static void conn_connect_failed(struct conn *c, const char *why);
+static enum step conn_connect_failed(struct conn *c, const char *why);
 
 static void up_on_io(struct loop_io *io, uint32_t ev)
 {
 	struct upstream *u = io->io_data;
 	struct conn *c = u->u_conn;
 
-	if (u->u_is_idle) {
+	if (up_is_idle(u)) {
 		/* idle in the pool: the server closed it or sent junk
 		 * (EPOLLOUT alone just says the socket is writable) */
 		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -474,13 +541,13 @@ static void up_on_io(struct loop_io *io, uint32_t ev)
 		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
 		if (up_connect_result(u) == -1) {
-			c->c_connect_timed_out = false;
-			conn_connect_failed(c, strerror(errno));
+			c->c_x.x_connect_timed_out = false;
+			(void)conn_connect_failed(c, strerror(errno));
 			conn_pump(c);
 			return;
 		}
 		u->u_connected = true;
-		c->c_connect_ms = (int64_t)(u->u_w->w_loop.lp_now - c->c_connect_at);
+		c->c_x.x_connect_ms = (int64_t)(u->u_w->w_loop.lp_now - c->c_x.x_connect_at);
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		u->u_rd_ready = true;
@@ -531,13 +598,13 @@ static void conn_count_route(const struct conn *c)
 	const struct cfg_route *r;
 	struct shm_route *rt;
 
-	if (c->c_route == 0 || shm_zone() == NULL)
+	if (c->c_x.x_route == 0 || shm_zone() == NULL)
 		return;
-	r = &c->c_wl->wl_cfg->routes[c->c_route - 1];
+	r = &c->c_wl->wl_cfg->routes[c->c_x.x_route - 1];
 	rt = shm_route(shm_zone(), r);
 	atomic_fetch_add_explicit(&rt->rt_requests, 1, memory_order_relaxed);
-	if (c->c_status >= 100 && c->c_status < 600)
-		atomic_fetch_add_explicit(&rt->rt_status[c->c_status / 100], 1,
+	if (c->c_x.x_status >= 100 && c->c_x.x_status < 600)
+		atomic_fetch_add_explicit(&rt->rt_status[c->c_x.x_status / 100], 1,
 					  memory_order_relaxed);
 }
 
@@ -546,56 +613,57 @@ static void conn_log(struct conn *c)
 {
 	struct access_rec r;
 
-	if (!c->c_req_open)
+	if (!c->c_x.x_req_open)
 		return;
-	c->c_req_open = false;
+	c->c_x.x_req_open = false;
 	conn_count_route(c);
 	if (!access_enabled())
 		return;
 	memset(&r, 0, sizeof(r));
 	r.client = c->c_peer;
-	if (c->c_method_len) {
-		struct http_slice m = {0, c->c_method_len};
-		struct http_slice u = {c->c_method_len + 1u, c->c_uri_len};
+	if (c->c_x.x_method_len) {
+		struct http_slice m = {0, c->c_x.x_method_len};
+		struct http_slice u = {c->c_x.x_method_len + 1u, c->c_x.x_uri_len};
 
 		r.method = rh_str(c, m);
 		r.uri = rh_str(c, u);
-		r.referer = rh_str(c, c->c_referer);
-		r.agent = rh_str(c, c->c_agent);
-		r.request_id = rh_str(c, c->c_rid);
+		r.referer = rh_str(c, c->c_x.x_referer);
+		r.agent = rh_str(c, c->c_x.x_agent);
+		r.request_id = rh_str(c, c->c_x.x_rid);
 	} else {
 		r.uri = raw_request_line(c);
 	}
-	r.version = c->c_is_http10 ? 10 : 11;
-	r.status = c->c_status;
-	r.bytes_in = c->c_head_in + c->c_req_total;
-	r.bytes_out = c->c_bytes_out;
-	r.duration_ms = c->c_w->w_loop.lp_now - c->c_req_start;
+	r.version = c->c_x.x_is_http10 ? 10 : 11;
+	r.status = c->c_x.x_status;
+	r.bytes_in = c->c_x.x_head_in + c->c_x.x_req_total;
+	r.bytes_out = c->c_x.x_bytes_out;
+	r.duration_ms = c->c_w->w_loop.lp_now - c->c_x.x_req_start;
 	r.listener = c->c_wl->wl_cfg->name;
-	r.route = c->c_route;
-	r.backend = c->c_be ? c->c_be->be_cfg->name : NULL;
-	r.server = c->c_srv ? c->c_srv->srv_cfg->addr.str : NULL;
-	r.upstream_status = c->c_up_status;
-	r.upstream_connect_ms = c->c_connect_ms;
-	r.upstream_response_ms = c->c_resp_ms;
+	r.route = c->c_x.x_route;
+	r.backend = c->c_x.x_be ? c->c_x.x_be->be_cfg->name : NULL;
+	r.server = c->c_x.x_srv ? c->c_x.x_srv->srv_cfg->addr.str : NULL;
+	r.upstream_status = c->c_x.x_up_status;
+	r.upstream_connect_ms = c->c_x.x_connect_ms;
+	r.upstream_response_ms = c->c_x.x_resp_ms;
 	access_log(&r);
 }
 
-static void conn_close(struct conn *c)
+/* Close now; the struct is freed after the loop turn.  STEP_GONE. */
+static enum step conn_close(struct conn *c)
 {
 	struct worker *w = c->c_w;
 
 	if (c->c_state == CS_CLOSED)
-		return;
-	if (c->c_req_open && c->c_status == 0)
-		c->c_status = 499; /* nginx's "client closed request" */
+		return STEP_GONE;
+	if (c->c_x.x_req_open && c->c_x.x_status == 0)
+		c->c_x.x_status = 499; /* nginx's "client closed request" */
 	conn_log(c);
 	conn_detach_up(c, false);
 	loop_timer_del(&w->w_loop, &c->c_timer);
 	loop_forget_fd(&c->c_io);
 	close(c->c_io.io_fd);
+	(void)conn_set_state(c, CS_CLOSED);
 	c->c_io.io_fd = -1;
-	c->c_state = CS_CLOSED;
 	conn_pipe_close(c);
 	buf_drop(&c->c_in);
 	buf_drop(&c->c_out);
@@ -603,58 +671,39 @@ static void conn_close(struct conn *c)
 	if (c->c_prev != NULL)
 		c->c_prev->c_next = c->c_next;
 	else
-		w->w_conns = c->c_next;
+		w->w_proxy->p_conns = c->c_next;
 	if (c->c_next != NULL)
 		c->c_next->c_prev = c->c_prev;
-	w->w_nconns--;
-	c->c_dead = w->w_dead;
-	w->w_dead = c;
-	worker_check_done(w);
+	w->w_proxy->p_nconns--;
+	c->c_dead = w->w_proxy->p_dead;
+	w->w_proxy->p_dead = c;
+	return STEP_GONE;
 }
 
 /* Close gracefully: FIN first, then wait briefly for the client's. */
-static void conn_linger(struct conn *c)
+static enum step conn_linger(struct conn *c)
 {
 	conn_detach_up(c, false);
 	buf_drop(&c->c_out);
 	buf_drop(&c->c_rh);
 	buf_drop(&c->c_in);
-	if (shutdown(c->c_io.io_fd, SHUT_WR) == -1 || c->c_eof) {
-		conn_close(c);
-		return;
-	}
-	c->c_state = CS_LINGER;
+	if (shutdown(c->c_io.io_fd, SHUT_WR) == -1 || c->c_eof)
+		return conn_close(c);
 	loop_timer_in(&c->c_w->w_loop, &c->c_timer, PROXY_LINGER_MS);
+	return conn_set_state(c, CS_LINGER);
 }
 
-/* Reset per-request state and wait for the next request head. */
-static void conn_next_request(struct conn *c)
+/* Start a new exchange and wait for the next request head. */
+static enum step conn_next_request(struct conn *c)
 {
 	struct worker *w = c->c_w;
 
-	c->c_state = CS_HEAD;
-	c->c_phase = PH_NONE;
-	c->c_lim = &c->c_wl->wl_cfg->limits;
-	c->c_head_scanned = 0;
-	c->c_rh_sent = 0;
-	c->c_tried = 0;
-	c->c_connect_timed_out = false;
-	c->c_be = NULL;
-	c->c_srv = NULL;
-	c->c_req_fwd = c->c_resp_fwd = 0;
-	c->c_req_scanned = c->c_resp_scanned = false;
-	c->c_resp_head_done = c->c_resp_started = false;
-	c->c_req_body_sent = false;
-	c->c_close_after = c->c_client_closes = false;
-	c->c_req_total = 0;
-	c->c_resp_scanned_head = 0;
-	c->c_req_start = w->w_loop.lp_now;
-	c->c_connect_ms = c->c_resp_ms = -1;
-	c->c_bytes_out = c->c_head_in = 0;
-	c->c_status = c->c_up_status = 0;
-	c->c_route = 0;
-	c->c_method_len = 0;
-	c->c_referer.len = c->c_agent.len = c->c_rid.len = 0;
+	c->c_x = (struct exchange){
+		.x_lim = &c->c_wl->wl_cfg->limits,
+		.x_req_start = w->w_loop.lp_now,
+		.x_connect_ms = -1,
+		.x_resp_ms = -1,
+	};
 	buf_release(&c->c_out);
 	buf_drop(&c->c_rh); /* sent and logged: an idle client holds no buffer */
 	conn_pipe_close(c);
@@ -662,17 +711,19 @@ static void conn_next_request(struct conn *c)
 	c->c_is_idle = buf_len(&c->c_in) == 0;
 	loop_timer_in(&w->w_loop, &c->c_timer,
 		      c->c_is_idle ? (w->w_draining ? PROXY_DRAIN_GRACE_MS
-						    : c->c_lim->keepalive_timeout_ms)
-				   : c->c_lim->client_header_timeout_ms);
+						    : c->c_x.x_lim->keepalive_timeout_ms)
+				   : c->c_x.x_lim->client_header_timeout_ms);
+	return conn_set_state(c, CS_HEAD);
 }
 
 static struct conn *conn_alloc(struct worker *w)
 {
-	struct conn *c = w->w_conn_cache;
+	struct proxy *px = w->w_proxy;
+	struct conn *c = px->p_conn_cache;
 
 	if (c != NULL) {
-		w->w_conn_cache = c->c_dead;
-		w->w_nconn_cache--;
+		px->p_conn_cache = c->c_dead;
+		px->p_nconn_cache--;
 		memset(c, 0, sizeof(*c));
 		return c;
 	}
@@ -705,24 +756,24 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		strcpy(c->c_peer, "unix");
 	c->c_is_trusted = cidr_match_any(wl->wl_cfg->trusted_proxies,
 					 wl->wl_cfg->ntrusted_proxies, peer);
-	c->c_next = w->w_conns;
-	if (w->w_conns != NULL)
-		w->w_conns->c_prev = c;
-	w->w_conns = c;
-	w->w_nconns++;
+	c->c_next = w->w_proxy->p_conns;
+	if (c->c_next != NULL)
+		c->c_next->c_prev = c;
+	w->w_proxy->p_conns = c;
+	w->w_proxy->p_nconns++;
 	if (wl->wl_cfg->protocol == CFG_PROTO_TCP) {
-		c->c_state = CS_TUNNEL;
-		c->c_lim = &wl->wl_cfg->limits;
-		c->c_be = balance_find(w->w_bes, w->w_cfg, wl->wl_cfg->backend);
-		c->c_hash = balance_hash(c->c_peer, strlen(c->c_peer));
-		c->c_attempts_left = 1 + c->c_be->be_cfg->retries;
-		conn_connect(c);
-		conn_pump(c);
+		(void)conn_set_state(c, CS_TUNNEL);
+		c->c_x.x_lim = &wl->wl_cfg->limits;
+		c->c_x.x_be = balance_find(w->w_bes, w->w_cfg, wl->wl_cfg->backend);
+		c->c_x.x_hash = balance_hash(c->c_peer, strlen(c->c_peer));
+		c->c_x.x_attempts_left = 1 + c->c_x.x_be->be_cfg->retries;
+		if (conn_connect(c) != STEP_GONE)
+			conn_pump(c);
 		return;
 	}
-	conn_next_request(c);
+	(void)conn_next_request(c);
 	c->c_is_idle = false; /* a new connection owes us a request head */
-	loop_timer_in(&w->w_loop, &c->c_timer, c->c_lim->client_header_timeout_ms);
+	loop_timer_in(&w->w_loop, &c->c_timer, c->c_x.x_lim->client_header_timeout_ms);
 	/*
 	 * Clients send their request right after the handshake, so it is
 	 * usually here already: read it now, and register with epoll only
@@ -758,44 +809,40 @@ static const char *status_reason(unsigned status)
  * Answer with a short, neutral error and close.  If part of a response
  * already went out, the only honest thing left is to cut the connection.
  */
-static void conn_reply(struct conn *c, unsigned status)
+static enum step conn_reply(struct conn *c, unsigned status)
 {
 	char msg[256];
 	const char *reason = status_reason(status);
 	int n;
 
-	if (c->c_resp_started) {
-		conn_abort(c);
-		return;
-	}
+	if (c->c_x.x_resp_started)
+		return conn_abort(c);
 	conn_detach_up(c, false);
-	if (buf_reserve(&c->c_out) == -1) {
-		conn_close(c);
-		return;
-	}
+	if (buf_reserve(&c->c_out) == -1)
+		return conn_close(c);
 	c->c_out.b_r = c->c_out.b_w = 0;
 	n = snprintf(msg, sizeof(msg),
 		     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\n"
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%u %s\n",
 		     status, reason, strlen(reason) + 5, status, reason);
-	if (c->c_is_head_req)
+	if (c->c_x.x_is_head_req)
 		n = (int)(strstr(msg, "\r\n\r\n") + 4 - msg);
 	(void)out_put(&c->c_out, msg, (size_t)n);
 	if (c->c_state == CS_HEAD && !c->c_is_idle)
-		c->c_req_open = true; /* refused before dispatch: log it too */
-	c->c_status = status;
-	c->c_bytes_out += (uint64_t)n;
+		c->c_x.x_req_open = true; /* refused before dispatch: log it too */
+	c->c_x.x_status = status;
+	c->c_x.x_bytes_out += (uint64_t)n;
 	conn_log(c);
-	c->c_state = CS_REPLY;
-	c->c_phase = PH_NONE;
+	c->c_x.x_phase = PH_NONE;
 	loop_timer_in(&c->c_w->w_loop, &c->c_timer,
-		      c->c_lim->client_body_timeout_ms);
+		      c->c_x.x_lim->client_body_timeout_ms);
+	return conn_set_state(c, CS_REPLY);
 }
 
 /* Cut the connection: used when a response cannot be completed. */
-static void conn_abort(struct conn *c)
+static enum step conn_abort(struct conn *c)
 {
-	conn_close(c);
+	return conn_close(c);
 }
 
 /* ---- routing and the request head ------------------------------------ */
@@ -962,8 +1009,8 @@ static int conn_forwarded_headers(struct conn *c, const char *base,
 	make_request_id(id);
 	if (out_str(o, "X-Request-Id: "))
 		return -1;
-	c->c_rid.off = (uint32_t)buf_len(o);
-	c->c_rid.len = 32;
+	c->c_x.x_rid.off = (uint32_t)buf_len(o);
+	c->c_x.x_rid.len = 32;
 	return out_str(o, id) || out_put(o, "\r\n", 2);
 }
 
@@ -978,11 +1025,11 @@ static void conn_note_header(struct conn *c, const char *base,
 				h->value.len};
 
 	if (http_slice_eq(base, h->name, "Referer"))
-		c->c_referer = at;
+		c->c_x.x_referer = at;
 	else if (http_slice_eq(base, h->name, "User-Agent"))
-		c->c_agent = at;
+		c->c_x.x_agent = at;
 	else if (http_slice_eq(base, h->name, "X-Request-Id"))
-		c->c_rid = at;
+		c->c_x.x_rid = at;
 }
 
 /* Write the request head the server gets into c_rh.  0 or -1 (too big). */
@@ -990,7 +1037,7 @@ static int conn_build_request(struct conn *c, const char *base,
 			      const struct http_msg *m)
 {
 	struct buf *o = &c->c_rh;
-	bool fwd = c->c_lim->forwarded_headers;
+	bool fwd = c->c_x.x_lim->forwarded_headers;
 	int rid = http_find_header(base, m, "X-Request-Id");
 	int te = http_find_header(base, m, "TE");
 	bool seen_cl = false;
@@ -1008,8 +1055,8 @@ static int conn_build_request(struct conn *c, const char *base,
 	    out_slice(o, base, m->path) ||
 	    out_str(o, m->version == HTTP_10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"))
 		return -1;
-	c->c_method_len = (uint16_t)m->method.len;
-	c->c_uri_len = m->path.len + m->path_needs_slash;
+	c->c_x.x_method_len = (uint16_t)m->method.len;
+	c->c_x.x_uri_len = m->path.len + m->path_needs_slash;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
@@ -1053,21 +1100,21 @@ static int conn_build_request(struct conn *c, const char *base,
 /* Locate the request-body bytes that have arrived.  -1 on bad framing. */
 static int conn_scan_request(struct conn *c)
 {
-	size_t fresh = buf_len(&c->c_in) - c->c_req_fwd;
+	size_t fresh = buf_len(&c->c_in) - c->c_x.x_req_fwd;
 	ssize_t n;
 	bool done = false;
 
-	if (c->c_req_scanned || fresh == 0)
+	if (c->c_x.x_req_scanned || fresh == 0)
 		return 0;
-	switch (c->c_req_body) {
+	switch (c->c_x.x_req_body) {
 	case HTTP_BODY_LENGTH:
-		n = (ssize_t)(fresh < c->c_req_left ? fresh : c->c_req_left);
-		c->c_req_left -= (uint64_t)n;
-		done = c->c_req_left == 0;
+		n = (ssize_t)(fresh < c->c_x.x_req_left ? fresh : c->c_x.x_req_left);
+		c->c_x.x_req_left -= (uint64_t)n;
+		done = c->c_x.x_req_left == 0;
 		break;
 	case HTTP_BODY_CHUNKED:
-		n = http_chunked_feed(&c->c_req_chunk,
-				      buf_rptr(&c->c_in) + c->c_req_fwd, fresh,
+		n = http_chunked_feed(&c->c_x.x_req_chunk,
+				      buf_rptr(&c->c_in) + c->c_x.x_req_fwd, fresh,
 				      &done);
 		if (n < 0)
 			return -1;
@@ -1077,9 +1124,9 @@ static int conn_scan_request(struct conn *c)
 		done = true;
 		break;
 	}
-	c->c_req_fwd += (size_t)n;
-	c->c_req_total += (uint64_t)n;
-	c->c_req_scanned = done;
+	c->c_x.x_req_fwd += (size_t)n;
+	c->c_x.x_req_total += (uint64_t)n;
+	c->c_x.x_req_scanned = done;
 	return 0;
 }
 
@@ -1119,7 +1166,7 @@ static uint32_t request_hash(const struct conn *c, const char *base,
 }
 
 /* A complete head is at the front of c_in: parse, route and dispatch. */
-static void conn_dispatch(struct conn *c, size_t head_len)
+static enum step conn_dispatch(struct conn *c, size_t head_len)
 {
 	struct http_msg *m = &proxy_msg;
 	const char *base = buf_rptr(&c->c_in);
@@ -1127,51 +1174,46 @@ static void conn_dispatch(struct conn *c, size_t head_len)
 	enum http_err err;
 
 	err = http_parse_request(base, head_len, m);
-	c->c_is_head_req = err == HTTP_OK && http_slice_eq(base, m->method, "HEAD");
-	c->c_head_in = head_len;
+	c->c_x.x_is_head_req = err == HTTP_OK && http_slice_eq(base, m->method, "HEAD");
+	c->c_x.x_head_in = head_len;
 	if (err != HTTP_OK) {
-		conn_reply(c, err);
-		return;
+		return conn_reply(c, err);
 	}
-	c->c_is_http10 = m->version == HTTP_10;
-	c->c_req_upgrade = m->has_upgrade;
-	c->c_is_idempotent = is_idempotent(base, m->method);
-	c->c_client_closes = !m->is_keepalive;
-	c->c_close_after = c->c_client_closes || c->c_w->w_draining;
+	c->c_x.x_is_http10 = m->version == HTTP_10;
+	c->c_x.x_req_upgrade = m->has_upgrade;
+	c->c_x.x_is_idempotent = is_idempotent(base, m->method);
+	c->c_x.x_client_closes = !m->is_keepalive;
+	c->c_x.x_close_after = c->c_x.x_client_closes || c->c_w->w_draining;
 	r = route_match(c->c_wl->wl_cfg, base, m);
 	if (r == NULL) {
-		conn_reply(c, 404);
-		return;
+		return conn_reply(c, 404);
 	}
-	c->c_lim = &r->limits;
-	c->c_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
-	if (m->body == HTTP_BODY_LENGTH && c->c_lim->max_body_size &&
-	    m->content_length > c->c_lim->max_body_size) {
-		conn_reply(c, 413);
-		return;
+	c->c_x.x_lim = &r->limits;
+	c->c_x.x_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
+	if (m->body == HTTP_BODY_LENGTH && c->c_x.x_lim->max_body_size &&
+	    m->content_length > c->c_x.x_lim->max_body_size) {
+		return conn_reply(c, 413);
 	}
-	c->c_be = balance_find(c->c_w->w_bes, c->c_w->w_cfg, r->backend);
+	c->c_x.x_be = balance_find(c->c_w->w_bes, c->c_w->w_cfg, r->backend);
 	if (r->backend->balance == CFG_BALANCE_HASH)
-		c->c_hash = request_hash(c, base, m, r->backend);
+		c->c_x.x_hash = request_hash(c, base, m, r->backend);
 	if (conn_build_request(c, base, m) == -1) {
-		conn_reply(c, 431);
-		return;
+		return conn_reply(c, 431);
 	}
-	c->c_req_open = true;
-	c->c_dispatch_at = c->c_w->w_loop.lp_now;
-	c->c_req_body = m->body;
-	c->c_req_left = m->content_length;
-	http_chunked_init(&c->c_req_chunk);
+	c->c_x.x_req_open = true;
+	c->c_x.x_dispatch_at = c->c_w->w_loop.lp_now;
+	c->c_x.x_req_body = m->body;
+	c->c_x.x_req_left = m->content_length;
+	http_chunked_init(&c->c_x.x_req_chunk);
 	buf_consume(&c->c_in, head_len);
-	c->c_req_scanned = m->body == HTTP_BODY_NONE ||
+	c->c_x.x_req_scanned = m->body == HTTP_BODY_NONE ||
 			   (m->body == HTTP_BODY_LENGTH && m->content_length == 0);
 	if (conn_scan_request(c) == -1) {
-		conn_reply(c, 400);
-		return;
+		return conn_reply(c, 400);
 	}
-	c->c_state = CS_PROXY;
-	c->c_attempts_left = 1 + c->c_be->be_cfg->retries;
-	conn_connect(c);
+	c->c_x.x_attempts_left = 1 + c->c_x.x_be->be_cfg->retries;
+	(void)conn_set_state(c, CS_PROXY);
+	return conn_connect(c) == STEP_GONE ? STEP_GONE : STEP_NEXT;
 }
 
 /* ---- connecting to a server ------------------------------------------ */
@@ -1182,20 +1224,20 @@ static void conn_dispatch(struct conn *c, size_t head_len)
  */
 static void conn_set_phase(struct conn *c, enum conn_phase ph)
 {
-	const struct cfg_backend *be = c->c_be->be_cfg;
+	const struct cfg_backend *be = c->c_x.x_be->be_cfg;
 	uint32_t ms;
 
 	if (ph == PH_NONE ||
-	    (ph == c->c_phase && (ph == PH_CONNECT || !c->c_moved)))
+	    (ph == c->c_x.x_phase && (ph == PH_CONNECT || !c->c_moved)))
 		return;
-	c->c_phase = ph;
+	c->c_x.x_phase = ph;
 	switch (ph) {
 	case PH_CONNECT: ms = be->connect_timeout_ms; break;
-	case PH_BODY: ms = c->c_lim->client_body_timeout_ms; break;
+	case PH_BODY: ms = c->c_x.x_lim->client_body_timeout_ms; break;
 	default: ms = be->response_timeout_ms; break;
 	}
 	if (c->c_state == CS_TUNNEL && ph != PH_CONNECT)
-		ms = c->c_lim->keepalive_timeout_ms;
+		ms = c->c_x.x_lim->keepalive_timeout_ms;
 	loop_timer_in(&c->c_w->w_loop, &c->c_timer, ms);
 }
 
@@ -1204,23 +1246,23 @@ static void conn_set_phase(struct conn *c, enum conn_phase ph)
  * new connect.  A server whose connect fails at once is recorded and the
  * next one is tried, up to `retries` more.
  */
-static void conn_connect(struct conn *c)
+static enum step conn_connect(struct conn *c)
 {
-	struct balance_backend *be = c->c_be;
+	struct balance_backend *be = c->c_x.x_be;
 	uint64_t now = c->c_w->w_loop.lp_now;
 	enum balance_miss miss = BALANCE_TRIED;
 
-	while (c->c_attempts_left > 0) {
+	while (c->c_x.x_attempts_left > 0) {
 		struct balance_server *s =
-			balance_pick(be, c->c_tried, c->c_hash, now, &miss);
+			balance_pick(be, c->c_x.x_tried, c->c_x.x_hash, now, &miss);
 		struct upstream *u;
 
 		if (s == NULL)
 			break;
 		if (balance_index(be, s) < 64) /* beyond: attempts still bound it */
-			c->c_tried |= UINT64_C(1) << balance_index(be, s);
-		c->c_attempts_left--;
-		c->c_srv = s;
+			c->c_x.x_tried |= UINT64_C(1) << balance_index(be, s);
+		c->c_x.x_attempts_left--;
+		c->c_x.x_srv = s;
 		u = up_pool_get(s);
 		if (u == NULL)
 			u = up_connect(c->c_w, s);
@@ -1230,44 +1272,39 @@ static void conn_connect(struct conn *c)
 			log_warn("backend %s: connect %s: %s", be->be_cfg->name,
 				 s->srv_cfg->addr.str, why);
 			balance_failed(s, now, why);
-			c->c_connect_timed_out = false;
+			c->c_x.x_connect_timed_out = false;
 			continue;
 		}
 		u->u_conn = c;
 		c->c_up = u;
-		c->c_phase = PH_NONE;
+		c->c_x.x_phase = PH_NONE;
 		atomic_fetch_add_explicit(&s->srv_shm->sv_requests, 1,
 					  memory_order_relaxed);
 		if (u->u_reused) {
 			u->u_connected = true;
-			c->c_connect_ms = 0;
+			c->c_x.x_connect_ms = 0;
 		} else {
-			c->c_connect_at = c->c_w->w_loop.lp_now;
+			c->c_x.x_connect_at = c->c_w->w_loop.lp_now;
 			conn_set_phase(c, PH_CONNECT);
 		}
-		return;
+		return STEP_MOVED;
 	}
-	if (c->c_state == CS_TUNNEL) {
-		conn_close(c);
-		return;
-	}
-	if (miss == BALANCE_NONE_UP) {
-		/* nothing to try: answer at once instead of timing out */
-		conn_reply(c, 503);
-		return;
-	}
-	conn_reply(c, c->c_connect_timed_out ? 504 : 502);
+	if (c->c_state == CS_TUNNEL)
+		return conn_close(c);
+	if (miss == BALANCE_NONE_UP) /* nothing to try: answer at once */
+		return conn_reply(c, 503);
+	return conn_reply(c, c->c_x.x_connect_timed_out ? 504 : 502);
 }
 
-static void conn_connect_failed(struct conn *c, const char *why)
+static enum step conn_connect_failed(struct conn *c, const char *why)
 {
 	struct upstream *u = c->c_up;
 
 	log_warn("backend %s: connect %s: %s", up_backend(u), up_addr(u), why);
 	balance_failed(u->u_srv, c->c_w->w_loop.lp_now, why);
 	conn_detach_up(c, false);
-	c->c_phase = PH_NONE;
-	conn_connect(c);
+	c->c_x.x_phase = PH_NONE;
+	return conn_connect(c);
 }
 
 /*
@@ -1280,18 +1317,18 @@ static bool conn_retry_stale(struct conn *c)
 	struct upstream *u = c->c_up;
 	struct balance_server *s = u->u_srv;
 
-	if (!u->u_reused || c->c_resp_head_done || buf_len(&u->u_in) ||
-	    c->c_req_body_sent || !c->c_is_idempotent)
+	if (!u->u_reused || c->c_x.x_resp_head_done || buf_len(&u->u_in) ||
+	    c->c_x.x_req_body_sent || !c->c_x.x_is_idempotent)
 		return false;
 	conn_detach_up(c, false);
-	c->c_rh_sent = 0;
-	c->c_resp_scanned_head = 0;
+	c->c_x.x_rh_sent = 0;
+	c->c_x.x_resp_scanned_head = 0;
 	u = up_connect(c->c_w, s);
 	if (u == NULL)
 		return false;
 	u->u_conn = c;
 	c->c_up = u;
-	c->c_phase = PH_NONE;
+	c->c_x.x_phase = PH_NONE;
 	conn_set_phase(c, PH_CONNECT);
 	return true;
 }
@@ -1308,21 +1345,21 @@ static void conn_server_failed(struct conn *c, const char *why)
 static int conn_scan_response(struct conn *c)
 {
 	struct upstream *u = c->c_up;
-	size_t fresh = buf_len(&u->u_in) - c->c_resp_fwd;
+	size_t fresh = buf_len(&u->u_in) - c->c_x.x_resp_fwd;
 	ssize_t n;
 	bool done = false;
 
-	if (c->c_resp_scanned || fresh == 0)
+	if (c->c_x.x_resp_scanned || fresh == 0)
 		return 0;
-	switch (c->c_resp_body) {
+	switch (c->c_x.x_resp_body) {
 	case HTTP_BODY_LENGTH:
-		n = (ssize_t)(fresh < c->c_resp_left ? fresh : c->c_resp_left);
-		c->c_resp_left -= (uint64_t)n;
-		done = c->c_resp_left == 0;
+		n = (ssize_t)(fresh < c->c_x.x_resp_left ? fresh : c->c_x.x_resp_left);
+		c->c_x.x_resp_left -= (uint64_t)n;
+		done = c->c_x.x_resp_left == 0;
 		break;
 	case HTTP_BODY_CHUNKED:
-		n = http_chunked_feed(&c->c_resp_chunk,
-				      buf_rptr(&u->u_in) + c->c_resp_fwd, fresh,
+		n = http_chunked_feed(&c->c_x.x_resp_chunk,
+				      buf_rptr(&u->u_in) + c->c_x.x_resp_fwd, fresh,
 				      &done);
 		if (n < 0)
 			return -1;
@@ -1335,8 +1372,8 @@ static int conn_scan_response(struct conn *c)
 		done = true;
 		break;
 	}
-	c->c_resp_fwd += (size_t)n;
-	c->c_resp_scanned = done;
+	c->c_x.x_resp_fwd += (size_t)n;
+	c->c_x.x_resp_scanned = done;
 	return 0;
 }
 
@@ -1376,16 +1413,16 @@ static int conn_build_response(struct conn *c, const char *base,
 			continue;
 		}
 		if (http_is_hop_by_hop(base, m, i) ||
-		    name_in_list(base, h->name, c->c_lim->hide_response_headers,
-				 c->c_lim->nhide_response_headers))
+		    name_in_list(base, h->name, c->c_x.x_lim->hide_response_headers,
+				 c->c_x.x_lim->nhide_response_headers))
 			continue;
 		if (out_header(o, base, h))
 			return -1;
 	}
-	if (m->status >= 200 && c->c_close_after) {
+	if (m->status >= 200 && c->c_x.x_close_after) {
 		if (out_str(o, "Connection: close\r\n"))
 			return -1;
-	} else if (m->status >= 200 && c->c_is_http10) {
+	} else if (m->status >= 200 && c->c_x.x_is_http10) {
 		if (out_str(o, "Connection: keep-alive\r\n"))
 			return -1;
 	}
@@ -1397,41 +1434,40 @@ static int conn_build_response(struct conn *c, const char *base,
  * then tunnel bytes both ways.  A 101 the client did not ask for is a
  * broken server: 502.
  */
-static bool conn_switch_protocols(struct conn *c, const char *base,
-				  size_t head, const struct http_msg *m)
+static enum step conn_switch_protocols(struct conn *c, const char *base,
+				       size_t head, const struct http_msg *m)
 {
 	struct upstream *u = c->c_up;
 	int up = http_find_header(base, m, "Upgrade");
 
-	if (!c->c_req_upgrade || up < 0) {
+	if (!c->c_x.x_req_upgrade || up < 0) {
 		log_warn("backend %s: server %s: 101 response without an "
 			 "Upgrade request",
 			 up_backend(u), up_addr(u));
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
 	if (conn_build_response(c, base, m) == -1) {
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
 	c->c_out.b_w -= 2; /* reopen the head for the upgrade headers */
 	if (out_str(&c->c_out, "Connection: upgrade\r\n") ||
 	    out_header(&c->c_out, base, &m->headers[up]) ||
 	    out_put(&c->c_out, "\r\n", 2)) {
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
 	buf_consume(&u->u_in, head);
-	c->c_resp_head_done = true;
-	c->c_status = c->c_up_status = 101;
-	c->c_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_dispatch_at);
-	c->c_state = CS_TUNNEL;
-	c->c_phase = PH_NONE;
-	return true;
+	c->c_x.x_resp_head_done = true;
+	c->c_x.x_status = c->c_x.x_up_status = 101;
+	c->c_x.x_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_x.x_dispatch_at);
+	c->c_x.x_phase = PH_NONE;
+	return conn_set_state(c, CS_TUNNEL);
 }
 
-/* Try to parse the response head in u_in.  false if not complete yet. */
-static bool conn_response_head(struct conn *c)
+/*
+ * Try to parse the response head in u_in: STEP_BLOCKED if it is not
+ * complete yet, STEP_MOVED once parsed (or an interim one relayed).
+ */
+static enum step conn_response_head(struct conn *c)
 {
 	struct upstream *u = c->c_up;
 	struct http_msg *m = &proxy_msg;
@@ -1439,22 +1475,21 @@ static bool conn_response_head(struct conn *c)
 	size_t len = buf_len(&u->u_in);
 	size_t head;
 
-	head = http_head_end(base, len, &c->c_resp_scanned_head);
+	head = http_head_end(base, len, &c->c_x.x_resp_scanned_head);
 	if (head == 0) {
 		if (len >= u->u_in.b_cap) {
 			log_warn("backend %s: server %s: response head too large",
 				 up_backend(u), up_addr(u));
 			conn_server_failed(c, "response head too large");
-			conn_reply(c, 502);
+			return conn_reply(c, 502);
 		}
-		return false;
+		return STEP_BLOCKED;
 	}
-	if (http_parse_response(base, head, c->c_is_head_req, m) != HTTP_OK) {
+	if (http_parse_response(base, head, c->c_x.x_is_head_req, m) != HTTP_OK) {
 		log_warn("backend %s: server %s: invalid response head",
 			 up_backend(u), up_addr(u));
 		conn_server_failed(c, "invalid response head");
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
 	if (m->status == 101)
 		return conn_switch_protocols(c, base, head, m);
@@ -1464,64 +1499,61 @@ static bool conn_response_head(struct conn *c)
 		 * head -- except to HTTP/1.0 clients, which never get one
 		 * (RFC 9110 §15.2).
 		 */
-		if (!c->c_is_http10 && (buf_reserve(&c->c_out) == -1 ||
+		if (!c->c_x.x_is_http10 && (buf_reserve(&c->c_out) == -1 ||
 					conn_build_response(c, base, m) == -1)) {
-			conn_reply(c, 502);
-			return false;
+			return conn_reply(c, 502);
 		}
 		buf_consume(&u->u_in, head);
-		c->c_resp_scanned_head = 0;
-		return true;
+		c->c_x.x_resp_scanned_head = 0;
+		return STEP_MOVED;
 	}
-	if (c->c_is_http10 && m->body == HTTP_BODY_CHUNKED) {
+	if (c->c_x.x_is_http10 && m->body == HTTP_BODY_CHUNKED) {
 		/* we asked in HTTP/1.0: the server broke RFC 9112 §6.1 */
 		log_warn("backend %s: server %s: chunked response to an "
 			 "HTTP/1.0 request",
 			 up_backend(u), up_addr(u));
 		conn_server_failed(c, "chunked response to HTTP/1.0");
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
 	if (m->body == HTTP_BODY_CLOSE)
-		c->c_close_after = true; /* only the close can end the body */
+		c->c_x.x_close_after = true; /* only the close can end the body */
 	if (c->c_w->w_draining)
-		c->c_close_after = true;
+		c->c_x.x_close_after = true;
 	if (conn_build_response(c, base, m) == -1) {
 		log_warn("backend %s: server %s: response head too large",
 			 up_backend(u), up_addr(u));
 		conn_server_failed(c, "response head too large");
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
-	c->c_resp_keepalive = m->is_keepalive;
+	c->c_x.x_resp_keepalive = m->is_keepalive;
 	balance_succeeded(u->u_srv);
-	c->c_status = c->c_up_status = m->status;
-	c->c_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_dispatch_at);
-	c->c_resp_body = m->body;
-	c->c_resp_left = m->content_length;
-	http_chunked_init(&c->c_resp_chunk);
-	c->c_resp_head_done = true;
-	c->c_resp_scanned = m->body == HTTP_BODY_NONE ||
+	c->c_x.x_status = c->c_x.x_up_status = m->status;
+	c->c_x.x_resp_ms = (int64_t)(c->c_w->w_loop.lp_now - c->c_x.x_dispatch_at);
+	c->c_x.x_resp_body = m->body;
+	c->c_x.x_resp_left = m->content_length;
+	http_chunked_init(&c->c_x.x_resp_chunk);
+	c->c_x.x_resp_head_done = true;
+	c->c_x.x_resp_scanned = m->body == HTTP_BODY_NONE ||
 			    (m->body == HTTP_BODY_LENGTH && m->content_length == 0);
 	buf_consume(&u->u_in, head);
-	return true;
+	return STEP_MOVED;
 }
 
 /* The server closed (or broke) its side. */
-static void conn_upstream_eof(struct conn *c, bool is_error)
+static enum step conn_upstream_eof(struct conn *c, bool is_error)
 {
 	struct upstream *u = c->c_up;
 
-	if (!c->c_resp_head_done && conn_retry_stale(c))
-		return;
+	if (!c->c_x.x_resp_head_done && conn_retry_stale(c))
+		return STEP_MOVED;
 	log_warn("backend %s: server %s: %s %s", up_backend(u), up_addr(u),
 		 is_error ? "connection error" : "connection closed",
-		 c->c_resp_head_done ? "in the middle of the response"
+		 c->c_x.x_resp_head_done ? "in the middle of the response"
 				     : "before the response");
 	/* u, not c_up: a failed stale retry has detached it already */
 	balance_failed(u->u_srv, c->c_w->w_loop.lp_now,
 		       "connection closed or broken");
-	conn_reply(c, 502);
+	return conn_reply(c, 502);
 }
 
 /*
@@ -1530,33 +1562,33 @@ static void conn_upstream_eof(struct conn *c, bool is_error)
  * broken.  While an interim (1xx) head is still going out, the final head
  * behind it in u_in is not parsed yet: wait.
  */
-static void conn_check_eof(struct conn *c)
+static enum step conn_check_eof(struct conn *c)
 {
 	struct upstream *u = c->c_up;
 
-	if (!u->u_eof || c->c_resp_scanned)
-		return;
-	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_LENGTH &&
-	    c->c_resp_left == 0)
-		return; /* all of it came; the pipe is still draining */
-	if (c->c_resp_head_done && c->c_resp_body == HTTP_BODY_CLOSE) {
-		c->c_resp_scanned = true;
-		return;
+	if (!u->u_eof || c->c_x.x_resp_scanned)
+		return STEP_BLOCKED;
+	if (c->c_x.x_resp_head_done && c->c_x.x_resp_body == HTTP_BODY_LENGTH &&
+	    c->c_x.x_resp_left == 0)
+		return STEP_BLOCKED; /* all of it came; the pipe is draining */
+	if (c->c_x.x_resp_head_done && c->c_x.x_resp_body == HTTP_BODY_CLOSE) {
+		c->c_x.x_resp_scanned = true;
+		return STEP_BLOCKED;
 	}
-	if (!c->c_resp_head_done && buf_len(&c->c_out) > 0)
-		return;
-	conn_upstream_eof(c, false);
+	if (!c->c_x.x_resp_head_done && buf_len(&c->c_out) > 0)
+		return STEP_BLOCKED;
+	return conn_upstream_eof(c, false);
 }
 
 /* The response is completely delivered: keep-alive or close. */
-static void conn_response_done(struct conn *c)
+static enum step conn_response_done(struct conn *c)
 {
-	bool req_done = c->c_req_scanned && c->c_req_fwd == 0 &&
-			c->c_rh_sent == buf_len(&c->c_rh);
+	bool req_done = c->c_x.x_req_scanned && c->c_x.x_req_fwd == 0 &&
+			c->c_x.x_rh_sent == buf_len(&c->c_rh);
 	struct upstream *u = c->c_up;
 
 	conn_log(c);
-	conn_detach_up(c, req_done && c->c_resp_keepalive && !u->u_eof &&
+	conn_detach_up(c, req_done && c->c_x.x_resp_keepalive && !u->u_eof &&
 				  buf_len(&u->u_in) == 0);
 	/*
 	 * A client that announced its close (RFC 9112 §9.6), whose request
@@ -1566,104 +1598,96 @@ static void conn_response_done(struct conn *c)
 	 * the rest of a body the server did not wait for): linger.
 	 */
 	if (req_done && buf_len(&c->c_in) == 0 &&
-	    (c->c_eof || (c->c_client_closes && !c->c_rd_ready))) {
-		conn_close(c);
-		return;
-	}
-	if (!req_done || c->c_close_after || c->c_eof) {
-		conn_linger(c);
-		return;
-	}
-	conn_next_request(c);
+	    (c->c_eof || (c->c_x.x_client_closes && !c->c_rd_ready)))
+		return conn_close(c);
+	if (!req_done || c->c_x.x_close_after || c->c_eof)
+		return conn_linger(c);
+	return conn_next_request(c);
 }
 
 /* ---- the pump ------------------------------------------------------- */
 
-/* Read the client while the request (or its head) still needs bytes. */
-static bool conn_read_client(struct conn *c)
+/*
+ * Read the client while the request (or its head) still needs bytes.
+ * STEP_MOVED when bytes or the client's FIN came.
+ */
+static enum step conn_read_client(struct conn *c)
 {
 	ssize_t n;
 
 	if (!c->c_rd_ready || c->c_eof || buf_reserve(&c->c_in) == -1)
-		return false;
+		return STEP_BLOCKED;
 	n = io_read(c->c_io.io_fd, &c->c_in, SIZE_MAX, &c->c_rd_ready,
 		    c->c_has_hup);
 	if (n == -1) {
 		buf_release(&c->c_in); /* nothing came: hold no buffer idle */
-		return false;
+		return STEP_BLOCKED;
 	}
-	if (n == -2) {
-		conn_abort(c);
-		return false;
-	}
+	if (n == -2)
+		return conn_abort(c);
 	if (n == 0) {
 		c->c_eof = true;
-		return true;
+		return STEP_MOVED;
 	}
 	c->c_moved = true;
-	return true;
+	return STEP_MOVED;
 }
 
-static bool conn_step_head(struct conn *c)
+static enum step conn_step_head(struct conn *c)
 {
 	size_t len = buf_len(&c->c_in), head;
+	enum step r;
 
 	if (len > 0) {
 		head = http_head_end(buf_rptr(&c->c_in), len,
-				     &c->c_head_scanned);
-		if (head > c->c_lim->max_header_size) {
-			conn_reply(c, 431);
-			return true;
-		}
-		if (head > 0) {
-			conn_dispatch(c, head);
-			return true;
-		}
-		if (len >= c->c_lim->max_header_size) {
+				     &c->c_x.x_head_scanned);
+		if (head > c->c_x.x_lim->max_header_size)
+			return conn_reply(c, 431);
+		if (head > 0)
+			return conn_dispatch(c, head);
+		if (len >= c->c_x.x_lim->max_header_size)
 			/* no line end at all: the request line is the problem */
-			conn_reply(c, http_head_too_large(buf_rptr(&c->c_in), len));
-			return true;
-		}
+			return conn_reply(c, http_head_too_large(buf_rptr(&c->c_in),
+								 len));
 	}
-	if (c->c_eof) {
-		conn_close(c); /* FIN with no or half a head: nothing to answer */
-		return false;
-	}
-	if (!conn_read_client(c))
-		return false;
+	if (c->c_eof)
+		return conn_close(c); /* FIN with no or half a head */
+	r = conn_read_client(c);
+	if (r != STEP_MOVED)
+		return r;
 	if (c->c_is_idle && buf_len(&c->c_in) > 0) {
 		c->c_is_idle = false;
-		c->c_req_start = c->c_w->w_loop.lp_now;
+		c->c_x.x_req_start = c->c_w->w_loop.lp_now;
 		loop_timer_in(&c->c_w->w_loop, &c->c_timer,
-			      c->c_lim->client_header_timeout_ms);
+			      c->c_x.x_lim->client_header_timeout_ms);
 	}
-	return true;
+	return STEP_MOVED;
 }
 
 /* Client -> server: the rewritten head, then body bytes from c_in. */
-static bool conn_write_upstream(struct conn *c)
+static enum step conn_write_upstream(struct conn *c)
 {
 	struct upstream *u = c->c_up;
-	size_t hlen = buf_len(&c->c_rh) - c->c_rh_sent;
+	size_t hlen = buf_len(&c->c_rh) - c->c_x.x_rh_sent;
 	ssize_t n;
 
-	if (!u->u_connected || !u->u_wr_ready || (hlen == 0 && c->c_req_fwd == 0))
-		return false;
-	n = io_write2(u->u_io.io_fd, buf_rptr(&c->c_rh) + c->c_rh_sent, hlen,
-		      buf_rptr(&c->c_in), c->c_req_fwd, &u->u_wr_ready);
-	if (n == -1) {
-		conn_upstream_eof(c, true);
-		return false;
-	}
+	if (!u->u_connected || !u->u_wr_ready ||
+	    (hlen == 0 && c->c_x.x_req_fwd == 0))
+		return STEP_BLOCKED;
+	n = io_write2(u->u_io.io_fd, buf_rptr(&c->c_rh) + c->c_x.x_rh_sent,
+		      hlen, buf_rptr(&c->c_in), c->c_x.x_req_fwd,
+		      &u->u_wr_ready);
+	if (n == -1)
+		return conn_upstream_eof(c, true);
 	if ((size_t)n > hlen) {
-		c->c_req_body_sent = true;
+		c->c_x.x_req_body_sent = true;
 		buf_consume(&c->c_in, (size_t)n - hlen);
-		c->c_req_fwd -= (size_t)n - hlen;
+		c->c_x.x_req_fwd -= (size_t)n - hlen;
 		n = (ssize_t)hlen;
 	}
-	c->c_rh_sent += (uint32_t)n;
+	c->c_x.x_rh_sent += (uint32_t)n;
 	c->c_moved = true;
-	return true;
+	return STEP_MOVED;
 }
 
 /* Server -> proxy: response bytes into u_in. */
@@ -1681,9 +1705,9 @@ static bool conn_can_splice(const struct conn *c)
 
 	if (c->c_pipe_len > 0)
 		return true;
-	return c->c_resp_head_done && c->c_resp_body == HTTP_BODY_LENGTH &&
-	       !c->c_resp_scanned && c->c_resp_left >= PROXY_SPLICE_MIN &&
-	       c->c_resp_fwd == 0 && buf_len(&c->c_out) == 0 &&
+	return c->c_x.x_resp_head_done && c->c_x.x_resp_body == HTTP_BODY_LENGTH &&
+	       !c->c_x.x_resp_scanned && c->c_x.x_resp_left >= PROXY_SPLICE_MIN &&
+	       c->c_x.x_resp_fwd == 0 && buf_len(&c->c_out) == 0 &&
 	       (u->u_in.b_data == NULL || buf_len(&u->u_in) == 0);
 }
 
@@ -1746,89 +1770,87 @@ static void conn_pipe_close(struct conn *c)
 }
 
 /* Server socket -> pipe.  false when nothing moved. */
-static bool conn_splice_in(struct conn *c)
+static enum step conn_splice_in(struct conn *c)
 {
 	struct upstream *u = c->c_up;
 	size_t want = c->c_pipe_cap - c->c_pipe_len;
 	ssize_t n;
 
-	if (!u->u_rd_ready || u->u_eof || c->c_resp_left == 0 || want == 0)
-		return false;
-	if (want > c->c_resp_left)
-		want = (size_t)c->c_resp_left;
+	if (!u->u_rd_ready || u->u_eof || c->c_x.x_resp_left == 0 || want == 0)
+		return STEP_BLOCKED;
+	if (want > c->c_x.x_resp_left)
+		want = (size_t)c->c_x.x_resp_left;
 	n = splice(u->u_io.io_fd, NULL, c->c_pipe[1], NULL, want,
 		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n > 0) {
 		c->c_pipe_len += (size_t)n;
-		c->c_resp_left -= (uint64_t)n;
+		c->c_x.x_resp_left -= (uint64_t)n;
 		c->c_moved = true;
-		return true;
+		return STEP_MOVED;
 	}
 	if (n == 0) {
 		u->u_eof = true; /* cut short: conn_check_eof says so */
-	} else if (errno == EAGAIN) {
-		/*
-		 * Either side may be the one that would block: a pipe counts
-		 * pages, not bytes, and fills up early with small segments.
-		 * Only an empty pipe proves the socket is drained; otherwise
-		 * the next splice_out makes room and we try again.
-		 */
-		if (c->c_pipe_len == 0)
-			u->u_rd_ready = false;
-	} else {
-		conn_upstream_eof(c, true);
+		return STEP_MOVED;
 	}
-	return n == 0;
+	if (errno != EAGAIN)
+		return conn_upstream_eof(c, true);
+	/*
+	 * Either side may be the one that would block: a pipe counts pages,
+	 * not bytes, and fills up early with small segments.  Only an empty
+	 * pipe proves the socket is drained; otherwise the next splice_out
+	 * makes room and we try again.
+	 */
+	if (c->c_pipe_len == 0)
+		u->u_rd_ready = false;
+	return STEP_BLOCKED;
 }
 
 /* Pipe -> client socket.  false when nothing moved. */
-static bool conn_splice_out(struct conn *c)
+static enum step conn_splice_out(struct conn *c)
 {
 	ssize_t n;
 
 	if (!c->c_wr_ready || c->c_pipe_len == 0)
-		return false;
+		return STEP_BLOCKED;
 	n = splice(c->c_pipe[0], NULL, c->c_io.io_fd, NULL, c->c_pipe_len,
 		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n > 0) {
 		c->c_pipe_len -= (size_t)n;
-		c->c_bytes_out += (uint64_t)n;
+		c->c_x.x_bytes_out += (uint64_t)n;
 		c->c_moved = true;
-		return true;
+		return STEP_MOVED;
 	}
 	if (n == -1 && errno == EAGAIN) {
 		c->c_wr_ready = false; /* the pipe is not empty: the socket is full */
-		return false;
+		return STEP_BLOCKED;
 	}
-	conn_abort(c);
-	return false;
+	return conn_abort(c);
 }
 
 /* One splice round; marks the body complete once it has all gone out. */
-static bool conn_step_splice(struct conn *c)
+static enum step conn_step_splice(struct conn *c)
 {
-	bool progress;
+	enum step r = STEP_BLOCKED;
 
 	if (conn_pipe_open(c) == -1)
-		return false; /* no descriptors: the buffered path goes on */
-	progress = conn_splice_in(c);
-	if (c->c_state != CS_PROXY)
-		return false;
-	progress |= conn_splice_out(c);
-	if (c->c_state == CS_PROXY && c->c_resp_left == 0 && c->c_pipe_len == 0)
-		c->c_resp_scanned = true;
-	return progress;
+		return STEP_BLOCKED; /* no descriptors: the buffered path goes on */
+	if (step_ends(conn_splice_in(c), &r) ||
+	    step_ends(conn_splice_out(c), &r))
+		return r;
+	if (c->c_x.x_resp_left == 0 && c->c_pipe_len == 0)
+		c->c_x.x_resp_scanned = true;
+	return r;
 }
 
-static bool conn_read_upstream(struct conn *c)
+static enum step conn_read_upstream(struct conn *c)
 {
 	struct upstream *u = c->c_up;
 	ssize_t n;
 
 	if (!u->u_connected || !u->u_rd_ready || u->u_eof ||
-	    c->c_resp_scanned || conn_can_splice(c) ||
+	    c->c_x.x_resp_scanned || conn_can_splice(c) ||
 	    buf_reserve(&u->u_in) == -1)
-		return false;
+		return STEP_BLOCKED;
 	/*
 	 * A response's first read takes PROXY_FIRST_READ at most (nginx's
 	 * proxy_buffer_size default does the same): enough for a head and a
@@ -1836,141 +1858,124 @@ static bool conn_read_upstream(struct conn *c)
 	 * whole instead of being copied in and out of u_in.
 	 */
 	n = io_read(u->u_io.io_fd, &u->u_in,
-		    c->c_resp_head_done || buf_len(&u->u_in) > 0 ? SIZE_MAX
-								 : PROXY_FIRST_READ,
+		    c->c_x.x_resp_head_done || buf_len(&u->u_in) > 0
+			    ? SIZE_MAX
+			    : PROXY_FIRST_READ,
 		    &u->u_rd_ready, u->u_has_hup);
 	if (n == -1)
-		return false;
-	if (n == -2) {
-		conn_upstream_eof(c, true);
-		return false;
-	}
+		return STEP_BLOCKED;
+	if (n == -2)
+		return conn_upstream_eof(c, true);
 	if (n == 0) {
 		u->u_eof = true; /* acted on once what it sent is parsed */
-		return true;
+		return STEP_MOVED;
 	}
 	c->c_moved = true;
-	return true;
+	return STEP_MOVED;
 }
 
 /* Proxy -> client: the response head, then body bytes from u_in. */
-static bool conn_write_client(struct conn *c)
+static enum step conn_write_client(struct conn *c)
 {
 	struct upstream *u = c->c_up;
 	size_t hlen = buf_len(&c->c_out);
 	ssize_t n;
 
-	if (!c->c_wr_ready || (hlen == 0 && c->c_resp_fwd == 0))
-		return false;
+	if (!c->c_wr_ready || (hlen == 0 && c->c_x.x_resp_fwd == 0))
+		return STEP_BLOCKED;
 	n = io_write2(c->c_io.io_fd, buf_rptr(&c->c_out), hlen,
-		      buf_rptr(&u->u_in), c->c_resp_fwd, &c->c_wr_ready);
-	if (n == -1) {
-		conn_abort(c);
-		return false;
-	}
+		      buf_rptr(&u->u_in), c->c_x.x_resp_fwd, &c->c_wr_ready);
+	if (n == -1)
+		return conn_abort(c);
 	if (n == 0)
-		return false;
-	c->c_resp_started = true;
-	c->c_bytes_out += (uint64_t)n;
+		return STEP_BLOCKED;
+	c->c_x.x_resp_started = true;
+	c->c_x.x_bytes_out += (uint64_t)n;
 	if ((size_t)n > hlen) {
 		buf_consume(&u->u_in, (size_t)n - hlen);
-		c->c_resp_fwd -= (size_t)n - hlen;
+		c->c_x.x_resp_fwd -= (size_t)n - hlen;
 		n = (ssize_t)hlen;
 	}
 	buf_consume(&c->c_out, (size_t)n);
 	c->c_moved = true;
-	return true;
+	return STEP_MOVED;
 }
 
 /* Client -> proxy: request body bytes into c_in.  false if none came. */
-static bool conn_read_body(struct conn *c)
+static enum step conn_read_body(struct conn *c)
 {
-	if (c->c_req_scanned || !conn_read_client(c) || c->c_state != CS_PROXY)
-		return false;
-	if (c->c_eof) {
-		conn_abort(c); /* the client gave up mid-body */
-		return false;
-	}
-	if (conn_scan_request(c) == -1) {
-		conn_reply(c, 400);
-		return false;
-	}
-	if (c->c_lim->max_body_size &&
-	    c->c_req_total > c->c_lim->max_body_size) {
-		conn_reply(c, 413);
-		return false;
-	}
-	return true;
+	enum step r;
+
+	if (c->c_x.x_req_scanned)
+		return STEP_BLOCKED;
+	r = conn_read_client(c);
+	if (r != STEP_MOVED)
+		return r;
+	if (c->c_eof)
+		return conn_abort(c); /* the client gave up mid-body */
+	if (conn_scan_request(c) == -1)
+		return conn_reply(c, 400);
+	if (c->c_x.x_lim->max_body_size &&
+	    c->c_x.x_req_total > c->c_x.x_lim->max_body_size)
+		return conn_reply(c, 413);
+	return STEP_MOVED;
 }
 
-static bool conn_step_proxy(struct conn *c)
+/* The response is parsed, scanned and all sent? */
+static bool conn_response_sent(const struct conn *c)
 {
-	struct upstream *u = c->c_up;
-	bool progress;
+	return c->c_x.x_resp_head_done && c->c_x.x_resp_scanned &&
+	       c->c_x.x_resp_fwd == 0 && buf_len(&c->c_out) == 0;
+}
 
-	if (u == NULL)
-		return false;
-	progress = conn_read_body(c);
-	if (c->c_state != CS_PROXY)
-		return false;
-	progress |= conn_write_upstream(c);
-	if (c->c_state != CS_PROXY)
-		return false;
-	progress |= conn_read_upstream(c);
-	if (c->c_state != CS_PROXY || c->c_up == NULL)
-		return false;
+static enum step conn_step_proxy(struct conn *c)
+{
+	enum step r = STEP_BLOCKED;
+	struct upstream *u;
+
+	if (c->c_up == NULL)
+		return STEP_BLOCKED;
+	if (step_ends(conn_read_body(c), &r) ||
+	    step_ends(conn_write_upstream(c), &r) ||
+	    step_ends(conn_read_upstream(c), &r))
+		return r;
 	u = c->c_up;
-	if (!c->c_resp_head_done && buf_len(&u->u_in) > 0 &&
-	    buf_len(&c->c_out) == 0) {
-		progress |= conn_response_head(c);
-		if (c->c_state != CS_PROXY)
-			return c->c_state == CS_TUNNEL; /* 101: go on tunnelling */
-	}
-	if (c->c_resp_head_done && conn_scan_response(c) == -1) {
+	if (!c->c_x.x_resp_head_done && buf_len(&u->u_in) > 0 &&
+	    buf_len(&c->c_out) == 0 && step_ends(conn_response_head(c), &r))
+		return r; /* a 101 goes on tunnelling */
+	if (c->c_x.x_resp_head_done && conn_scan_response(c) == -1) {
 		log_warn("backend %s: server %s: malformed chunked response",
 			 up_backend(u), up_addr(u));
 		conn_server_failed(c, "malformed chunked response");
-		conn_reply(c, 502);
-		return false;
+		return conn_reply(c, 502);
 	}
-	conn_check_eof(c);
-	if (c->c_state != CS_PROXY)
-		return false;
-	progress |= conn_write_client(c);
-	if (c->c_state != CS_PROXY)
-		return false;
-	if (conn_can_splice(c)) {
-		progress |= conn_step_splice(c);
-		if (c->c_state != CS_PROXY)
-			return false;
-	}
-	if (c->c_resp_head_done && c->c_resp_scanned && c->c_resp_fwd == 0 &&
-	    buf_len(&c->c_out) == 0) {
-		conn_response_done(c);
-		return c->c_state == CS_HEAD;
-	}
-	return progress;
+	if (step_ends(conn_check_eof(c), &r) ||
+	    step_ends(conn_write_client(c), &r))
+		return r;
+	if (conn_can_splice(c) && step_ends(conn_step_splice(c), &r))
+		return r;
+	if (conn_response_sent(c))
+		return conn_response_done(c);
+	return r;
 }
 
-static bool conn_step_reply(struct conn *c)
+static enum step conn_step_reply(struct conn *c)
 {
 	ssize_t n;
 
 	if (!c->c_wr_ready)
-		return false;
+		return STEP_BLOCKED;
 	n = io_write2(c->c_io.io_fd, buf_rptr(&c->c_out), buf_len(&c->c_out),
 		      NULL, 0, &c->c_wr_ready);
-	if (n == -1) {
-		conn_close(c);
-		return false;
-	}
+	if (n == -1)
+		return conn_close(c);
 	buf_consume(&c->c_out, (size_t)n);
 	if (buf_len(&c->c_out) == 0)
-		conn_linger(c);
-	return n > 0;
+		return conn_linger(c);
+	return n > 0 ? STEP_MOVED : STEP_BLOCKED;
 }
 
-static bool conn_step_linger(struct conn *c)
+static enum step conn_step_linger(struct conn *c)
 {
 	char junk[4096];
 	ssize_t n;
@@ -1983,59 +1988,62 @@ static bool conn_step_linger(struct conn *c)
 			c->c_rd_ready = false;
 			break;
 		}
-		conn_close(c);
-		break;
+		return conn_close(c);
 	}
-	return false;
+	return STEP_BLOCKED;
 }
 
 /* TCP tunnel: each direction's FIN is passed on once its bytes are. */
-static bool conn_step_tunnel(struct conn *c)
+/* Server -> us in a tunnel: any bytes, until its FIN or an error. */
+static enum step conn_tunnel_read_upstream(struct conn *c)
 {
 	struct upstream *u = c->c_up;
-	bool progress = false;
 	ssize_t n;
 
+	if (u->u_eof || !u->u_rd_ready || buf_reserve(&u->u_in) == -1)
+		return STEP_BLOCKED;
+	n = io_read(u->u_io.io_fd, &u->u_in, SIZE_MAX, &u->u_rd_ready,
+		    u->u_has_hup);
+	if (n == -1)
+		return STEP_BLOCKED;
+	if (n == 0 || n == -2)
+		u->u_eof = true;
+	else
+		c->c_moved = true;
+	return STEP_MOVED;
+}
+
+/* TCP tunnel: each direction's FIN is passed on once its bytes are. */
+static enum step conn_step_tunnel(struct conn *c)
+{
+	struct upstream *u = c->c_up;
+	enum step r = STEP_BLOCKED;
+
 	if (u == NULL || !u->u_connected)
-		return false;
-	if (conn_read_client(c))
-		progress = true;
-	if (c->c_state != CS_TUNNEL)
-		return false;
-	c->c_req_fwd = buf_len(&c->c_in);
-	progress |= conn_write_upstream(c);
-	if (c->c_state != CS_TUNNEL)
-		return false;
-	if (c->c_eof && c->c_req_fwd == 0 && !u->u_wr_shut) {
+		return STEP_BLOCKED;
+	if (step_ends(conn_read_client(c), &r))
+		return r;
+	c->c_x.x_req_fwd = buf_len(&c->c_in);
+	if (step_ends(conn_write_upstream(c), &r))
+		return r;
+	if (c->c_eof && c->c_x.x_req_fwd == 0 && !u->u_wr_shut) {
 		(void)shutdown(u->u_io.io_fd, SHUT_WR);
 		u->u_wr_shut = true;
 	}
-	if (!u->u_eof && u->u_rd_ready && buf_reserve(&u->u_in) == 0) {
-		n = io_read(u->u_io.io_fd, &u->u_in, SIZE_MAX, &u->u_rd_ready,
-			    u->u_has_hup);
-		if (n == 0 || n == -2)
-			u->u_eof = true;
-		progress |= n != -1;
-		c->c_moved |= n > 0;
-	}
-	c->c_resp_fwd = buf_len(&u->u_in);
-	progress |= conn_write_client(c);
-	if (c->c_state != CS_TUNNEL)
-		return false;
-	if (u->u_eof && c->c_resp_fwd == 0) {
-		if (c->c_eof && u->u_wr_shut) {
-			conn_close(c);
-			return false;
-		}
+	(void)step_ends(conn_tunnel_read_upstream(c), &r);
+	c->c_x.x_resp_fwd = buf_len(&u->u_in);
+	if (step_ends(conn_write_client(c), &r))
+		return r;
+	if (u->u_eof && c->c_x.x_resp_fwd == 0) {
+		if (c->c_eof && u->u_wr_shut)
+			return conn_close(c);
 		if (!c->c_eof) {
 			(void)shutdown(c->c_io.io_fd, SHUT_WR);
-			if (u->u_wr_shut) {
-				conn_close(c);
-				return false;
-			}
+			if (u->u_wr_shut)
+				return conn_close(c);
 		}
 	}
-	return progress;
+	return r;
 }
 
 static enum conn_phase conn_phase_now(const struct conn *c)
@@ -2044,7 +2052,7 @@ static enum conn_phase conn_phase_now(const struct conn *c)
 		return PH_NONE;
 	if (!c->c_up->u_connected)
 		return PH_CONNECT;
-	if (c->c_state == CS_PROXY && !c->c_req_scanned && c->c_req_fwd == 0)
+	if (c->c_state == CS_PROXY && !c->c_x.x_req_scanned && c->c_x.x_req_fwd == 0)
 		return PH_BODY;
 	return PH_RESPONSE;
 }
@@ -2057,8 +2065,8 @@ static enum conn_phase conn_phase_now(const struct conn *c)
  */
 static bool conn_wants_events(const struct conn *c)
 {
-	return !(c->c_state == CS_PROXY && c->c_wr_ready && c->c_client_closes &&
-		 c->c_req_scanned);
+	return !(c->c_state == CS_PROXY && c->c_wr_ready && c->c_x.x_client_closes &&
+		 c->c_x.x_req_scanned);
 }
 
 /*
@@ -2068,22 +2076,21 @@ static bool conn_wants_events(const struct conn *c)
  */
 static void conn_pump(struct conn *c)
 {
-	bool progress = true;
-	enum conn_state before;
+	enum step r;
 
 	c->c_moved = false;
-	while (progress) {
-		before = c->c_state;
+	do {
 		switch (c->c_state) {
-		case CS_HEAD: progress = conn_step_head(c); break;
-		case CS_PROXY: progress = conn_step_proxy(c); break;
-		case CS_REPLY: progress = conn_step_reply(c); break;
-		case CS_LINGER: progress = conn_step_linger(c); break;
-		case CS_TUNNEL: progress = conn_step_tunnel(c); break;
-		default: return;
+		case CS_HEAD: r = conn_step_head(c); break;
+		case CS_PROXY: r = conn_step_proxy(c); break;
+		case CS_REPLY: r = conn_step_reply(c); break;
+		case CS_LINGER: r = conn_step_linger(c); break;
+		case CS_TUNNEL: r = conn_step_tunnel(c); break;
+		default: r = STEP_GONE; break;
 		}
-		progress |= c->c_state != before;
-	}
+	} while (r == STEP_MOVED || r == STEP_NEXT);
+	if (r == STEP_GONE)
+		return;
 	if (c->c_state == CS_PROXY || c->c_state == CS_TUNNEL)
 		conn_set_phase(c, conn_phase_now(c));
 	if (!c->c_io.io_added && conn_wants_events(c) &&
@@ -2091,7 +2098,7 @@ static void conn_pump(struct conn *c)
 			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
 		log_warn("listener %s: epoll_ctl: %s", c->c_wl->wl_cfg->name,
 			 strerror(errno));
-		conn_close(c);
+		(void)conn_close(c);
 	}
 }
 
@@ -2108,57 +2115,63 @@ static void conn_on_io(struct loop_io *io, uint32_t ev)
 	conn_pump(c);
 }
 
+/* The timer of a proxied exchange's phase fired. */
+static enum step conn_phase_timed_out(struct conn *c)
+{
+	switch (c->c_x.x_phase) {
+	case PH_CONNECT:
+		c->c_x.x_connect_timed_out = true;
+		return conn_connect_failed(c, "timed out");
+	case PH_BODY:
+		return conn_reply(c, 408);
+	default:
+		if (c->c_state == CS_TUNNEL)
+			return conn_close(c);
+		log_warn("backend %s: server %s: no response within %ums",
+			 up_backend(c->c_up), up_addr(c->c_up),
+			 c->c_x.x_be->be_cfg->response_timeout_ms);
+		conn_server_failed(c, "response timeout");
+		return conn_reply(c, 504);
+	}
+}
+
 static void conn_on_timer(struct timer *t)
 {
 	struct conn *c = t->tm_data;
+	enum step r;
 
 	switch (c->c_state) {
 	case CS_HEAD:
-		if (c->c_is_idle)
-			conn_linger(c);
-		else
-			conn_reply(c, 408);
-		conn_pump(c);
-		return;
+		r = c->c_is_idle ? conn_linger(c) : conn_reply(c, 408);
+		break;
 	case CS_PROXY:
 	case CS_TUNNEL:
+		r = c->c_up == NULL ? conn_close(c) : conn_phase_timed_out(c);
 		break;
 	default:
-		conn_close(c);
-		return;
-	}
-	if (c->c_up == NULL) {
-		conn_close(c);
-		return;
-	}
-	switch (c->c_phase) {
-	case PH_CONNECT:
-		c->c_connect_timed_out = true;
-		conn_connect_failed(c, "timed out");
-		break;
-	case PH_BODY:
-		conn_reply(c, 408);
-		break;
-	default:
-		if (c->c_state == CS_TUNNEL) {
-			conn_close(c);
-			break;
-		}
-		log_warn("backend %s: server %s: no response within %ums",
-			 up_backend(c->c_up), up_addr(c->c_up),
-			 c->c_be->be_cfg->response_timeout_ms);
-		conn_server_failed(c, "response timeout");
-		conn_reply(c, 504);
+		r = conn_close(c);
 		break;
 	}
-	conn_pump(c);
+	if (r != STEP_GONE)
+		conn_pump(c);
 }
 
 /* ---- worker-wide operations ------------------------------------------ */
 
+int proxy_init(struct worker *w)
+{
+	w->w_proxy = calloc(1, sizeof(*w->w_proxy));
+	return w->w_proxy != NULL ? 0 : -1;
+}
+
+size_t proxy_count(const struct worker *w)
+{
+	return w->w_proxy->p_nconns;
+}
+
 void proxy_drain(struct worker *w)
 {
-	for (struct conn *c = w->w_conns; c != NULL; c = c->c_next)
+	for (struct conn *c = w->w_proxy->p_conns; c != NULL; c = c->c_next)
 		if (c->c_state == CS_HEAD && c->c_is_idle)
 			loop_timer_in(&w->w_loop, &c->c_timer,
 				      PROXY_DRAIN_GRACE_MS);
@@ -2166,49 +2179,55 @@ void proxy_drain(struct worker *w)
 
 void proxy_close_all(struct worker *w)
 {
-	while (w->w_conns != NULL)
-		conn_close(w->w_conns);
+	while (w->w_proxy->p_conns != NULL)
+		(void)conn_close(w->w_proxy->p_conns);
 }
 
 void proxy_reap(struct worker *w)
 {
-	while (w->w_dead != NULL) {
-		struct conn *c = w->w_dead;
+	struct proxy *px = w->w_proxy;
 
-		w->w_dead = c->c_dead;
-		if (w->w_nconn_cache < PROXY_CONN_CACHE) {
-			c->c_dead = w->w_conn_cache;
-			w->w_conn_cache = c;
-			w->w_nconn_cache++;
+	while (px->p_dead != NULL) {
+		struct conn *c = px->p_dead;
+
+		px->p_dead = c->c_dead;
+		if (px->p_nconn_cache < PROXY_CONN_CACHE) {
+			c->c_dead = px->p_conn_cache;
+			px->p_conn_cache = c;
+			px->p_nconn_cache++;
 		} else {
 			free(c);
 		}
 	}
-	while (w->w_dead_up != NULL) {
-		struct upstream *u = w->w_dead_up;
+	while (px->p_dead_up != NULL) {
+		struct upstream *u = px->p_dead_up;
 
-		w->w_dead_up = u->u_next;
+		px->p_dead_up = u->u_next;
 		free(u);
 	}
 }
 
 void proxy_cleanup(struct worker *w)
 {
+	struct proxy *px = w->w_proxy;
+
 	proxy_close_all(w);
 	for (size_t i = 0; i < w->w_cfg->nbackends; i++) {
 		struct balance_backend *be = &w->w_bes[i];
 
 		for (size_t j = 0; j < be->be_nservers; j++)
-			while (be->be_servers[j].srv_idle != NULL)
-				up_close(be->be_servers[j].srv_idle);
+			while (be->be_servers[j].srv_idle.kp_first != NULL)
+				up_close(up_of_link(
+					be->be_servers[j].srv_idle.kp_first));
 	}
 	proxy_reap(w);
 	proxy_drop_pipes();
-	while (w->w_conn_cache != NULL) {
-		struct conn *c = w->w_conn_cache;
+	while (px->p_conn_cache != NULL) {
+		struct conn *c = px->p_conn_cache;
 
-		w->w_conn_cache = c->c_dead;
+		px->p_conn_cache = c->c_dead;
 		free(c);
 	}
-	w->w_nconn_cache = 0;
+	free(px);
+	w->w_proxy = NULL;
 }

@@ -15,6 +15,15 @@
 
 #include "worker/worker.h"
 
+/*
+ * Give w its connection table (w->w_proxy), freed by proxy_cleanup().
+ * 0, or -1 when out of memory.
+ */
+int proxy_init(struct worker *w);
+
+/* Client connections open now (worker_connections, drain, status). */
+size_t proxy_count(const struct worker *w);
+
 /* Take ownership of an accepted client socket fd. */
 void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		  const struct sockaddr_storage *peer);
@@ -34,7 +43,8 @@ void proxy_drop_pipes(void);
 /* Free the objects closed during this loop turn (loop lp_after hook). */
 void proxy_reap(struct worker *w);
 
-/* Free cached structures and idle upstream connections at exit. */
+/* Close everything, free cached structures, idle upstream connections
+ * and the table itself at exit. */
 void proxy_cleanup(struct worker *w);
 
 #endif

@@ -104,7 +104,7 @@ static void worker_on_accept(struct loop_io *io, uint32_t ev)
 		socklen_t len;
 		int fd;
 
-		if (w->w_nconns >= w->w_cfg->worker_connections) {
+		if (proxy_count(w) >= w->w_cfg->worker_connections) {
 			worker_full(w);
 			break;
 		}
@@ -170,17 +170,24 @@ static void worker_on_drain_timeout(struct timer *t)
 	struct worker *w = t->tm_data;
 
 	log_notice("shutdown_timeout reached with %zu connections open; closing them",
-		   w->w_nconns);
+		   proxy_count(w));
 	proxy_close_all(w);
 	loop_stop(&w->w_loop);
 }
 
-void worker_check_done(struct worker *w)
+/*
+ * After connections closed: end a drain once none is left, and accept
+ * again below worker_connections.  Run after every loop turn, so the
+ * proxy never calls back into the worker.
+ */
+static void worker_check_done(struct worker *w)
 {
-	if (w->w_draining && w->w_nconns == 0)
+	size_t n = proxy_count(w);
+
+	if (w->w_draining && n == 0)
 		loop_stop(&w->w_loop);
 	if (w->w_is_full && !w->w_draining &&
-	    w->w_nconns < w->w_cfg->worker_connections) {
+	    n < w->w_cfg->worker_connections) {
 		w->w_is_full = false;
 		if (!timer_is_armed(&w->w_accept_timer))
 			worker_accepting(w, true);
@@ -247,13 +254,16 @@ static void worker_after_turn(struct loop *lp)
 	struct worker *w = (struct worker *)((char *)lp -
 					     offsetof(struct worker, w_loop));
 
+	size_t n = proxy_count(w);
+
 	proxy_reap(w);
 	access_flush();
+	worker_check_done(w);
 	/* publish the connection count for `portcullis status` and drain logs */
-	if (w->w_report.wr_conns != NULL && w->w_nconns != w->w_nconns_shown) {
-		atomic_store_explicit(w->w_report.wr_conns, (uint32_t)w->w_nconns,
+	if (w->w_report.wr_conns != NULL && n != w->w_nconns_shown) {
+		atomic_store_explicit(w->w_report.wr_conns, (uint32_t)n,
 				      memory_order_relaxed);
-		w->w_nconns_shown = w->w_nconns;
+		w->w_nconns_shown = n;
 	}
 }
 
@@ -386,7 +396,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	timer_init(&w.w_drain_timer, worker_on_drain_timeout, &w);
 	buf_pool_init(worker_buf_size(cfg), WORKER_BUF_CACHE);
 	w.w_bes = balance_init(cfg, shm_zone());
-	if (w.w_bes == NULL || worker_signals(&w) == -1 ||
+	if (w.w_bes == NULL || proxy_init(&w) == -1 || worker_signals(&w) == -1 ||
 	    worker_listeners(&w, fds, nfds) == -1) {
 		log_error("worker start-up: %s", strerror(errno));
 		goto fail;
@@ -407,7 +417,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 		rc = 0;
 fail:
 	health_stop(&w);
-	if (w.w_bes != NULL)
+	if (w.w_proxy != NULL)
 		proxy_cleanup(&w);
 	balance_free(w.w_bes, cfg->nbackends);
 	if (w.w_sig_io.io_fd > 0)

@@ -15,8 +15,7 @@
 #include "worker/balance.h"
 #include "worker/loop.h"
 
-struct conn;
-struct upstream;
+struct proxy;
 struct worker;
 
 /* What a worker tells its master over the report pipe (server/workers.c). */
@@ -61,14 +60,9 @@ struct worker {
 	struct loop_io w_sig_io;           /* signalfd */
 	bool w_draining;                   /* graceful stop in progress */
 	struct timer w_drain_timer;        /* shutdown_timeout */
-	struct conn *w_conns;              /* every client connection */
-	size_t w_nconns;
-	struct conn *w_dead;               /* closed, freed after the turn */
-	struct upstream *w_dead_up;
-	struct conn *w_conn_cache;         /* freed structs kept for reuse */
-	size_t w_nconn_cache;
+	struct proxy *w_proxy;             /* its connections (worker/proxy.c) */
 	struct worker_report w_report;     /* borrowed from worker_main's caller */
-	size_t w_nconns_shown;             /* last w_nconns in wr_conns */
+	size_t w_nconns_shown;             /* last count put in wr_conns */
 };
 
 /*
@@ -86,7 +80,5 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 /* Stop accepting and finish what is in flight (SIGQUIT, reload). */
 void worker_drain(struct worker *w);
 
-/* Called by the proxy when a connection count drops, to end a drain. */
-void worker_check_done(struct worker *w);
 
 #endif

@@ -89,8 +89,9 @@ START_TEST(test_symlink_refused)
 
 	in_dir(path, sizeof(path), "error.log");
 	ck_assert_int_eq(symlink(victim, path), 0);
-	ck_assert_int_eq(log_file_open(path, (uid_t)-1, (gid_t)-1, err,
-				       sizeof(err)), -1);
+	ck_assert_int_eq(
+		log_file_open(path, (uid_t)-1, (gid_t)-1, err, sizeof(err)),
+		-1);
 	ck_assert_msg(strstr(err, "symbolic link") != NULL, "%s", err);
 	assert_victim_untouched(geteuid());
 }
@@ -104,8 +105,9 @@ START_TEST(test_dangling_symlink_not_created)
 	in_dir(path, sizeof(path), "access.log");
 	snprintf(target, sizeof(target), "%s.created", dir);
 	ck_assert_int_eq(symlink(target, path), 0);
-	ck_assert_int_eq(log_file_open(path, (uid_t)-1, (gid_t)-1, err,
-				       sizeof(err)), -1);
+	ck_assert_int_eq(
+		log_file_open(path, (uid_t)-1, (gid_t)-1, err, sizeof(err)),
+		-1);
 	ck_assert_int_eq(lstat(target, &st), -1);
 	ck_assert_int_eq(errno, ENOENT);
 }
@@ -118,8 +120,9 @@ START_TEST(test_fifo_refused_without_blocking)
 	in_dir(path, sizeof(path), "error.log");
 	ck_assert_int_eq(mkfifo(path, 0666), 0);
 	/* no reader: a blocking open would hang here (the test's timeout) */
-	ck_assert_int_eq(log_file_open(path, (uid_t)-1, (gid_t)-1, err,
-				       sizeof(err)), -1);
+	ck_assert_int_eq(
+		log_file_open(path, (uid_t)-1, (gid_t)-1, err, sizeof(err)),
+		-1);
 }
 END_TEST
 
@@ -129,8 +132,9 @@ START_TEST(test_hard_link_refused)
 
 	in_dir(path, sizeof(path), "error.log");
 	ck_assert_int_eq(link(victim, path), 0);
-	ck_assert_int_eq(log_file_open(path, (uid_t)-1, (gid_t)-1, err,
-				       sizeof(err)), -1);
+	ck_assert_int_eq(
+		log_file_open(path, (uid_t)-1, (gid_t)-1, err, sizeof(err)),
+		-1);
 	ck_assert_msg(strstr(err, "hard link") != NULL, "%s", err);
 	assert_victim_untouched(geteuid());
 }
@@ -164,8 +168,9 @@ START_TEST(test_root_in_workers_directory)
 	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(symlink(victim, path), 0);
-	ck_assert_int_eq(log_file_open(path, pw->pw_uid, pw->pw_gid, err,
-				       sizeof(err)), -1);
+	ck_assert_int_eq(
+		log_file_open(path, pw->pw_uid, pw->pw_gid, err, sizeof(err)),
+		-1);
 	assert_victim_untouched(0);
 	/* the master's own identity is back: it can still write as root */
 	ck_assert_int_eq(access(victim, W_OK), 0);
