@@ -113,6 +113,8 @@ struct cfg_backend {
 	struct cfg_health health;   /* type NONE without health_check: */
 	uint32_t max_fails;         /* passive: failures in a row; 3, 0 = off */
 	uint32_t fail_timeout_ms;   /* passive: how long down; 10s */
+	uint32_t panic_threshold;   /* percent healthy below which every
+				       server is used; 50, 0 = never */
 	struct cfg_server *servers; /* (required) at least one */
 	size_t nservers;
 };

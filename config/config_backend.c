@@ -31,6 +31,26 @@ static void backend_balance(struct schema_ctx *c, const char *key,
 		     key);
 }
 
+/* panic_threshold: "50%" (or a bare 50): 0..100 percent. */
+static void backend_panic_threshold(struct schema_ctx *c, const char *key,
+				    yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+	char *end;
+	unsigned long pct;
+
+	if (s != NULL && *s >= '0' && *s <= '9') {
+		pct = strtoul(s, &end, 10);
+		if (*end == '%')
+			end++;
+		if (*end == '\0' && pct <= 100) {
+			*(uint32_t *)field = (uint32_t)pct;
+			return;
+		}
+	}
+	schema_error(c, v, "'%s' must be a percentage from 0%% to 100%%", key);
+}
+
 /* hash_key: client_ip | uri | header:NAME; field is the backend. */
 static void backend_hash_key(struct schema_ctx *c, const char *key,
 			     yaml_node_t *v, void *field)
@@ -188,6 +208,8 @@ static const struct schema_key backend_keys[] = {
 	SK_UNSUPPORTED("tls"),
 	SK_CUSTOM("health_check", struct cfg_backend, health, backend_health),
 	SK_WHOLE("passive", backend_passive),
+	SK_CUSTOM("panic_threshold", struct cfg_backend, panic_threshold,
+		  backend_panic_threshold),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(backend_keys);
@@ -255,6 +277,7 @@ static void backend_load(struct schema_ctx *c, struct cfg_backend *b,
 	b->keepalive = 32;
 	b->max_fails = 3;
 	b->fail_timeout_ms = 10000;
+	b->panic_threshold = 50;
 	snprintf(what, sizeof(what), "backend '%.64s'", b->name);
 	if (!schema_walk(c, v, backend_keys, what, b))
 		return;

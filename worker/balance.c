@@ -133,7 +133,14 @@ size_t balance_index(const struct balance_backend *be,
 	return (size_t)(s - be->be_servers);
 }
 
-bool balance_is_usable(const struct balance_server *s, uint64_t now_ms)
+static bool is_drained(const struct balance_server *s)
+{
+	return atomic_load_explicit(&s->srv_shm->sv_drain,
+				    memory_order_relaxed) != 0;
+}
+
+/* Up by the active checks (if any) and not passively down. */
+static bool is_healthy(const struct balance_server *s, uint64_t now_ms)
 {
 	const struct shm_server *sv = s->srv_shm;
 
@@ -141,9 +148,50 @@ bool balance_is_usable(const struct balance_server *s, uint64_t now_ms)
 	return (s->srv_be->health.type == CFG_CHECK_NONE ||
 		atomic_load_explicit(&sv->sv_health, memory_order_relaxed) ==
 			SHM_UP) &&
-	       !atomic_load_explicit(&sv->sv_drain, memory_order_relaxed) &&
 	       atomic_load_explicit(&sv->sv_down_until, memory_order_relaxed) <=
 		       now_ms;
+}
+
+bool balance_is_usable(const struct balance_server *s, uint64_t now_ms)
+{
+	return is_healthy(s, now_ms) && !is_drained(s);
+}
+
+/*
+ * Enter or leave panic: below panic_threshold percent of the primary
+ * servers (drained ones aside) healthy, with no backup usable, failing
+ * every request protects nothing -- balance over all of them instead.
+ */
+static void check_panic(struct balance_backend *be, uint64_t now)
+{
+	uint32_t threshold = be->be_cfg->panic_threshold;
+	size_t total = 0, healthy = 0;
+	bool has_backup = false, is_panic;
+
+	for (size_t i = 0; i < be->be_nservers; i++) {
+		const struct balance_server *s = &be->be_servers[i];
+
+		if (is_drained(s))
+			continue;
+		if (s->srv_cfg->backup) {
+			has_backup |= is_healthy(s, now);
+			continue;
+		}
+		total++;
+		healthy += is_healthy(s, now);
+	}
+	is_panic = threshold > 0 && total > 0 && !has_backup &&
+		   healthy * 100 < (size_t)threshold * total;
+	if (is_panic == be->be_is_panic)
+		return;
+	be->be_is_panic = is_panic;
+	if (is_panic)
+		log_warn("backend %s: %zu of %zu servers healthy, below "
+			 "panic_threshold %u%%: balancing over all of them",
+			 be->be_cfg->name, healthy, total, threshold);
+	else
+		log_notice("backend %s: %zu of %zu servers healthy: panic over",
+			   be->be_cfg->name, healthy, total);
 }
 
 static bool is_full(const struct balance_server *s)
@@ -162,7 +210,8 @@ static bool is_candidate(const struct balance_backend *be, size_t i,
 
 	return s->srv_cfg->backup == backup &&
 	       !(i < 64 && (tried & (UINT64_C(1) << i))) &&
-	       balance_is_usable(s, now) && !is_full(s);
+	       (be->be_is_panic ? !is_drained(s) : balance_is_usable(s, now)) &&
+	       !is_full(s);
 }
 
 /*
@@ -302,8 +351,10 @@ struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried,
 				    uint32_t hash, uint64_t now_ms,
 				    enum balance_miss *miss)
 {
-	struct balance_server *s = pick_class(be, tried, hash, false, now_ms);
+	struct balance_server *s;
 
+	check_panic(be, now_ms);
+	s = pick_class(be, tried, hash, false, now_ms);
 	if (s == NULL)
 		s = pick_class(be, tried, hash, true, now_ms);
 	if (s == NULL)
@@ -343,6 +394,12 @@ void balance_failed(struct balance_server *s, uint64_t now_ms, const char *why)
 	log_warn("backend %s: server %s is down for %ums (passive): %s",
 		 be->name, s->srv_cfg->addr.str, be->fail_timeout_ms, reason);
 	shm_set_health(sv, atomic_load(&sv->sv_health), reason);
+}
+
+void balance_broken_response(struct balance_server *s)
+{
+	atomic_fetch_add_explicit(&s->srv_shm->sv_failures, 1,
+				  memory_order_relaxed);
 }
 
 void balance_succeeded(struct balance_server *s)

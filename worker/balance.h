@@ -39,6 +39,8 @@ struct balance_backend {
 	struct balance_point *be_ring;    /* balance: hash, sorted by bp_hash */
 	size_t be_nring;
 	uint32_t be_rr;                   /* rotating start for ties */
+	bool be_is_panic;                 /* below panic_threshold: health
+					     is ignored (this worker's view) */
 };
 
 /* Why balance_pick found nothing. */
@@ -78,20 +80,35 @@ struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried,
 size_t balance_index(const struct balance_backend *be,
 		     const struct balance_server *s);
 
-/* Could s take a request now (up, not drained, not passively down)? */
+/*
+ * Could s take a request now (up, not drained, not passively down)?
+ * balance_pick also takes unhealthy servers while their backend is in
+ * panic: fewer than panic_threshold percent of its primary servers
+ * healthy and no backup usable (Envoy's panic mode; nginx never marks a
+ * lone server down).  Entering and leaving panic is logged.
+ */
 bool balance_is_usable(const struct balance_server *s, uint64_t now_ms);
 
 /* A connection to s starts (+1) or stops (-1) being used. */
 void balance_use(struct balance_server *s, int delta);
 
 /*
- * Passive checks: a failure (connect, timeout, broken response) or a
- * success of s.  max_fails failures in a row mark it down for
- * fail_timeout; the worker that makes the transition logs it, once.
+ * Passive checks: a failure of s itself (connect refused or timed out,
+ * connection reset or closed early, no response head within
+ * response_timeout) or a success.  max_fails failures in a row mark it
+ * down for fail_timeout; the worker that makes the transition logs it,
+ * once.  What a client or this process caused (a client that stops
+ * reading, running out of descriptors) is never passed here.
  */
 void balance_failed(struct balance_server *s, uint64_t now_ms,
 		    const char *why);
 void balance_succeeded(struct balance_server *s);
+
+/*
+ * s sent a malformed response: counted (sv_failures), but not a passive
+ * failure -- one bad URL must not take a server out for every other.
+ */
+void balance_broken_response(struct balance_server *s);
 
 /* 32-bit hash of a key (FNV-1a with a final mix). */
 uint32_t balance_hash(const void *p, size_t n);

@@ -1242,6 +1242,16 @@ static void conn_set_phase(struct conn *c, enum conn_phase ph)
 }
 
 /*
+ * Did a connect fail for want of something of ours (descriptors, memory,
+ * local ports) rather than because of the server?
+ */
+static bool is_local_error(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM ||
+	       err == ENOBUFS || err == EADDRNOTAVAIL;
+}
+
+/*
  * Pick a server and attach a connection to it: an idle pooled one, or a
  * new connect.  A server whose connect fails at once is recorded and the
  * next one is tried, up to `retries` more.
@@ -1267,12 +1277,20 @@ static enum step conn_connect(struct conn *c)
 		if (u == NULL)
 			u = up_connect(c->c_w, s);
 		if (u == NULL) {
-			const char *why = strerror(errno);
+			int err = errno;
 
-			log_warn("backend %s: connect %s: %s", be->be_cfg->name,
-				 s->srv_cfg->addr.str, why);
-			balance_failed(s, now, why);
 			c->c_x.x_connect_timed_out = false;
+			if (is_local_error(err)) {
+				/* ours, not the server's: try nobody else */
+				log_warn("backend %s: connect %s: %s (on this "
+					 "side; not counted against the server)",
+					 be->be_cfg->name, s->srv_cfg->addr.str,
+					 strerror(err));
+				break;
+			}
+			log_warn("backend %s: connect %s: %s", be->be_cfg->name,
+				 s->srv_cfg->addr.str, strerror(err));
+			balance_failed(s, now, strerror(err));
 			continue;
 		}
 		u->u_conn = c;
@@ -1335,10 +1353,13 @@ static bool conn_retry_stale(struct conn *c)
 
 /* ---- the response ---------------------------------------------------- */
 
-/* The server of c_up failed this request: count it (passive checks). */
-static void conn_server_failed(struct conn *c, const char *why)
+/*
+ * The server of c_up sent a malformed response: 502 for this request,
+ * counted, but not a passive failure (balance_broken_response).
+ */
+static void conn_server_broken(struct conn *c)
 {
-	balance_failed(c->c_up->u_srv, c->c_w->w_loop.lp_now, why);
+	balance_broken_response(c->c_up->u_srv);
 }
 
 /* Locate the response-body bytes in u_in.  -1 on bad framing. */
@@ -1480,7 +1501,7 @@ static enum step conn_response_head(struct conn *c)
 		if (len >= u->u_in.b_cap) {
 			log_warn("backend %s: server %s: response head too large",
 				 up_backend(u), up_addr(u));
-			conn_server_failed(c, "response head too large");
+			conn_server_broken(c);
 			return conn_reply(c, 502);
 		}
 		return STEP_BLOCKED;
@@ -1488,7 +1509,7 @@ static enum step conn_response_head(struct conn *c)
 	if (http_parse_response(base, head, c->c_x.x_is_head_req, m) != HTTP_OK) {
 		log_warn("backend %s: server %s: invalid response head",
 			 up_backend(u), up_addr(u));
-		conn_server_failed(c, "invalid response head");
+		conn_server_broken(c);
 		return conn_reply(c, 502);
 	}
 	if (m->status == 101)
@@ -1512,7 +1533,7 @@ static enum step conn_response_head(struct conn *c)
 		log_warn("backend %s: server %s: chunked response to an "
 			 "HTTP/1.0 request",
 			 up_backend(u), up_addr(u));
-		conn_server_failed(c, "chunked response to HTTP/1.0");
+		conn_server_broken(c);
 		return conn_reply(c, 502);
 	}
 	if (m->body == HTTP_BODY_CLOSE)
@@ -1522,7 +1543,7 @@ static enum step conn_response_head(struct conn *c)
 	if (conn_build_response(c, base, m) == -1) {
 		log_warn("backend %s: server %s: response head too large",
 			 up_backend(u), up_addr(u));
-		conn_server_failed(c, "response head too large");
+		conn_server_broken(c);
 		return conn_reply(c, 502);
 	}
 	c->c_x.x_resp_keepalive = m->is_keepalive;
@@ -1946,7 +1967,7 @@ static enum step conn_step_proxy(struct conn *c)
 	if (c->c_x.x_resp_head_done && conn_scan_response(c) == -1) {
 		log_warn("backend %s: server %s: malformed chunked response",
 			 up_backend(u), up_addr(u));
-		conn_server_failed(c, "malformed chunked response");
+		conn_server_broken(c);
 		return conn_reply(c, 502);
 	}
 	if (step_ends(conn_check_eof(c), &r) ||
@@ -2115,6 +2136,42 @@ static void conn_on_io(struct loop_io *io, uint32_t ev)
 	conn_pump(c);
 }
 
+/* Is the client the one not reading (our bytes wait for it)? */
+static bool conn_client_stalls(const struct conn *c)
+{
+	return !c->c_wr_ready &&
+	       (buf_len(&c->c_out) > 0 || c->c_x.x_resp_fwd > 0 ||
+		c->c_pipe_len > 0);
+}
+
+/*
+ * response_timeout passed with nothing moving.  Only a server that sent
+ * no response head in time is failing (passive checks); once the head
+ * came, a stall is cut without blame: a client that stops reading a large
+ * response must not take the server out for everyone.
+ */
+static enum step conn_response_timed_out(struct conn *c)
+{
+	uint32_t ms = c->c_x.x_be->be_cfg->response_timeout_ms;
+
+	if (!c->c_x.x_resp_head_done) {
+		log_warn("backend %s: server %s: no response within %ums",
+			 up_backend(c->c_up), up_addr(c->c_up), ms);
+		balance_failed(c->c_up->u_srv, c->c_w->w_loop.lp_now,
+			       "response timeout");
+		return conn_reply(c, 504);
+	}
+	if (conn_client_stalls(c))
+		log_info("listener %s: client %s read nothing of the response "
+			 "for %ums; closing (not counted against server %s)",
+			 c->c_wl->wl_cfg->name, c->c_peer, ms,
+			 up_addr(c->c_up));
+	else
+		log_warn("backend %s: server %s: response stalled for %ums",
+			 up_backend(c->c_up), up_addr(c->c_up), ms);
+	return conn_abort(c);
+}
+
 /* The timer of a proxied exchange's phase fired. */
 static enum step conn_phase_timed_out(struct conn *c)
 {
@@ -2127,11 +2184,7 @@ static enum step conn_phase_timed_out(struct conn *c)
 	default:
 		if (c->c_state == CS_TUNNEL)
 			return conn_close(c);
-		log_warn("backend %s: server %s: no response within %ums",
-			 up_backend(c->c_up), up_addr(c->c_up),
-			 c->c_x.x_be->be_cfg->response_timeout_ms);
-		conn_server_failed(c, "response timeout");
-		return conn_reply(c, 504);
+		return conn_response_timed_out(c);
 	}
 }
 

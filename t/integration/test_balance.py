@@ -630,11 +630,14 @@ class NoServerUpTest(unittest.TestCase):
     def test_503_fast_without_connect(self):
         """A backend whose only server is down by its health check answers
         503 in < 0.5 s, with no connect attempt (no new "backend dead:
-        connect" line in the error log) and no server address in the body."""
+        connect" line in the error log) and no server address in the body.
+        panic_threshold 0%: with the default 50% a lone server down would
+        be tried anyway (panic mode, test_passive.py)."""
         dead_port = h.free_port()
         addr = "127.0.0.1:%d" % dead_port
         pc, port, _ = start_proxy(self, {"dead": backend_cfg(addr, health_check=hc(),
-                                                              connect_timeout="5s")})
+                                                              connect_timeout="5s",
+                                                              panic_threshold="0%")})
         self.assertTrue(pc.wait_log(r"backend dead: server %s is down: connect: Connection refused"
                                     % re.escape(addr), 10), pc.describe())
         off = len(pc.error_log())

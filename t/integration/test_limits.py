@@ -79,6 +79,37 @@ class LimitsTest(unittest.TestCase):
         for _ in range(5):
             self.assertEqual(h.request(port, "GET", "/after").status, 200)
 
+    def test_emfile_is_not_the_servers_fault(self):
+        """Out of descriptors when connecting to the server (keepalive 0,
+        so no pooled connection to fall back on): that request gets 502,
+        logged as "on this side", and the lone server is not marked down
+        (max_fails 1, panic off) -- once descriptors free up it serves
+        again at once (issue #14 item 3)."""
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        cfg = self.config(tmp, port)
+        cfg["backends"]["web"].update(keepalive=0, panic_threshold="0%",
+                                      passive={"max_fails": 1, "fail_timeout": "30s"})
+        pc = start_with_nofile(cfg, tmp, 48)
+        self.addCleanup(pc.stop)
+        keep = h.Conn(port)
+        self.addCleanup(keep.close)
+        self.assertEqual(self.get(keep).status, 200)
+        idle = []
+        try:
+            self.exhaust(pc, port, idle)
+            self.assertEqual(self.get(keep).status, 502)
+            self.assertIsNotNone(pc.wait_log(r"backend web: connect \S+: Too many open files "
+                                             r"\(on this side; not counted against the "
+                                             r"server\)", 5), pc.error_log()[-2000:])
+        finally:
+            for c in idle:
+                c.close()
+        time.sleep(0.3)
+        for _ in range(3):
+            self.assertEqual(h.request(port, "GET", "/after").status, 200, pc.error_log()[-2000:])
+        self.assertNotIn("(passive)", pc.error_log())
+
     def test_emfile_drops_cached_pipes(self):
         """Empty splice pipes are kept for reuse, two descriptors each; a
         worker that runs out of descriptors closes them, so that they serve

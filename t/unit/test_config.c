@@ -832,6 +832,12 @@ START_TEST(test_err_unsupported)
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: fastest\n",
 		     "t.yaml:10:14: 'balance' must be one of round_robin, "
 		     "least_conn, random_two, hash");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    panic_threshold: 150%\n",
+		     "t.yaml:10:22: 'panic_threshold' must be a percentage "
+		     "from 0% to 100%");
+	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    panic_threshold: half\n",
+		     "t.yaml:10:22: 'panic_threshold' must be a percentage "
+		     "from 0% to 100%");
 	EXPECT_ERROR(
 		"log:\n"
 		"  access: {path: var/log/a.log}\n" LISTENER_WEB BACKEND_APP,
@@ -840,6 +846,22 @@ START_TEST(test_err_unsupported)
 		"log:\n"
 		"  access: {path: stderr, format: clf}\n" LISTENER_WEB BACKEND_APP,
 		"t.yaml:2:34: 'format' must be combined or json");
+}
+END_TEST
+
+/* panic_threshold: 50% by default; "N%" or a bare N; 0 turns it off. */
+START_TEST(test_panic_threshold)
+{
+	struct config *cfg = load_ok(LISTENER_WEB BACKEND_APP);
+
+	ck_assert_uint_eq(cfg->backends[0].panic_threshold, 50);
+	config_free(cfg);
+	cfg = load_ok(LISTENER_WEB BACKEND_APP "    panic_threshold: 0%\n");
+	ck_assert_uint_eq(cfg->backends[0].panic_threshold, 0);
+	config_free(cfg);
+	cfg = load_ok(LISTENER_WEB BACKEND_APP "    panic_threshold: 75\n");
+	ck_assert_uint_eq(cfg->backends[0].panic_threshold, 75);
+	config_free(cfg);
 }
 END_TEST
 
@@ -1283,6 +1305,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_err_files);
 	tcase_add_test(tc, test_trusted_proxies_and_worker_connections);
 	tcase_add_test(tc, test_access_log);
+	tcase_add_test(tc, test_panic_threshold);
 	tcase_add_test(tc, test_balancing_and_health);
 	tcase_add_test(tc, test_err_balancing_and_health);
 	tcase_add_test(tc, test_err_trusted_proxies_and_worker_connections);
