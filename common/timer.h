@@ -33,7 +33,10 @@ uint64_t timer_now_ms(void);
 /* Set up t as not armed, with its callback and owner. */
 void timer_init(struct timer *t, timer_cb cb, void *data);
 
-/* Arm (or re-arm) t to fire at `when`.  0, or -1 if out of memory. */
+/*
+ * Arm t to fire at `when`, or move it there if it is armed already (it
+ * fires once, at the new time).  0, or -1 if out of memory (t unchanged).
+ */
 int timer_add(struct timer_heap *h, struct timer *t, uint64_t when);
 
 /* Disarm t; harmless if it is not armed. */
@@ -47,10 +50,18 @@ static inline int timer_is_armed(const struct timer *t)
 /* The earliest armed timer, or NULL. */
 struct timer *timer_first(const struct timer_heap *h);
 
-/* Fire every timer due at or before now; returns how many fired. */
+/*
+ * Fire every timer due at or before now, earliest first, including those
+ * a callback arms or re-arms due by now; a timer a callback disarms does
+ * not fire.  Returns how many fired.
+ */
 size_t timer_run(struct timer_heap *h, uint64_t now);
 
-/* Release the heap array (the timers belong to their owners). */
+/*
+ * Release the heap array; the heap is then empty and usable again.  The
+ * timers belong to their owners, and those still armed are not disarmed:
+ * timer_init() them before they go into a heap again.
+ */
 void timer_heap_free(struct timer_heap *h);
 
 #endif

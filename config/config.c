@@ -320,7 +320,7 @@ static const struct schema_key config_top_keys[] = {
 };
 SCHEMA_TABLE_CHECK(config_top_keys);
 
-/* A config holding every default of SPEC.md; NULL if out of memory. */
+/* A config holding every default of portcullis.yaml(5); NULL if no memory. */
 static struct config *config_new(struct schema_ctx *c, const char *path)
 {
 	static const char *const hide[] = {"Server", "X-Powered-By"};

@@ -300,9 +300,10 @@ static void schema_unknown(struct schema_ctx *c, const yaml_node_t *k,
 }
 
 /*
- * A key SPEC.md describes but this version does not implement may still be
- * written in its "off" form (proxy_protocol: false, allow: []): it asks for
- * nothing we lack.  Anything else must fail rather than be ignored.
+ * A key of a feature this version does not implement (portcullis.yaml(5),
+ * NOT SUPPORTED BY THIS VERSION) may still be written in its "off" form
+ * (proxy_protocol: false, allow: []): it asks for nothing we lack.  Anything
+ * else must fail rather than be ignored.
  */
 static bool schema_is_off(const yaml_node_t *v)
 {

@@ -33,7 +33,7 @@ enum schema_type {
 	SCHEMA_SIZE64,	    /* uint64_t bytes in [min, max] */
 	SCHEMA_CUSTOM,	    /* fn checks and stores the value */
 	SCHEMA_LATER,	    /* known; the caller reads it after the walk */
-	SCHEMA_UNSUPPORTED, /* in SPEC.md, not implemented by this version */
+	SCHEMA_UNSUPPORTED, /* a feature this version lacks: refused */
 };
 
 struct schema_ctx;

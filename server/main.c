@@ -1,10 +1,11 @@
 /*
- * main.c: the command line (SPEC.md "Command line").
+ * main.c: the command line (portcullis(8), OPTIONS and COMMANDS).
  *
  *   portcullis [-c FILE]       run in the foreground
  *   portcullis -d [-c FILE]    run as a classic daemon
  *   portcullis -t [-c FILE]    validate the configuration
  *   portcullis [-c FILE] reload|status|stop|quit|upgrade
+ *   portcullis [-c FILE] drain|enable BACKEND SERVER
  *                              ask the running master (server/ctl.h)
  *   portcullis -V | -h
  */

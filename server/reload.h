@@ -1,6 +1,6 @@
 /*
  * reload.h: generations and the reload that replaces one by the next
- * (SPEC "What a reload does"), as a small state machine on m->m_phase:
+ * (portcullis(8), RELOADS), as a small state machine on m->m_phase:
  *
  *   IDLE --reload_begin()--> STARTING: the new config is loaded and
  *     validated, new listeners bound, the new generation's workers forked.

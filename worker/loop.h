@@ -39,6 +39,7 @@ int loop_init(struct loop *lp);
 /* Close the epoll instance and free the timer heap. */
 void loop_free(struct loop *lp);
 
+/* Set up io for fd, not registered; cb gets io and the epoll events. */
 void loop_io_init(struct loop_io *io, int fd, loop_io_cb cb, void *data);
 
 /*
@@ -61,15 +62,25 @@ void loop_del_fd(struct loop *lp, struct loop_io *io);
  */
 void loop_forget_fd(struct loop_io *io);
 
-/* Arm t to fire `ms` milliseconds from the loop's current time. */
+/*
+ * Arm (or move) t to fire `ms` milliseconds after lp_now, the time cached
+ * at the start of the turn: a timer callback that re-arms with 0 ms is due
+ * again at once and fires again in the same turn.  Out of memory is fatal.
+ */
 void loop_timer_in(struct loop *lp, struct timer *t, uint64_t ms);
 
 /* Disarm t. */
 void loop_timer_del(struct loop *lp, struct timer *t);
 
-/* Run until loop_stop().  Returns 0, or -1 if epoll_wait failed. */
+/*
+ * Run turns until loop_stop(): wait for events or the first timer, refresh
+ * lp_now, call the io callbacks (not that of an io whose io_fd a callback
+ * of this turn set to -1), fire the due timers, run lp_after.  A signal
+ * (EINTR) does not end it.  Returns 0, or -1 if epoll_wait failed.
+ */
 int loop_run(struct loop *lp);
 
+/* Make loop_run() return at the end of the current turn. */
 void loop_stop(struct loop *lp);
 
 #endif

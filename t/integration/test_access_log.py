@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""The access log (SPEC "Logs"): one line per request, combined
-(Apache/nginx) or JSON with the SPEC's fields, requests refused before
-forwarding logged too, X-Request-Id the same in the log and at the
+"""The access log (portcullis(8), "Access log"): one line per request, combined
+(Apache/nginx) or JSON with the fields portcullis(8) lists, requests refused
+before forwarding logged too, X-Request-Id the same in the log and at the
 server, and SIGUSR1 after a rotation writing to a new file the workers own."""
 
 import json
@@ -49,8 +49,9 @@ class AccessLogTest(unittest.TestCase):
             time.sleep(0.05)
 
     def test_json_fields(self):
-        """JSON: every SPEC field, the request id the server saw, and a
-        400 that never reached a server logged with null upstream fields."""
+        """JSON: every field portcullis(8) lists, the request id the server
+        saw, and a 400 that never reached a server logged with null upstream
+        fields."""
         pc, port, path = self.start("json")
         r = h.request(port, "GET", "/echo?q=1", headers=[("User-Agent", "ua/1")])
         self.assertEqual(r.status, 200)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """100 MiB bodies both ways, with checksums, while worker memory stays bounded:
-bodies are streamed with backpressure, never buffered whole (SPEC "Bodies")."""
+bodies are streamed with backpressure, never buffered whole (portcullis.yaml(5),
+WHAT CLIENTS AND SERVERS SEE)."""
 
 import hashlib
 import json

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Runtime control of servers (issue #4 item 6, SPEC "Command line"):
+"""Runtime control of servers (issue #4 item 6, portcullis(8) COMMANDS):
 `portcullis drain BACKEND SERVER` takes a server out of rotation without
 cutting its in-flight requests, `enable` puts it back, both are refused for
 a server that does not exist, `status` shows it, and the drain state
@@ -101,7 +101,7 @@ class DrainTest(unittest.TestCase):
 
     def test_4_drain_survives_reload(self):
         """The drain flag lives in shared memory: a reload that keeps the
-        server keeps it drained (SPEC "Shared memory")."""
+        server keeps it drained (portcullis.yaml(5), STATE ACROSS RELOADS)."""
         self.assertEqual(self._ctl(["drain", "app", self.b.address])[0], 0)
         rc, out, err = self._ctl(["reload"])
         self.assertEqual(rc, 0, out + err)

@@ -14,7 +14,7 @@ import harness as h
 MARK = "/smuggle-marker"
 
 # (name, raw request, RFC section).  Each must get 400 and a closed connection,
-# and must never be forwarded (SPEC "HTTP framing").
+# and must never be forwarded (portcullis.yaml(5), HTTP PARSING).
 MALFORMED = [
     ("content-length and transfer-encoding",
      b"GET " + MARK.encode() + b"1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
@@ -67,7 +67,7 @@ class ErrorsTest(unittest.TestCase):
             {"path_prefix": "/", "backend": "web"},
         ]}]
         # These tests break servers on purpose, again and again: passive
-        # checks (SPEC default max_fails: 3) would take them out of
+        # checks (default max_fails: 3) would take them out of
         # rotation and turn the 502/504s under test into 503s.
         off = {"max_fails": 0}
         backends = {
@@ -111,7 +111,8 @@ class ErrorsTest(unittest.TestCase):
 
     def test_connect_failure_retried_on_other_server(self):
         """retries: 1: when one server refuses, the request goes to the other
-        one, so every request of a half-dead pool succeeds (SPEC backends)."""
+        one, so every request of a half-dead pool succeeds (portcullis.yaml(5),
+        retries)."""
         for i in range(12):
             r = h.request(self.port, "GET", "/half/%d" % i, host="half.test")
             self.assertEqual((r.status, r.body), (200, b"web1 /half/%d\n" % i))
@@ -144,7 +145,7 @@ class ErrorsTest(unittest.TestCase):
         """response_timeout also bounds the wait between two reads: a backend that
         stops sending in the middle of a body makes the proxy cut the client
         connection (the body is then visibly incomplete, RFC 9112 §6.3 rule 6;
-        SPEC: every wait has a timeout)."""
+        portcullis.yaml(5): response_timeout)."""
         t0 = time.monotonic()
         with h.Conn(self.port, timeout=15) as c:
             c.send(h.build_request("GET", "/stall?bytes=1000&ms=8000", host="slow.test"))

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""The control socket (issue #5, SPEC "Command line"): mode 0600 and owned by
-the master's user, peers checked with SO_PEERCRED, `portcullis status`,
+"""The control socket (issue #5, portcullis(8) CONTROL SOCKET): mode 0600 and
+owned by the master's user, peers checked with SO_PEERCRED, `portcullis status`,
 `stop`, `quit`, the drain accounting of old generations, a master that is not
 running, a socket that moves when control_socket changes, and bounded waits."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""systemd notification (issue #5, SPEC "Command line"): with NOTIFY_SOCKET
+"""systemd notification (issue #5, portcullis(8) SYSTEMD): with NOTIFY_SOCKET
 set, the master sends READY=1 once serving, RELOADING=1 + MONOTONIC_USEC=
 then READY=1 around each reload, STATUS= with the generation and the last
 reload error, and STOPPING=1.  A Python datagram socket stands in for

@@ -169,7 +169,7 @@ class ProxyTest(unittest.TestCase):
     def test_forwarded_for_appended(self):
         """From a peer in trusted_proxies, a client-sent X-Forwarded-For
         gets the peer address appended and X-Forwarded-Proto/-Host are
-        kept (SPEC forwarded_headers: "appended")."""
+        kept (portcullis.yaml(5), X-Forwarded-For)."""
         r = h.request(self.port, "GET", "/echo", host_addr="::1",
                       headers=[("X-Forwarded-For", "203.0.113.7"),
                                ("X-Forwarded-Proto", "https"),

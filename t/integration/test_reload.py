@@ -103,7 +103,7 @@ class ReloadTest(unittest.TestCase):
     def test_reload_under_load(self):
         """A SIGHUP every second during 6 s of keep-alive and fresh-connection load:
         no refused or reset connection, no incomplete response, no non-2xx
-        (SPEC: a keep-alive client sees no error during any number of reloads)."""
+        (portcullis(8) RELOADS: no keep-alive client sees an error)."""
         pc = self.start()
         load = h.LoadGen(self.port, duration=6.5, keepalive_threads=2, fresh_threads=2)
         self.addCleanup(load.stop)
@@ -123,7 +123,8 @@ class ReloadTest(unittest.TestCase):
 
     def test_reload_changes_bind(self):
         """A reload that moves the listener: the new address serves and the old
-        one is closed (SPEC: sockets for addresses that went away are closed)."""
+        one is closed (portcullis(8) RELOADS: addresses no longer configured
+        are closed)."""
         pc = self.start()
         old = self.port
         cfg = self.config()

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Listener `reuseport: true` (SPEC "Workers"): every worker accepts from a
-socket of its own, bound with SO_REUSEPORT, so the kernel spreads new
-connections over the workers without a shared accept queue.  The sockets
-are the master's: a reload keeps them (and binds or closes one per worker
-added or removed), a binary upgrade hands them over, and switching a bound
-address between shared and per-worker sockets is refused until a restart."""
+"""Listener `reuseport: true` (portcullis.yaml(5), LISTENERS): every worker
+accepts from a socket of its own, bound with SO_REUSEPORT, so the kernel
+spreads new connections over the workers without a shared accept queue. The
+sockets are the master's: a reload keeps them (and binds or closes one per
+worker added or removed), a binary upgrade hands them over, and switching a
+bound address between shared and per-worker sockets is refused until a
+restart."""
 
 import os
 import socket

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Slowloris: a client that sends its request head one byte every 500 ms.
 
-SPEC "Timing": no slow client can stall a worker, every wait has a timeout;
-`client_header_timeout` bounds the whole request head, then 408 and close.
+portcullis.yaml(5) DEFAULTS: no slow client can stall a worker, every wait has
+a timeout; `client_header_timeout` bounds the whole request head, then 408 and
+close.
 With client_header_timeout: 3s, such a client must be answered 408 (or
 closed) within 3 + 1 s of its first byte, and not long before 3 s either
 (it is the header timeout that fires, not something else).  Meanwhile a

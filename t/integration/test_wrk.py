@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """wrk -t2 -c64 -d6s through portcullis (in front of nginx) with a SIGHUP every
-second: the keep-alive load sees no error (SPEC "What a reload does")."""
+second: the keep-alive load sees no error (portcullis(8), RELOADS)."""
 
 import signal
 import subprocess

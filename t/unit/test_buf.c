@@ -68,6 +68,37 @@ START_TEST(test_release_keeps_unread)
 }
 END_TEST
 
+/*
+ * buf_reserve keeps storage b already holds, bytes included; release and
+ * drop of a buffer without storage change nothing and count nothing.
+ */
+START_TEST(test_reserve_keeps_held)
+{
+	struct buf b = {0};
+	char *data;
+
+	buf_pool_init(32, 4);
+	buf_release(&b);
+	buf_drop(&b);
+	ck_assert_ptr_null(b.b_data);
+	ck_assert_uint_eq(buf_pool_in_use(), 0);
+	ck_assert_int_eq(buf_reserve(&b), 0);
+	data = b.b_data;
+	memcpy(buf_wptr(&b), "abc", 3);
+	buf_commit(&b, 3);
+	buf_consume(&b, 1);
+	ck_assert_int_eq(buf_reserve(&b), 0);
+	ck_assert_ptr_eq(b.b_data, data);
+	ck_assert_uint_eq(buf_len(&b), 2);
+	ck_assert(memcmp(buf_rptr(&b), "bc", 2) == 0);
+	ck_assert_uint_eq(buf_pool_in_use(), 1);
+	buf_drop(&b);
+	ck_assert_uint_eq(buf_pool_in_use(), 0);
+	ck_assert_uint_eq(buf_space(&b), 0);
+	buf_pool_destroy();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("buf");
@@ -78,6 +109,7 @@ int main(void)
 	tcase_add_test(tc, test_write_consume_compact);
 	tcase_add_test(tc, test_pool_reuse_and_bound);
 	tcase_add_test(tc, test_release_keeps_unread);
+	tcase_add_test(tc, test_reserve_keeps_held);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
