@@ -21,6 +21,7 @@
 
 #define CONFIG_MAX_FILE	   (16 << 20) /* no sane config is larger */
 #define CONFIG_MAX_WORKERS 256
+#define CONFIG_MAX_EXPANDED (8 << 20) /* scalars, once per use (aliases) */
 
 /* ---- small shared pieces ---------------------------------------------- */
 
@@ -95,9 +96,12 @@ void config_limits_copy(struct schema_ctx *c, struct cfg_limits *dst,
 	if (!dst->hide_response_headers)
 		return;
 	for (i = 0; i < n; i++) {
-		dst->hide_response_headers[i] =
-			schema_strdup(c, src->hide_response_headers[i]);
-		dst->nhide_response_headers++;
+		char *name = schema_strdup(c, src->hide_response_headers[i]);
+
+		if (name == NULL)
+			return; /* reported; the config will be refused */
+		dst->hide_response_headers[dst->nhide_response_headers++] =
+			name;
 	}
 }
 
@@ -127,7 +131,9 @@ void config_hide_headers(struct schema_ctx *c, const char *key, yaml_node_t *v,
 				     s ? s : "(list or mapping)");
 			continue;
 		}
-		names[l->nhide_response_headers++] = schema_strdup(c, s);
+		names[l->nhide_response_headers] = schema_strdup(c, s);
+		if (names[l->nhide_response_headers] != NULL)
+			l->nhide_response_headers++;
 	}
 }
 
@@ -421,10 +427,50 @@ static void config_yaml_error(struct schema_ctx *c, const yaml_parser_t *p,
 	}
 }
 
-static void config_ref(unsigned char *refs, int id)
+static void config_ref(uint32_t *refs, int id)
 {
-	if (refs[id] < 2)
+	if (refs[id] < UINT32_MAX)
 		refs[id]++;
+}
+
+/*
+ * An alias costs nothing in the file and a copy of its scalar in the
+ * config: a 1 MiB anchor used 14,000 times is a 1 MB file that would
+ * take 14 GB.  Refuse, at the scalar that does it, a document whose
+ * scalars, counted once per use, exceed CONFIG_MAX_EXPANDED.
+ */
+static bool config_check_expansion(struct schema_ctx *c, const uint32_t *refs,
+				   size_t count)
+{
+	yaml_node_t *start = c->doc->nodes.start, *worst = NULL;
+	uint64_t total = 0, worst_cost = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *n = &start[i];
+		uint64_t cost;
+
+		if (n->type != YAML_SCALAR_NODE)
+			continue;
+		cost = (uint64_t)n->data.scalar.length * refs[i + 1];
+		total += cost;
+		if (refs[i + 1] > 1 && cost > worst_cost) {
+			worst = n;
+			worst_cost = cost;
+		}
+	}
+	if (total <= CONFIG_MAX_EXPANDED)
+		return true;
+	if (worst != NULL)
+		schema_error(c, worst,
+			     "this scalar of %zu bytes is used %u times through "
+			     "aliases: the configuration would expand past %d MiB",
+			     worst->data.scalar.length,
+			     refs[worst - start + 1], CONFIG_MAX_EXPANDED >> 20);
+	else
+		schema_error_at(c, 1, 1,
+				"the configuration expands past %d MiB",
+				CONFIG_MAX_EXPANDED >> 20);
+	return false;
 }
 
 /*
@@ -438,7 +484,7 @@ static bool config_check_tree(struct schema_ctx *c)
 {
 	yaml_node_t *start = c->doc->nodes.start, *n;
 	size_t i, count = (size_t)(c->doc->nodes.top - start);
-	unsigned char *refs = schema_calloc(c, count + 1, 1);
+	uint32_t *refs = schema_calloc(c, count + 1, sizeof(*refs));
 	bool ok = refs != NULL;
 	long j;
 
@@ -468,6 +514,8 @@ static bool config_check_tree(struct schema_ctx *c)
 			ok = false;
 		}
 	}
+	if (refs != NULL && ok)
+		ok = config_check_expansion(c, refs, count);
 	free(refs);
 	return ok;
 }

@@ -143,8 +143,22 @@ void schema_error(struct schema_ctx *c, const yaml_node_t *n, const char *fmt,
 
 char *schema_strdup(struct schema_ctx *c, const char *s)
 {
-	char *p = strdup(s);
+	size_t len = s != NULL ? strlen(s) + 1 : 0;
+	char *p;
 
+	if (s == NULL)
+		return NULL; /* an earlier failure, already reported */
+	c->nbytes += len;
+	if (c->nbytes > SCHEMA_MAX_BYTES) {
+		if (!c->is_too_big)
+			schema_error_at(c, 1, 1,
+					"the configuration expands to more than "
+					"%d MiB of text",
+					SCHEMA_MAX_BYTES >> 20);
+		c->is_too_big = true;
+		return NULL;
+	}
+	p = strdup(s);
 	if (!p && !c->is_oom) {
 		c->is_oom = true;
 		schema_error_at(c, 0, 0, "out of memory");

@@ -82,7 +82,16 @@ struct schema_ctx {
 	size_t nerrs, cap;
 	size_t ndropped; /* past SCHEMA_KEEP_ERRORS: counted only */
 	bool is_oom;	 /* an allocation failed somewhere */
+	size_t nbytes;	 /* copied by schema_strdup so far */
+	bool is_too_big; /* past SCHEMA_MAX_BYTES: reported once */
 };
+
+/*
+ * What one load may copy out of the document, in bytes: a bound on memory
+ * however the text is expanded (aliases, defaults copied into every
+ * listener and route).  A real configuration needs a small fraction.
+ */
+#define SCHEMA_MAX_BYTES (32 << 20)
 
 /* Start collecting errors for the file named path (borrowed). */
 void schema_init(struct schema_ctx *c, const char *path, yaml_document_t *doc);
@@ -99,7 +108,11 @@ void schema_error(struct schema_ctx *c, const yaml_node_t *n, const char *fmt,
 void schema_error_at(struct schema_ctx *c, int line, int col, const char *fmt,
 		     ...) __attribute__((format(printf, 4, 5)));
 
-/* Allocation that reports "out of memory" itself.  NULL on failure. */
+/*
+ * Allocation that reports "out of memory" itself.  NULL on failure.
+ * schema_strdup also charges SCHEMA_MAX_BYTES and reports when it is
+ * exceeded; it returns NULL for s NULL (a failure already reported).
+ */
 char *schema_strdup(struct schema_ctx *c, const char *s);
 void *schema_calloc(struct schema_ctx *c, size_t n, size_t size);
 

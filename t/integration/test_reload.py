@@ -100,6 +100,31 @@ class ReloadTest(unittest.TestCase):
         self.assertTrue(self.wait_backend("beta"), pc.describe())
         self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"reload: generation \d+ serving\b", 5))
 
+    def test_reload_alias_bomb_keeps_master(self):
+        """SIGHUP with a 1.1 MB file in which a 1 MiB scalar anchor is used
+        14,000 times (14 GB once expanded; it used to kill the master): the
+        reload fails at once with the located error, and the same master
+        and workers keep serving (issue #14 item 4)."""
+        pc = self.start()
+        workers = pc.workers()
+        cfg = self.config(backend="b")
+        del cfg["defaults"]
+        bomb = "defaults:\n  hide_response_headers: [&a %s, %s]\n" % (
+            "X" * (1 << 20), ", ".join(["*a"] * 14000))
+        pc.write_config(bomb + h.to_yaml(cfg))
+        t0 = time.monotonic()
+        pc.send_signal(signal.SIGHUP)
+        m = pc.wait_log(LOG_PREFIX + r"reload failed, generation 1 keeps serving\b", 10)
+        self.assertIsNotNone(m, pc.error_log()[-2000:])
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIsNotNone(pc.wait_log(
+            re.escape(pc.config_path) + r":2:\d+: this scalar of 1048576 bytes is used "
+            r"14001 times through aliases: the configuration would expand past 8 MiB",
+            5, m.end()), pc.error_log()[-2000:])
+        self.assertIsNone(pc.proc.poll(), "the master died")
+        self.assertEqual(self.backend_of(), "alpha")
+        self.assertEqual(pc.workers(), workers)
+
     def test_reload_under_load(self):
         """A SIGHUP every second during 6 s of keep-alive and fresh-connection load:
         no refused or reset connection, no incomplete response, no non-2xx

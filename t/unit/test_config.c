@@ -849,6 +849,44 @@ START_TEST(test_err_unsupported)
 }
 END_TEST
 
+/*
+ * Issue #14 item 4: a scalar anchor used many times costs nothing in the
+ * file and a copy per use in the config.  A 64 KiB anchor used 200 times
+ * (12.8 MB once expanded) is refused at the anchor, quickly; the same
+ * anchor used 3 times loads.
+ */
+static char *alias_yaml(size_t len, unsigned uses)
+{
+	size_t cap = len + 8 * (size_t)uses + 512;
+	char *y = malloc(cap), *p = y;
+
+	ck_assert_ptr_nonnull(y);
+	p += sprintf(p, "defaults:\n  hide_response_headers: [&a ");
+	memset(p, 'X', len);
+	p += len;
+	for (unsigned i = 1; i < uses; i++)
+		p += sprintf(p, ", *a");
+	sprintf(p, "]\n" LISTENER_WEB BACKEND_APP);
+	return y;
+}
+
+START_TEST(test_alias_expansion_bounded)
+{
+	char *y = alias_yaml(65536, 200);
+	struct config *cfg;
+
+	EXPECT_ERROR(y, "t.yaml:2:27: this scalar of 65536 bytes is used 200 "
+			"times through aliases: the configuration would expand "
+			"past 8 MiB");
+	free(y);
+	y = alias_yaml(64, 3);
+	cfg = load_ok(y);
+	ck_assert_uint_eq(cfg->defaults.nhide_response_headers, 3);
+	config_free(cfg);
+	free(y);
+}
+END_TEST
+
 /* panic_threshold: 50% by default; "N%" or a bare N; 0 turns it off. */
 START_TEST(test_panic_threshold)
 {
@@ -1306,6 +1344,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_trusted_proxies_and_worker_connections);
 	tcase_add_test(tc, test_access_log);
 	tcase_add_test(tc, test_panic_threshold);
+	tcase_add_test(tc, test_alias_expansion_bounded);
 	tcase_add_test(tc, test_balancing_and_health);
 	tcase_add_test(tc, test_err_balancing_and_health);
 	tcase_add_test(tc, test_err_trusted_proxies_and_worker_connections);
