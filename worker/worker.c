@@ -267,12 +267,32 @@ static void worker_after_turn(struct loop *lp)
 	}
 }
 
+/*
+ * Empty the capability bounding set while still root (dropping needs
+ * CAP_SETPCAP): after setuid() nothing the worker execs or does can get
+ * a capability back.  Stops at the first capability the kernel does not
+ * know (EINVAL).  Without CAP_SETPCAP (EPERM) whoever started us already
+ * narrowed the set (systemd's CapabilityBoundingSet=): leave it so.
+ */
+static int worker_drop_bounding_set(void)
+{
+	for (int cap = 0; cap < 64; cap++) {
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
+			continue;
+		if (errno == EINVAL || errno == EPERM)
+			return 0;
+		return -1;
+	}
+	return 0;
+}
+
 static int worker_drop_privileges(uid_t uid, gid_t gid)
 {
 	if (uid == (uid_t)-1)
 		return 0;
-	if (setgroups(0, NULL) == -1 || setgid(gid) == -1 ||
-	    setuid(uid) == -1) {
+	if (worker_drop_bounding_set() == -1 || setgroups(0, NULL) == -1 ||
+	    setgid(gid) == -1 || setuid(uid) == -1 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
 		log_error("dropping privileges to %u:%u: %s", (unsigned)uid,
 			  (unsigned)gid, strerror(errno));
 		return -1;

@@ -132,8 +132,9 @@ class LogSymlinkTest(unittest.TestCase):
 @unittest.skipUnless(os.geteuid() == 0, "needs root to run workers as nobody")
 class OrphanTest(unittest.TestCase):
     def test_kill_9_master_takes_workers_along(self):
-        """kill -9 of the master (workers run as nobody): no worker survives
-        2 s, and a new master binds the same port and serves."""
+        """kill -9 of the master (workers run as nobody, with an empty
+        capability bounding set and no_new_privs): no worker survives 2 s,
+        and a new master binds the same port and serves."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
         tmp = h.make_tmpdir()
@@ -149,8 +150,12 @@ class OrphanTest(unittest.TestCase):
         nobody = pwd.getpwnam("nobody").pw_uid
         for pid in workers:
             with open("/proc/%d/status" % pid) as f:
-                uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
-            self.assertEqual(set(uids), {str(nobody)})
+                status = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+            self.assertEqual(set(status["Uid"].split()), {str(nobody)})
+            # issue #14 item 9: no capability can come back, no setuid exec
+            self.assertEqual(int(status["CapBnd"], 16), 0, status["CapBnd"])
+            self.assertEqual(int(status["CapEff"], 16), 0)
+            self.assertEqual(status["NoNewPrivs"].strip(), "1")
         self.assertEqual(h.request(port, "GET", "/").status, 200)
         os.kill(pc.pid, signal.SIGKILL)
         pc.proc.wait(5)
