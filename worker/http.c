@@ -831,6 +831,7 @@ static enum http_err response_framing(const char *buf, struct http_msg *msg,
 	if (te != TE_NONE &&
 	    (has_cl || msg->version == HTTP_10 || te == TE_INVALID))
 		return HTTP_ERR_BAD_GATEWAY;
+	msg->is_te_coded = te == TE_CODED || te == TE_NOT_CHUNKED;
 	if (response_is_bodiless(msg, is_head_request))
 		msg->body = HTTP_BODY_NONE;
 	else if (te == TE_CHUNKED || te == TE_CODED)
@@ -1124,6 +1125,34 @@ ssize_t http_chunked_feed(struct http_chunked *c, const char *p, size_t len,
 			return -1;
 		}
 	}
+	*done = c->state == CH_DONE;
+	return (ssize_t)i;
+}
+
+ssize_t http_chunked_decode(struct http_chunked *c, char *p, size_t len,
+			    size_t *data_len, bool *done)
+{
+	size_t i = 0, o = 0;
+
+	*data_len = 0;
+	*done = c->state == CH_DONE;
+	if (c->state == CH_ERROR)
+		return -1;
+	while (i < len && c->state != CH_DONE) {
+		if (c->state == CH_DATA) {
+			size_t n = ch_data(c, len - i);
+
+			memmove(p + o, p + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		if (ch_byte(c, (unsigned char)p[i++]) < 0) {
+			c->state = CH_ERROR;
+			return -1;
+		}
+	}
+	*data_len = o;
 	*done = c->state == CH_DONE;
 	return (ssize_t)i;
 }

@@ -70,6 +70,7 @@ struct http_msg {
 	bool has_expect_continue;      /* Expect: 100-continue */
 	bool has_upgrade;              /* Connection: upgrade + Upgrade */
 	bool has_conn_names;           /* Connection names other headers */
+	bool is_te_coded;              /* response: a coding besides chunked */
 };
 
 /* Outcome of a parse: 0 ok, or the HTTP status the client should get. */
@@ -164,5 +165,15 @@ void http_chunked_init(struct http_chunked *c);
  */
 ssize_t http_chunked_feed(struct http_chunked *c, const char *p, size_t len,
 			  bool *done);
+
+/*
+ * The same, decoding in place: the chunk data among the len bytes at p is
+ * moved to the front of p and its length stored in *data_len (framing,
+ * extensions and trailers are dropped).  Returns the bytes taken from p
+ * (the rest, after *done, is the next message's), or -1 on bad framing.
+ * For an HTTP/1.0 client, which cannot take chunked (RFC 9112 §7.1).
+ */
+ssize_t http_chunked_decode(struct http_chunked *c, char *p, size_t len,
+			    size_t *data_len, bool *done);
 
 #endif

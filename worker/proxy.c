@@ -133,6 +133,7 @@ struct exchange {
 	uint64_t x_resp_left;
 	struct http_chunked x_resp_chunk;
 	bool x_resp_scanned;
+	bool x_resp_dechunk;            /* chunked to an HTTP/1.0 client: decode */
 	size_t x_resp_fwd;              /* body bytes at the front of u_in */
 	size_t x_resp_scanned_head;
 
@@ -1046,14 +1047,14 @@ static int conn_build_request(struct conn *c, const char *base,
 		return -1;
 	o->b_r = o->b_w = 0;
 	/*
-	 * An HTTP/1.0 client cannot take a chunked response, so its request
-	 * goes out as HTTP/1.0 too: the server then delimits the body by
-	 * length or by closing, both of which pass through unchanged.
+	 * Always HTTP/1.1 to the server, also for an HTTP/1.0 client, so that
+	 * the server connection is kept (as nginx's proxy_http_version 1.1
+	 * and HAProxy do); a chunked response is decoded for such a client
+	 * (x_resp_dechunk).
 	 */
 	if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
 	    (m->path_needs_slash && out_put(o, "/", 1)) ||
-	    out_slice(o, base, m->path) ||
-	    out_str(o, m->version == HTTP_10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"))
+	    out_slice(o, base, m->path) || out_str(o, " HTTP/1.1\r\n"))
 		return -1;
 	c->c_x.x_method_len = (uint16_t)m->method.len;
 	c->c_x.x_uri_len = m->path.len + m->path_needs_slash;
@@ -1077,10 +1078,15 @@ static int conn_build_request(struct conn *c, const char *base,
 	if (te >= 0 && http_list_has(base, m->headers[te].value, "trailers") &&
 	    out_str(o, "TE: trailers\r\nConnection: te\r\n"))
 		return -1;
-	/* absolute-form without Host (HTTP/1.0): the authority names it */
+	/*
+	 * HTTP/1.0 without Host: absolute-form names the authority; otherwise
+	 * an HTTP/1.1 request carries an empty Host (RFC 9112 §3.2).
+	 */
 	if (m->host_idx < 0 && m->authority.len &&
 	    (out_str(o, "Host: ") || out_slice(o, base, m->authority) ||
 	     out_put(o, "\r\n", 2)))
+		return -1;
+	if (m->host_idx < 0 && !m->authority.len && out_str(o, "Host: \r\n"))
 		return -1;
 	if (m->body == HTTP_BODY_CHUNKED &&
 	    out_str(o, "Transfer-Encoding: chunked\r\n"))
@@ -1362,6 +1368,30 @@ static void conn_server_broken(struct conn *c)
 	balance_broken_response(c->c_up->u_srv);
 }
 
+/*
+ * Decode the fresh chunked bytes of u_in in place for an HTTP/1.0 client:
+ * the data joins the bytes to forward, the framing goes, and anything
+ * after the body (a broken server's extra bytes) moves down behind the
+ * data, where it keeps the connection out of the idle pool.
+ */
+static int conn_dechunk_response(struct conn *c, size_t fresh)
+{
+	struct upstream *u = c->c_up;
+	char *p = buf_rptr(&u->u_in) + c->c_x.x_resp_fwd;
+	size_t data;
+	bool done;
+	ssize_t n = http_chunked_decode(&c->c_x.x_resp_chunk, p, fresh, &data,
+					&done);
+
+	if (n < 0)
+		return -1;
+	memmove(p + data, p + n, fresh - (size_t)n);
+	u->u_in.b_w -= (uint32_t)((size_t)n - data);
+	c->c_x.x_resp_fwd += data;
+	c->c_x.x_resp_scanned = done;
+	return 0;
+}
+
 /* Locate the response-body bytes in u_in.  -1 on bad framing. */
 static int conn_scan_response(struct conn *c)
 {
@@ -1379,6 +1409,8 @@ static int conn_scan_response(struct conn *c)
 		done = c->c_x.x_resp_left == 0;
 		break;
 	case HTTP_BODY_CHUNKED:
+		if (c->c_x.x_resp_dechunk)
+			return conn_dechunk_response(c, fresh);
 		n = http_chunked_feed(&c->c_x.x_resp_chunk,
 				      buf_rptr(&u->u_in) + c->c_x.x_resp_fwd, fresh,
 				      &done);
@@ -1428,7 +1460,8 @@ static int conn_build_response(struct conn *c, const char *base,
 		 * as it came, so its codings (gzip, chunked) must go too.
 		 */
 		if (http_slice_eq(base, h->name, "Transfer-Encoding") &&
-		    m->status >= 200 && m->body != HTTP_BODY_NONE) {
+		    m->status >= 200 && m->body != HTTP_BODY_NONE &&
+		    !c->c_x.x_resp_dechunk) {
 			if (out_header(o, base, h))
 				return -1;
 			continue;
@@ -1528,13 +1561,18 @@ static enum step conn_response_head(struct conn *c)
 		c->c_x.x_resp_scanned_head = 0;
 		return STEP_MOVED;
 	}
-	if (c->c_x.x_is_http10 && m->body == HTTP_BODY_CHUNKED) {
-		/* we asked in HTTP/1.0: the server broke RFC 9112 §6.1 */
-		log_warn("backend %s: server %s: chunked response to an "
-			 "HTTP/1.0 request",
+	if (c->c_x.x_is_http10 && m->is_te_coded && m->body != HTTP_BODY_NONE) {
+		/* gzip and the like: an HTTP/1.0 client knows no transfer codings */
+		log_warn("backend %s: server %s: transfer coding in a response "
+			 "to an HTTP/1.0 client",
 			 up_backend(u), up_addr(u));
 		conn_server_broken(c);
 		return conn_reply(c, 502);
+	}
+	if (c->c_x.x_is_http10 && m->body == HTTP_BODY_CHUNKED) {
+		/* decoded, and delimited by our close (RFC 9112 §6.3) */
+		c->c_x.x_resp_dechunk = true;
+		c->c_x.x_close_after = true;
 	}
 	if (m->body == HTTP_BODY_CLOSE)
 		c->c_x.x_close_after = true; /* only the close can end the body */

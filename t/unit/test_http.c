@@ -1221,6 +1221,52 @@ START_TEST(rfc9112_7_1_chunked_state)
 	ck_assert_int_eq(http_chunked_feed(&c, "0\r\n\r\n", 5, &done), -1);
 	ck_assert(!done);
 }
+
+/*
+ * RFC 9112 §7.1: decoding for an HTTP/1.0 client keeps the chunk data
+ * only (extensions, sizes, trailers dropped) and stops at the end of the
+ * body; fed whole or a byte at a time, the result is the same.
+ */
+START_TEST(test_chunked_decode)
+{
+	static const char body[] = "5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\n"
+				   "Trailer: x\r\n\r\n";
+	char buf[128], out[64];
+	struct http_chunked c;
+	size_t data, total = 0, blen = sizeof(body) - 1, used = 0;
+	bool done = false;
+	ssize_t n;
+
+	http_chunked_init(&c);
+	memcpy(buf, body, blen);
+	memcpy(buf + blen, "NEXT", 4);
+	n = http_chunked_decode(&c, buf, blen + 4, &data, &done);
+	ck_assert_int_eq(n, (ssize_t)blen);
+	ck_assert(done);
+	ck_assert_uint_eq(data, 8);
+	ck_assert_int_eq(memcmp(buf, "helloabc", 8), 0);
+
+	http_chunked_init(&c);
+	for (size_t i = 0; i < blen; i++) {
+		char one = body[i];
+
+		n = http_chunked_decode(&c, &one, 1, &data, &done);
+		ck_assert_int_eq(n, 1);
+		memcpy(out + total, &one, data);
+		total += data;
+		used++;
+	}
+	ck_assert(done);
+	ck_assert_uint_eq(used, blen);
+	ck_assert_uint_eq(total, 8);
+	ck_assert_int_eq(memcmp(out, "helloabc", 8), 0);
+
+	http_chunked_init(&c);
+	memcpy(buf, "5\r\nhelloX\r\n", 12);
+	ck_assert_int_eq(http_chunked_decode(&c, buf, 12, &data, &done), -1);
+}
+END_TEST
+
 END_TEST
 
 static Suite *http_suite(void)
@@ -1291,6 +1337,7 @@ static Suite *http_suite(void)
 	tcase_add_test(chunk, rfc9112_7_1_chunked_bad);
 	tcase_add_test(chunk, rfc9112_7_1_chunk_line_limits);
 	tcase_add_test(chunk, rfc9112_7_1_chunked_state);
+	tcase_add_test(chunk, test_chunked_decode);
 	suite_add_tcase(s, chunk);
 	return s;
 }
