@@ -349,6 +349,7 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 	cfg->defaults = (struct cfg_limits){
 		.client_header_timeout_ms = 10000,
 		.client_body_timeout_ms = 60000,
+		.client_body_min_rate = 500,
 		.keepalive_timeout_ms = 75000,
 		.max_header_size = 32 * 1024,
 		.max_body_size = 0,

@@ -84,6 +84,9 @@ struct cfg_addr {
 struct cfg_limits {
 	uint32_t client_header_timeout_ms; /* whole request head; default 10s */
 	uint32_t client_body_timeout_ms;   /* between two body reads; 60s */
+	uint32_t client_body_min_rate;     /* bytes/s a body must average once
+					      client_body_timeout is used up
+					      (Apache's MinRate); 500, 0 = off */
 	uint32_t keepalive_timeout_ms;     /* idle client keep-alive; 75s */
 	uint32_t max_header_size;          /* request line + headers; 32k */
 	uint64_t max_body_size;            /* 0 = unlimited */

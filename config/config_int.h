@@ -21,6 +21,7 @@
 #define CONFIG_LIMIT_KEYS(base) \
 	CONFIG_LIMIT_KEY(base, "client_header_timeout", SCHEMA_DURATION, client_header_timeout_ms, 1, UINT32_MAX), \
 	CONFIG_LIMIT_KEY(base, "client_body_timeout", SCHEMA_DURATION, client_body_timeout_ms, 1, UINT32_MAX), \
+	CONFIG_LIMIT_KEY(base, "client_body_min_rate", SCHEMA_SIZE32, client_body_min_rate, 0, UINT32_MAX), \
 	CONFIG_LIMIT_KEY(base, "keepalive_timeout", SCHEMA_DURATION, keepalive_timeout_ms, 1, UINT32_MAX), \
 	CONFIG_LIMIT_KEY(base, "max_header_size", SCHEMA_SIZE32, max_header_size, 1024, 1024 * 1024), \
 	CONFIG_LIMIT_KEY(base, "max_body_size", SCHEMA_SIZE64, max_body_size, 0, UINT64_MAX), \

@@ -124,6 +124,8 @@ struct exchange {
 	bool x_req_scanned;             /* end of the body located */
 	size_t x_req_fwd;               /* body bytes at the front of c_in */
 	bool x_req_body_sent;           /* some body byte reached a server */
+	uint64_t x_body_since;          /* PH_BODY entered (ms) */
+	uint64_t x_body_waited;         /* ms spent in PH_BODY before that */
 
 	/* response */
 	bool x_resp_head_done;
@@ -1228,18 +1230,48 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
  * Arm the timer of the phase a proxied exchange is in.  It restarts
  * whenever bytes move, except connect_timeout, which runs from connect().
  */
+/*
+ * How long the request body may still keep us waiting: client_body_timeout
+ * between two reads, and on the whole, client_body_timeout plus one second
+ * per client_body_min_rate bytes received (Apache mod_reqtimeout's
+ * MinRate), counting only time spent waiting for the client (PH_BODY), not
+ * for a server that reads slowly.  So a body trickled at a byte every few
+ * seconds ends with 408 instead of holding a server connection for ever.
+ */
+static uint32_t conn_body_wait_ms(const struct conn *c, uint64_t now)
+{
+	const struct cfg_limits *lim = c->c_x.x_lim;
+	uint64_t allowed, waited;
+
+	if (lim->client_body_min_rate == 0)
+		return lim->client_body_timeout_ms;
+	allowed = lim->client_body_timeout_ms +
+		  c->c_x.x_req_total * 1000 / lim->client_body_min_rate;
+	waited = c->c_x.x_body_waited + (now - c->c_x.x_body_since);
+	if (waited >= allowed)
+		return 1;
+	return allowed - waited < lim->client_body_timeout_ms
+		       ? (uint32_t)(allowed - waited)
+		       : lim->client_body_timeout_ms;
+}
+
 static void conn_set_phase(struct conn *c, enum conn_phase ph)
 {
 	const struct cfg_backend *be = c->c_x.x_be->be_cfg;
+	uint64_t now = c->c_w->w_loop.lp_now;
 	uint32_t ms;
 
 	if (ph == PH_NONE ||
 	    (ph == c->c_x.x_phase && (ph == PH_CONNECT || !c->c_moved)))
 		return;
+	if (ph != PH_BODY && c->c_x.x_phase == PH_BODY)
+		c->c_x.x_body_waited += now - c->c_x.x_body_since;
+	else if (ph == PH_BODY && c->c_x.x_phase != PH_BODY)
+		c->c_x.x_body_since = now;
 	c->c_x.x_phase = ph;
 	switch (ph) {
 	case PH_CONNECT: ms = be->connect_timeout_ms; break;
-	case PH_BODY: ms = c->c_x.x_lim->client_body_timeout_ms; break;
+	case PH_BODY: ms = conn_body_wait_ms(c, now); break;
 	default: ms = be->response_timeout_ms; break;
 	}
 	if (c->c_state == CS_TUNNEL && ph != PH_CONNECT)
