@@ -2,6 +2,7 @@
 #include "worker/access.h"
 
 #include "common/log.h"
+#include "common/timer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,42 @@ int access_reopen(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Lines that could not be written (disk full, file too large) are dropped
+ * rather than stall the worker, but never silently: the first loss is
+ * logged with its reason, further ones at most every ACCESS_LOSS_LOG_MS
+ * with a count, and the first write that succeeds again says how many
+ * were lost in all.
+ */
+#define ACCESS_LOSS_LOG_MS 10000
+
+static uint64_t access_lost;        /* lines lost since writing last worked */
+static uint64_t access_loss_log_at; /* when the next report may go out */
+
+static void access_count_loss(const char *from, size_t len, int err)
+{
+	uint64_t now = timer_now_ms();
+
+	for (const char *p = from; (p = memchr(p, '\n', len - (size_t)(p - from)));
+	     p++)
+		access_lost++;
+	if (now < access_loss_log_at)
+		return;
+	log_error("access log %s: %s: %" PRIu64 " lines lost so far",
+		  access_path, strerror(err), access_lost);
+	access_loss_log_at = now + ACCESS_LOSS_LOG_MS;
+}
+
+static void access_note_written(void)
+{
+	if (access_lost == 0)
+		return;
+	log_notice("access log %s: writing again; %" PRIu64 " lines were lost",
+		   access_path, access_lost);
+	access_lost = 0;
+	access_loss_log_at = 0;
+}
+
 void access_flush(void)
 {
 	size_t off = 0;
@@ -76,9 +113,14 @@ void access_flush(void)
 
 		if (n <= 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break; /* disk full or gone: drop rather than stall */
+		if (n <= 0) {
+			/* disk full or gone: drop rather than stall, and say so */
+			access_count_loss(access_buf + off, access_len - off,
+					  n == 0 ? ENOSPC : errno);
+			break;
+		}
 		off += (size_t)n;
+		access_note_written();
 	}
 	access_len = 0;
 }

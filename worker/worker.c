@@ -400,6 +400,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 		w.w_report = *report;
 	(void)prctl(PR_SET_NAME, "portcullis-wrk");
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a log past RLIMIT_FSIZE: EFBIG, not death */
 	/* opened before dropping privileges, like the error log */
 	if (access_open(cfg->access_log_path, cfg->access_log_format, uid, gid,
 			why, sizeof(why)) == -1)

@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import re
+import subprocess
 import signal
 import time
 import unittest
@@ -96,6 +97,47 @@ class AccessLogTest(unittest.TestCase):
         self.assertEqual(os.stat(path).st_uid, pwd.getpwnam("nobody").pw_uid)
         with open(path + ".1") as f:
             self.assertNotIn("/b ", f.read())
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to mount a small tmpfs")
+class AccessLogLossTest(unittest.TestCase):
+    def test_lost_lines_are_reported(self):
+        """Lines that cannot be written (the access log's file system, a
+        16 KiB tmpfs, is full) are dropped without stalling the worker, and
+        reported: once with the reason and a count, and again when writing
+        works again (issue #14 item 9)."""
+        web = h.Backend("web1")
+        self.addCleanup(web.stop)
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        logdir = os.path.join(tmp, "full")
+        os.mkdir(logdir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k,mode=0777", "tmpfs", logdir],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", logdir])
+        path = os.path.join(logdir, "access.log")
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(web.address)}, workers=1)
+        cfg["log"]["access"] = {"path": path, "format": "combined"}
+        pc = h.Portcullis(cfg, tmp=tmp)
+        pc.start()
+        self.addCleanup(pc.stop)
+        with h.Conn(port) as c:
+            for i in range(400):
+                c.send(h.build_request("GET", "/fill/%d" % i, "t"))
+                self.assertEqual(c.read_response().status, 200)
+        m = pc.wait_log(r"\[error\] \d+: access log %s: No space left on device: (\d+) "
+                        r"lines lost so far" % re.escape(path), 5)
+        self.assertIsNotNone(m, pc.error_log()[-2000:])
+        os.truncate(path, 0)
+        self.assertEqual(h.request(port, "GET", "/again").status, 200)
+        m = pc.wait_log(r"\[notice\] \d+: access log %s: writing again; (\d+) lines were "
+                        r"lost" % re.escape(path), 5)
+        self.assertIsNotNone(m, pc.error_log()[-2000:])
+        self.assertGreater(int(m.group(1)), 100)
+        with open(path) as f:
+            self.assertIn("/again", f.read())
 
 
 if __name__ == "__main__":
