@@ -170,7 +170,7 @@ static void command_status_server(struct control_conn *cc,
 				  const struct cfg_backend *be,
 				  const struct cfg_server *s, uint64_t now_mono)
 {
-	struct shm_server *sv = shm_server(shm_zone(), s);
+	struct shm_server *sv = shm_server_at(shm_zone(), s->slot);
 	char reason[SHM_REASON_LEN];
 	uint64_t until = atomic_load(&sv->sv_down_until);
 	uint64_t since = atomic_load(&sv->sv_changed);
@@ -258,7 +258,7 @@ static void command_drain(struct master *m, struct control_conn *cc,
 	be = m->m_cur.mg_cfg ? config_backend(m->m_cur.mg_cfg, backend) : NULL;
 	for (size_t i = 0; be != NULL && i < be->nservers; i++)
 		if (strcmp(be->servers[i].addr.str, addr) == 0)
-			sv = shm_server(shm_zone(), &be->servers[i]);
+			sv = shm_server_at(shm_zone(), be->servers[i].slot);
 	if (sv == NULL) {
 		control_finish(cc, false, "no server %.127s in backend %.127s",
 			       addr, backend);

@@ -19,6 +19,7 @@
 #include "server/control.h"
 #include "server/master.h"
 #include "server/notify.h"
+#include "server/slots.h"
 #include "server/upgrade.h"
 #include "server/workers.h"
 
@@ -115,7 +116,7 @@ static unsigned reload_oldest_live(const struct master *m, unsigned none)
 
 /*
  * Give cfg's servers and routes their slots in the shared-memory zone for
- * the generation it will be (common/shm.h): a server kept across the
+ * the generation it will be (server/slots.h): a server kept across the
  * reload keeps its slot, so its health, drain state and counters.
  */
 static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
@@ -124,8 +125,8 @@ static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
 	unsigned gen = m->m_last_gen + 1; /* the number reload_launch gives */
 	unsigned cur = m->m_cur.mg_num ? m->m_cur.mg_num : gen;
 
-	return shm_assign(shm_zone(), cfg, gen, reload_oldest_live(m, cur), err,
-			  errlen);
+	return slots_assign(shm_zone(), cfg, gen, reload_oldest_live(m, cur),
+			    err, errlen);
 }
 
 /*
