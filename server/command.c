@@ -9,7 +9,6 @@
 #include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
-#include "server/master.h"
 #include "server/master_types.h"
 #include "server/reload.h"
 #include "server/scoreboard.h"
@@ -271,6 +270,21 @@ static void command_drain(struct master *m, struct control_conn *cc,
 		       on ? "drained: no new requests" : "enabled");
 }
 
+/*
+ * "stop" / "quit": the master's loop stops as it does for TERM / QUIT
+ * (m_stop_asked is its flag); cc is answered just before the exit.
+ */
+static void command_stop(struct master *m, struct control_conn *cc,
+			 bool fast)
+{
+	enum master_stopping how =
+		fast ? MASTER_STOP_FAST : MASTER_STOP_GRACEFUL;
+
+	cc->cc_wait = CONTROL_WAIT_EXIT;
+	if (m->m_stop_asked < how)
+		m->m_stop_asked = how;
+}
+
 void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 {
 	struct master *m = ctl->ctl_data;
@@ -287,8 +301,7 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 		   strncmp(cmd, "enable ", 7) == 0) {
 		command_drain(m, cc, cmd);
 	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "quit") == 0) {
-		cc->cc_wait = CONTROL_WAIT_EXIT;
-		master_stop(m, cmd[0] == 's');
+		command_stop(m, cc, cmd[0] == 's');
 	} else {
 		control_finish(cc, false,
 			       "unknown command '%.64s' (commands: "

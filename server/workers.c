@@ -13,7 +13,6 @@
 #include "common/timer.h"
 #include "server/notify.h"
 #include "server/scoreboard.h"
-#include "server/upgrade.h"
 #include "worker/worker.h"
 
 #define WORKERS_DRAIN_GENS 64 /* old generations listed per drain log turn */
@@ -186,32 +185,21 @@ static void workers_fail_next(struct master *m, const struct master_worker *mw,
 			 (int)mw->mw_pid, WEXITSTATUS(status));
 }
 
-void workers_reap(struct master *m)
+void workers_exited(struct master *m, pid_t pid, int status)
 {
-	int status;
-	pid_t pid;
+	struct master_worker *mw = workers_find(m, pid);
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct master_worker *mw;
-
-		if (pid == m->m_up.up_child) {
-			upgrade_child_exited(m, status);
-			continue;
-		}
-		mw = workers_find(m, pid);
-		if (mw == NULL)
-			continue;
-		workers_log_death(mw, status);
-		if (m->m_phase == MASTER_STARTING &&
-		    mw->mw_gen == m->m_next.mg_num)
-			workers_fail_next(m, mw, status);
-		else if (m->m_stopping == MASTER_RUNNING &&
-			 mw->mw_kill_at == 0 && mw->mw_gen == m->m_cur.mg_num &&
-			 mw->mw_slot < m->m_cur.mg_nslots)
-			workers_schedule_respawn(m, mw);
-		scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
-		memset(mw, 0, sizeof(*mw));
-	}
+	if (mw == NULL)
+		return;
+	workers_log_death(mw, status);
+	if (m->m_phase == MASTER_STARTING && mw->mw_gen == m->m_next.mg_num)
+		workers_fail_next(m, mw, status);
+	else if (m->m_stopping == MASTER_RUNNING && mw->mw_kill_at == 0 &&
+		 mw->mw_gen == m->m_cur.mg_num &&
+		 mw->mw_slot < m->m_cur.mg_nslots)
+		workers_schedule_respawn(m, mw);
+	scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
+	memset(mw, 0, sizeof(*mw));
 }
 
 void workers_read_reports(struct master *m)

@@ -27,8 +27,12 @@ void workers_stop(struct master *m, int signo, unsigned lo, unsigned hi,
 /* Send signo to every worker (SIGUSR1: reopen logs). */
 void workers_signal_all(struct master *m, int signo);
 
-/* waitpid() everything that exited: log it, respawn, note reload failures. */
-void workers_reap(struct master *m);
+/*
+ * Child pid exited with status (the master's waitpid()): if it is a
+ * worker, log it, schedule its respawn or note that the generation being
+ * started failed, and free its entry.  Other pids are ignored.
+ */
+void workers_exited(struct master *m, pid_t pid, int status);
 
 /* Read the report pipe (WORKER_EV_READY / WORKER_EV_RETIRED). */
 void workers_read_reports(struct master *m);
