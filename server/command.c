@@ -1,4 +1,5 @@
-/* command.c: the control socket's commands (see command.h). */
+/* command.c: executing control socket commands inside the master (see
+ * command.h). */
 #include "server/command.h"
 
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include "server/reload.h"
 #include "server/scoreboard.h"
 #include "server/upgrade.h"
-#include "server/workers.h"
+#include "server/supervisor.h"
 
 static const char *command_phase(const struct master *m)
 {
@@ -63,10 +64,10 @@ static void command_status_master(struct master *m, struct control_conn *cc,
 static void command_status_gen(struct master *m, struct control_conn *cc,
 			       unsigned gen, const char *what, uint64_t now)
 {
-	unsigned long long conns = (unsigned long long)workers_conns(m, gen);
+	unsigned long long conns = (unsigned long long)supervisor_conns(m, gen);
 
 	control_line(cc, "generation %u %s workers=%zu connections=%llu", gen,
-		     what, workers_count(m, gen, gen), conns);
+		     what, supervisor_count(m, gen, gen), conns);
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
 		const struct master_worker *mw = &m->m_workers[i];
 

@@ -28,7 +28,7 @@
 #include "server/reload.h"
 #include "server/scoreboard.h"
 #include "server/upgrade.h"
-#include "server/workers.h"
+#include "server/supervisor.h"
 
 static volatile sig_atomic_t sig_hup, sig_term, sig_quit, sig_usr1, sig_usr2,
 	sig_chld;
@@ -285,8 +285,8 @@ static void master_stop(struct master *m, bool fast)
 	}
 	if (!m->m_up.up_handed_over || fast)
 		log_notice("%s stop requested", fast ? "fast" : "graceful");
-	workers_stop(m, fast ? SIGTERM : SIGQUIT, 0, UINT_MAX,
-		     fast || cfg == NULL ? 0 : cfg->shutdown_timeout_ms);
+	supervisor_stop(m, fast ? SIGTERM : SIGQUIT, 0, UINT_MAX,
+			fast || cfg == NULL ? 0 : cfg->shutdown_timeout_ms);
 }
 
 static void master_cleanup(struct master *m)
@@ -324,7 +324,7 @@ static void master_reopen_logs(struct master *m)
 					  m->m_cur.mg_gid, why,
 					  sizeof(why)) == -1)
 		log_error("access log %s: %s", cfg->access_log_path, why);
-	workers_signal_all(m, SIGUSR1);
+	supervisor_signal_all(m, SIGUSR1);
 	log_notice("error log reopened");
 }
 
@@ -339,7 +339,7 @@ static void master_reap(struct master *m)
 		if (pid == m->m_up.up_child)
 			upgrade_child_exited(m, status);
 		else
-			workers_exited(m, pid, status);
+			supervisor_exited(m, pid, status);
 	}
 }
 
@@ -398,10 +398,10 @@ static int64_t master_timers(struct master *m)
 	int64_t next = r.rr_wait_ms;
 
 	master_on_reload(m, r.rr_outcome);
-	next = master_min(next, workers_timers(m, now));
+	next = master_min(next, supervisor_timers(m, now));
 	next = master_min(next, control_timers(&m->m_ctl, now));
 	next = master_min(next, upgrade_timers(m, now));
-	next = master_min(next, workers_drain_log(m, now));
+	next = master_min(next, supervisor_drain_log(m, now));
 	return next;
 }
 
@@ -437,7 +437,7 @@ static void master_wait(struct master *m, const sigset_t *waitmask,
 	if (rc <= 0)
 		return;
 	if (pfd[0].revents & POLLIN)
-		workers_read_reports(m);
+		supervisor_read_reports(m);
 	if (up_idx >= 0 && pfd[up_idx].revents != 0 && m->m_up.up_fd != -1 &&
 	    upgrade_on_readable(m) == UPGRADE_HANDED_OVER)
 		master_stop(m, false); /* the new master serves: drain, exit */
@@ -447,7 +447,7 @@ static void master_wait(struct master *m, const sigset_t *waitmask,
 static bool master_done(const struct master *m)
 {
 	return m->m_stopping != MASTER_RUNNING &&
-	       workers_count(m, 0, UINT_MAX) == 0;
+	       supervisor_count(m, 0, UINT_MAX) == 0;
 }
 
 int master_run(const struct master_opts *opts)

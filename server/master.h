@@ -9,7 +9,7 @@
  * Handlers only set flags; master_run()'s loop acts on them.
  *
  * master.c is the top of server/: it calls reload.c, upgrade.c,
- * workers.c, command.c and the rest, and none of them calls back.  They
+ * supervisor.c, command.c and the rest, and none of them calls back.  They
  * report what the process must do (enum reload_outcome, enum
  * upgrade_outcome, m_stop_asked) and the loop acts on it, so that
  * stopping, exit status and pid_file are decided here alone.

@@ -1,6 +1,6 @@
 /*
  * master_types.h: the master's state, shared by the files that make up the
- * master: master.c (loop, signals, start, stop), workers.c (the worker
+ * master: master.c (loop, signals, start, stop), supervisor.c (the worker
  * processes), reload.c (generations), command.c (control commands) and
  * upgrade.c (binary upgrade).  Nothing outside server/ includes it.
  *

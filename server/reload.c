@@ -19,7 +19,7 @@
 #include "server/control.h"
 #include "server/notify.h"
 #include "server/slots.h"
-#include "server/workers.h"
+#include "server/supervisor.h"
 
 /* ---- generations -------------------------------------------------------- */
 
@@ -189,7 +189,7 @@ static void reload_launch(struct master *m)
 	m->m_phase = MASTER_STARTING;
 	m->m_phase_deadline = timer_now_ms() + MASTER_READY_TIMEOUT_MS;
 	for (unsigned i = 0; i < g->mg_nslots; i++) {
-		if (workers_spawn(m, g, i) == -1) {
+		if (supervisor_spawn(m, g, i) == -1) {
 			snprintf(m->m_next_failed, sizeof(m->m_next_failed),
 				 "could not fork its workers");
 			break;
@@ -262,7 +262,7 @@ static enum reload_outcome reload_serving(struct master *m)
 	snprintf(msg, sizeof(msg), "generation %u serving", gen);
 	log_notice("reload: generation %u serving, older generations draining "
 		   "(%zu workers)",
-		   gen, workers_count(m, 0, gen - 1));
+		   gen, supervisor_count(m, 0, gen - 1));
 	free(m->m_reload_error);
 	m->m_reload_error = NULL;
 	m->m_reloads_ok++;
@@ -282,8 +282,8 @@ static void reload_retire(struct master *m, uint64_t now)
 	if (m->m_cur.mg_ctl.cs_fd != -1)
 		control_set_sock(&m->m_ctl, &m->m_cur.mg_ctl);
 	if (old.mg_num != 0)
-		workers_stop(m, SIGQUIT, 0, m->m_cur.mg_num - 1,
-			     old.mg_cfg->shutdown_timeout_ms);
+		supervisor_stop(m, SIGQUIT, 0, m->m_cur.mg_num - 1,
+				old.mg_cfg->shutdown_timeout_ms);
 	listen_prune(&m->m_ls);
 	reload_gen_free(&old);
 	m->m_phase = MASTER_RETIRING;
@@ -305,8 +305,8 @@ static enum reload_outcome reload_fail_next(struct master *m,
 
 	snprintf(line, sizeof(line), "generation %u did not start: %s",
 		 g->mg_num, why);
-	workers_stop(m, SIGQUIT, g->mg_num, g->mg_num,
-		     g->mg_cfg->shutdown_timeout_ms);
+	supervisor_stop(m, SIGQUIT, g->mg_num, g->mg_num,
+			g->mg_cfg->shutdown_timeout_ms);
 	reload_gen_free(g);
 	m->m_phase = MASTER_IDLE;
 	if (m->m_cur.mg_num == 0) {
@@ -367,7 +367,7 @@ static enum reload_outcome reload_check_started(struct master *m,
 {
 	if (m->m_next_failed[0] != '\0')
 		return reload_fail_next(m, m->m_next_failed);
-	if (workers_ready(m, m->m_next.mg_num) >= m->m_next.mg_nslots)
+	if (supervisor_ready(m, m->m_next.mg_num) >= m->m_next.mg_nslots)
 		reload_retire(m, now);
 	else if (now >= m->m_phase_deadline)
 		return reload_fail_next(m, "its workers were not all accepting "
@@ -378,7 +378,7 @@ static enum reload_outcome reload_check_started(struct master *m,
 static enum reload_outcome reload_check_retired(struct master *m,
 						uint64_t now)
 {
-	size_t left = workers_accepting_before(m, m->m_cur.mg_num);
+	size_t left = supervisor_accepting_before(m, m->m_cur.mg_num);
 
 	if (left != 0 && now < m->m_phase_deadline)
 		return RELOAD_NONE;
