@@ -1,7 +1,8 @@
 /*
- * shm.h: the shared-memory zone.  The master maps it (MAP_SHARED |
- * MAP_ANONYMOUS) before the first fork and keeps it for its lifetime, so
- * every worker of every generation sees the same bytes.  It holds, per
+ * shm.h: the shared-memory zone.  The master maps it (MAP_SHARED, from a
+ * memfd that a binary upgrade hands on) before the first fork and keeps
+ * it for its lifetime, so every worker of every generation sees the same
+ * bytes.  It holds, per
  * server, the machine-wide picture: health with the reason and time of
  * the last change, drain, passive-failure state, connections in use and
  * counters; and per route, request counters.
