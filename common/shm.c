@@ -82,33 +82,29 @@ uint64_t shm_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void server_key(char *out, const char *backend, const char *addr)
+/*
+ * Is a slot last used by generation g in use for a claim by gen?  A slot
+ * of a generation older than the oldest live one is free again.
+ */
+static bool shm_in_use(const char *key, uint32_t g, unsigned gen,
+		       unsigned oldest_live)
 {
-	snprintf(out, SHM_KEY_LEN, "%s\n%s", backend, addr);
+	return (key[0] != '\0' && g >= oldest_live) || g == gen;
 }
 
-/* Is the slot taken by a generation that is still alive? */
-static bool slot_live(const char *key, uint32_t gen, unsigned oldest_live)
+int shm_server_claim(struct shm_zone *z, const char *key, unsigned gen,
+		     unsigned oldest_live)
 {
-	return key[0] != '\0' && gen >= oldest_live;
-}
-
-static int assign_server(struct shm_zone *z, struct cfg_server *s,
-			 const char *backend, unsigned gen, unsigned oldest)
-{
-	char key[SHM_KEY_LEN];
 	int free_slot = -1;
 
-	server_key(key, backend, s->addr.str);
 	for (int i = 0; i < SHM_MAX_SERVERS; i++) {
 		struct shm_server *sv = &z->z_servers[i];
 		uint32_t g = atomic_load(&sv->sv_gen);
 
-		if (slot_live(sv->sv_key, g, oldest) || g == gen) {
-			if (strcmp(sv->sv_key, key) == 0) {
+		if (shm_in_use(sv->sv_key, g, gen, oldest_live)) {
+			if (strncmp(sv->sv_key, key, SHM_KEY_LEN - 1) == 0) {
 				atomic_store(&sv->sv_gen, gen);
-				s->slot = i;
-				return 0;
+				return i;
 			}
 		} else if (free_slot < 0) {
 			free_slot = i;
@@ -117,30 +113,25 @@ static int assign_server(struct shm_zone *z, struct cfg_server *s,
 	if (free_slot < 0)
 		return -1;
 	memset(&z->z_servers[free_slot], 0, sizeof(z->z_servers[free_slot]));
-	memcpy(z->z_servers[free_slot].sv_key, key, SHM_KEY_LEN);
+	snprintf(z->z_servers[free_slot].sv_key, SHM_KEY_LEN, "%s", key);
 	atomic_store(&z->z_servers[free_slot].sv_changed, shm_wall_ms());
 	atomic_store(&z->z_servers[free_slot].sv_gen, gen);
-	s->slot = free_slot;
-	return 0;
+	return free_slot;
 }
 
-static int assign_route(struct shm_zone *z, struct cfg_route *r,
-			const char *listener, size_t idx, unsigned gen,
-			unsigned oldest)
+int shm_route_claim(struct shm_zone *z, const char *key, unsigned gen,
+		    unsigned oldest_live)
 {
-	char key[SHM_KEY_LEN];
 	int free_slot = -1;
 
-	snprintf(key, sizeof(key), "%s#%zu", listener, idx + 1);
 	for (int i = 0; i < SHM_MAX_ROUTES; i++) {
 		struct shm_route *rt = &z->z_routes[i];
 		uint32_t g = atomic_load(&rt->rt_gen);
 
-		if (slot_live(rt->rt_key, g, oldest) || g == gen) {
-			if (strcmp(rt->rt_key, key) == 0) {
+		if (shm_in_use(rt->rt_key, g, gen, oldest_live)) {
+			if (strncmp(rt->rt_key, key, SHM_KEY_LEN - 1) == 0) {
 				atomic_store(&rt->rt_gen, gen);
-				r->slot = i;
-				return 0;
+				return i;
 			}
 		} else if (free_slot < 0) {
 			free_slot = i;
@@ -149,47 +140,19 @@ static int assign_route(struct shm_zone *z, struct cfg_route *r,
 	if (free_slot < 0)
 		return -1;
 	memset(&z->z_routes[free_slot], 0, sizeof(z->z_routes[free_slot]));
-	memcpy(z->z_routes[free_slot].rt_key, key, SHM_KEY_LEN);
+	snprintf(z->z_routes[free_slot].rt_key, SHM_KEY_LEN, "%s", key);
 	atomic_store(&z->z_routes[free_slot].rt_gen, gen);
-	r->slot = free_slot;
-	return 0;
+	return free_slot;
 }
 
-int shm_assign(struct shm_zone *z, struct config *cfg, unsigned gen,
-	       unsigned oldest_live, char *err, size_t errlen)
+struct shm_server *shm_server_at(struct shm_zone *z, int idx)
 {
-	for (size_t i = 0; i < cfg->nbackends; i++) {
-		struct cfg_backend *b = &cfg->backends[i];
-
-		for (size_t j = 0; j < b->nservers; j++)
-			if (assign_server(z, &b->servers[j], b->name, gen,
-					  oldest_live) == -1)
-				goto full;
-	}
-	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		struct cfg_listener *l = &cfg->listeners[i];
-
-		for (size_t j = 0; j < l->nroutes; j++)
-			if (assign_route(z, &l->routes[j], l->name, j, gen,
-					 oldest_live) == -1)
-				goto full;
-	}
-	return 0;
-full:
-	snprintf(err, errlen,
-		 "%s: more than %d servers or routes in the live generations",
-		 cfg->path, SHM_MAX_SERVERS);
-	return -1;
+	return &z->z_servers[idx];
 }
 
-struct shm_server *shm_server(struct shm_zone *z, const struct cfg_server *s)
+struct shm_route *shm_route_at(struct shm_zone *z, int idx)
 {
-	return &z->z_servers[s->slot];
-}
-
-struct shm_route *shm_route(struct shm_zone *z, const struct cfg_route *r)
-{
-	return &z->z_routes[r->slot];
+	return &z->z_routes[idx];
 }
 
 void shm_set_health(struct shm_server *sv, enum shm_health h,

@@ -1,17 +1,18 @@
 /*
- * shm.h: the shared-memory zone.  The master maps it (MAP_SHARED |
- * MAP_ANONYMOUS) before the first fork and keeps it for its lifetime, so
- * every worker of every generation sees the same bytes.  It holds, per
+ * shm.h: the shared-memory zone.  The master maps it (MAP_SHARED, from a
+ * memfd that a binary upgrade hands on) before the first fork and keeps
+ * it for its lifetime, so every worker of every generation sees the same
+ * bytes.  It holds, per
  * server, the machine-wide picture: health with the reason and time of
  * the last change, drain, passive-failure state, connections in use and
  * counters; and per route, request counters.
  *
- * Slots are named ("backend\naddress", "listener#N").  The master alone
- * assigns names (shm_assign, at start and at every reload) and a slot
- * keeps its name, and so its state, for as long as some live generation
- * uses it: a server that is in the old and the new config keeps its
- * health, drain and counters across a reload.  Workers only touch the
- * atomics of their slots; nothing on the request path takes a lock.
+ * Slots are named by a key.  The master alone claims them (shm_*_claim,
+ * at start and at every reload; server/slots.h chooses the keys and the
+ * generations) and a slot keeps its key, and so its state, for as long
+ * as some live generation uses it.  Workers only touch the atomics of
+ * their slots, found by index; nothing on the request path takes a lock.
+ * This file knows nothing of the configuration.
  */
 #ifndef PORTCULLIS_SHM_H
 #define PORTCULLIS_SHM_H
@@ -20,8 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "config/config.h"
 
 #define SHM_MAX_SERVERS 4096
 #define SHM_MAX_ROUTES 4096
@@ -90,18 +89,24 @@ int shm_fd(void);
 void shm_destroy(struct shm_zone *z);
 
 /*
- * Give every server and route of cfg its slot (cfg_server.slot,
- * cfg_route.slot) for generation gen: the slot of the same name if one
- * exists, else a free one.  Slots last used by a generation older than
- * oldest_live are free again.  Returns 0, or -1 with a message in err
- * when the zone is full (the config is then refused).
+ * Find the server slot named key among those in use (last used by a
+ * generation >= oldest_live, or by gen itself), else claim a free one:
+ * zeroed, named key (truncated to SHM_KEY_LEN - 1).  Either way it is
+ * marked used by gen.  Returns its index, or -1 when every slot is in use.
  */
-int shm_assign(struct shm_zone *z, struct config *cfg, unsigned gen,
-	       unsigned oldest_live, char *err, size_t errlen);
+int shm_server_claim(struct shm_zone *z, const char *key, unsigned gen,
+		     unsigned oldest_live);
 
-/* The slot of a server / route of an assigned config. */
-struct shm_server *shm_server(struct shm_zone *z, const struct cfg_server *s);
-struct shm_route *shm_route(struct shm_zone *z, const struct cfg_route *r);
+/* The same for route slots. */
+int shm_route_claim(struct shm_zone *z, const char *key, unsigned gen,
+		    unsigned oldest_live);
+
+/*
+ * The server / route slot at idx (0 <= idx < SHM_MAX_SERVERS /
+ * SHM_MAX_ROUTES), as a claim returned it.  Borrowed from the zone.
+ */
+struct shm_server *shm_server_at(struct shm_zone *z, int idx);
+struct shm_route *shm_route_at(struct shm_zone *z, int idx);
 
 /* Record a transition: health, reason and time (seqlocked reason). */
 void shm_set_health(struct shm_server *sv, enum shm_health h,

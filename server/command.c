@@ -1,4 +1,5 @@
-/* command.c: the control socket's commands (see command.h). */
+/* command.c: executing control socket commands inside the master (see
+ * command.h). */
 #include "server/command.h"
 
 #include <stdio.h>
@@ -9,12 +10,11 @@
 #include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
-#include "server/master.h"
 #include "server/master_types.h"
 #include "server/reload.h"
 #include "server/scoreboard.h"
 #include "server/upgrade.h"
-#include "server/workers.h"
+#include "server/supervisor.h"
 
 static const char *command_phase(const struct master *m)
 {
@@ -64,10 +64,10 @@ static void command_status_master(struct master *m, struct control_conn *cc,
 static void command_status_gen(struct master *m, struct control_conn *cc,
 			       unsigned gen, const char *what, uint64_t now)
 {
-	unsigned long long conns = (unsigned long long)workers_conns(m, gen);
+	unsigned long long conns = (unsigned long long)supervisor_conns(m, gen);
 
 	control_line(cc, "generation %u %s workers=%zu connections=%llu", gen,
-		     what, workers_count(m, gen, gen), conns);
+		     what, supervisor_count(m, gen, gen), conns);
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
 		const struct master_worker *mw = &m->m_workers[i];
 
@@ -170,7 +170,7 @@ static void command_status_server(struct control_conn *cc,
 				  const struct cfg_backend *be,
 				  const struct cfg_server *s, uint64_t now_mono)
 {
-	struct shm_server *sv = shm_server(shm_zone(), s);
+	struct shm_server *sv = shm_server_at(shm_zone(), s->slot);
 	char reason[SHM_REASON_LEN];
 	uint64_t until = atomic_load(&sv->sv_down_until);
 	uint64_t since = atomic_load(&sv->sv_changed);
@@ -258,7 +258,7 @@ static void command_drain(struct master *m, struct control_conn *cc,
 	be = m->m_cur.mg_cfg ? config_backend(m->m_cur.mg_cfg, backend) : NULL;
 	for (size_t i = 0; be != NULL && i < be->nservers; i++)
 		if (strcmp(be->servers[i].addr.str, addr) == 0)
-			sv = shm_server(shm_zone(), &be->servers[i]);
+			sv = shm_server_at(shm_zone(), be->servers[i].slot);
 	if (sv == NULL) {
 		control_finish(cc, false, "no server %.127s in backend %.127s",
 			       addr, backend);
@@ -269,6 +269,21 @@ static void command_drain(struct master *m, struct control_conn *cc,
 		   on ? "drained" : "enabled");
 	control_finish(cc, true, "backend %s: server %s %s", backend, addr,
 		       on ? "drained: no new requests" : "enabled");
+}
+
+/*
+ * "stop" / "quit": the master's loop stops as it does for TERM / QUIT
+ * (m_stop_asked is its flag); cc is answered just before the exit.
+ */
+static void command_stop(struct master *m, struct control_conn *cc,
+			 bool fast)
+{
+	enum master_stopping how =
+		fast ? MASTER_STOP_FAST : MASTER_STOP_GRACEFUL;
+
+	cc->cc_wait = CONTROL_WAIT_EXIT;
+	if (m->m_stop_asked < how)
+		m->m_stop_asked = how;
 }
 
 void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
@@ -287,8 +302,7 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 		   strncmp(cmd, "enable ", 7) == 0) {
 		command_drain(m, cc, cmd);
 	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "quit") == 0) {
-		cc->cc_wait = CONTROL_WAIT_EXIT;
-		master_stop(m, cmd[0] == 's');
+		command_stop(m, cc, cmd[0] == 's');
 	} else {
 		control_finish(cc, false,
 			       "unknown command '%.64s' (commands: "

@@ -1,6 +1,7 @@
 /*
- * command.h: what the master does with a control socket command
- * (control.h has the protocol): status, reload, upgrade, stop, quit.
+ * command.h: the control socket's commands executed inside the master
+ * (control.c brings them in, cli.c sends them): status, reload,
+ * upgrade, stop, quit, drain, enable.
  */
 #ifndef PORTCULLIS_COMMAND_H
 #define PORTCULLIS_COMMAND_H

@@ -1,4 +1,5 @@
-/* control.c: the control socket, master side (see control.h). */
+/* control.c: the control socket's server side, in the master: sockets,
+ * connections and the protocol (see control.h). */
 #include "server/control.h"
 
 #include <errno.h>
@@ -114,7 +115,7 @@ int control_sock_open(struct control_sock *cs, const char *path, bool replace,
 	}
 	/*
 	 * Bound at its own path (not renamed into place) so that
-	 * /proc/net/unix names it: ctl.c finds a master whose socket moved
+	 * /proc/net/unix names it: cli.c finds a master whose socket moved
 	 * that way.  The moment between unlink and bind is covered by the
 	 * client's retry.
 	 */

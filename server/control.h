@@ -1,6 +1,7 @@
 /*
- * control.h: the master's control socket, the server side of
- * `portcullis reload|status|stop|quit|upgrade` (the client is ctl.c).
+ * control.h: the control socket's server side, in the master: it
+ * listens, reads commands and writes answers for `portcullis
+ * reload|status|...` (the client is cli.c; command.c executes them).
  *
  * The socket is an AF_UNIX stream socket at `control_socket`, mode 0600,
  * owned by the master's effective uid.  Every connection's peer is checked

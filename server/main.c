@@ -6,7 +6,7 @@
  *   portcullis -t [-c FILE]    validate the configuration
  *   portcullis [-c FILE] reload|status|stop|quit|upgrade
  *   portcullis [-c FILE] drain|enable BACKEND SERVER
- *                              ask the running master (server/ctl.h)
+ *                              ask the running master (server/cli.h)
  *   portcullis -V | -h
  */
 #include <getopt.h>
@@ -17,7 +17,7 @@
 
 #include "common/version.h"
 #include "config/config.h"
-#include "server/ctl.h"
+#include "server/cli.h"
 #include "server/master.h"
 
 static void usage(FILE *f)
@@ -77,7 +77,7 @@ static int run_command(const struct master_opts *opts, int argc, char **argv,
 			    strcmp(argv[0], "enable") == 0;
 	char cmd[512];
 
-	if (test_only || opts->daemonize || !ctl_is_command(argv[0]) ||
+	if (test_only || opts->daemonize || !cli_is_command(argv[0]) ||
 	    argc != (takes_server ? 3 : 1)) {
 		fprintf(stderr, "portcullis: unknown command or wrong "
 				"arguments: '%s'\n",
@@ -86,9 +86,9 @@ static int run_command(const struct master_opts *opts, int argc, char **argv,
 		return 2;
 	}
 	if (!takes_server)
-		return ctl_run(opts->config_path, argv[0]);
+		return cli_run(opts->config_path, argv[0]);
 	snprintf(cmd, sizeof(cmd), "%s %s %s", argv[0], argv[1], argv[2]);
-	return ctl_run(opts->config_path, cmd);
+	return cli_run(opts->config_path, cmd);
 }
 
 int main(int argc, char **argv)

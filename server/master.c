@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,10 +24,11 @@
 #include "server/listen.h"
 #include "server/master_types.h"
 #include "server/notify.h"
+#include "server/pidfile.h"
 #include "server/reload.h"
 #include "server/scoreboard.h"
 #include "server/upgrade.h"
-#include "server/workers.h"
+#include "server/supervisor.h"
 
 static volatile sig_atomic_t sig_hup, sig_term, sig_quit, sig_usr1, sig_usr2,
 	sig_chld;
@@ -90,61 +90,10 @@ static void master_setup_signals(sigset_t *waitmask)
 		sigdelset(waitmask, master_signals[i]);
 }
 
-/* ---- pid file ------------------------------------------------------------ */
-
 /* The config that names pid_file: the serving one, else the one starting. */
 static const struct config *master_config(const struct master *m)
 {
 	return m->m_cur.mg_cfg != NULL ? m->m_cur.mg_cfg : m->m_next.mg_cfg;
-}
-
-int master_write_pid(struct master *m)
-{
-	const struct config *cfg = master_config(m);
-	char buf[32], *dir;
-	int fd, n;
-
-	if (cfg == NULL)
-		return -1;
-	dir = strdup(cfg->pid_file);
-	if (dir != NULL) {
-		(void)mkdir(dirname(dir), 0755);
-		free(dir);
-	}
-	fd = open(cfg->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		  0644);
-	if (fd == -1) {
-		log_error("pid file %s: %s", cfg->pid_file, strerror(errno));
-		return -1;
-	}
-	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (write(fd, buf, (size_t)n) != n) {
-		log_error("pid file %s: %s", cfg->pid_file, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	free(m->m_pid_file);
-	m->m_pid_file = strdup(cfg->pid_file);
-	m->m_wrote_pid = m->m_pid_file != NULL;
-	return 0;
-}
-
-/* Remove pid_file unless it names another process (a new master). */
-static void master_remove_pid(struct master *m)
-{
-	char buf[32] = "";
-	int fd;
-
-	if (!m->m_wrote_pid)
-		return;
-	fd = open(m->m_pid_file, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return;
-	(void)!read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (atoi(buf) == (int)getpid())
-		unlink(m->m_pid_file);
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -275,14 +224,50 @@ static int master_start(struct master *m, const struct master_opts *opts)
 		return -1;
 	}
 	m->m_pid = getpid();
-	if (!m->m_up.up_is_new && master_write_pid(m) == -1)
+	if (!m->m_up.up_is_new &&
+	    pidfile_write(&m->m_pidfile, m->m_next.mg_cfg->pid_file) == -1)
 		return -1;
 	if (master_make_channels(m) == -1)
 		return -1;
 	return reload_launch_first(m);
 }
 
-void master_stop(struct master *m, bool fast)
+static void master_stop(struct master *m, bool fast);
+
+/*
+ * Generation 1 serves: the master that an upgrade started takes over
+ * from the old one; any other tells systemd.
+ */
+static void master_first_serving(struct master *m)
+{
+	if (m->m_up.up_is_new)
+		upgrade_new_serving(m);
+	else
+		notify_send("READY=1\nSTATUS=generation %u serving",
+			    m->m_cur.mg_num);
+}
+
+/* Act on what the reload state machine reports. */
+static void master_on_reload(struct master *m, enum reload_outcome out)
+{
+	switch (out) {
+	case RELOAD_FIRST_SERVING:
+		master_first_serving(m);
+		break;
+	case RELOAD_FIRST_FAILED:
+		m->m_exit_status = 1;
+		master_stop(m, true);
+		break;
+	case RELOAD_NONE:
+		break;
+	}
+}
+
+/*
+ * Begin a graceful (fast false) or fast stop.  A fast stop may follow a
+ * graceful one.
+ */
+static void master_stop(struct master *m, bool fast)
 {
 	enum master_stopping how =
 		fast ? MASTER_STOP_FAST : MASTER_STOP_GRACEFUL;
@@ -293,23 +278,22 @@ void master_stop(struct master *m, bool fast)
 		return;
 	m->m_stopping = how;
 	if (first) {
-		reload_abort(m, "the master is stopping");
+		master_on_reload(m, reload_abort(m, "the master is stopping"));
 		upgrade_abort(m);
 		if (!m->m_up.up_handed_over)
 			notify_send("STOPPING=1\nSTATUS=stopping");
 	}
 	if (!m->m_up.up_handed_over || fast)
 		log_notice("%s stop requested", fast ? "fast" : "graceful");
-	workers_stop(m, fast ? SIGTERM : SIGQUIT, 0, UINT_MAX,
-		     fast || cfg == NULL ? 0 : cfg->shutdown_timeout_ms);
+	supervisor_stop(m, fast ? SIGTERM : SIGQUIT, 0, UINT_MAX,
+			fast || cfg == NULL ? 0 : cfg->shutdown_timeout_ms);
 }
 
 static void master_cleanup(struct master *m)
 {
 	control_close_all(&m->m_ctl);
 	control_sock_close(&m->m_ctl.ctl_sock, true);
-	master_remove_pid(m);
-	free(m->m_pid_file);
+	pidfile_remove(&m->m_pidfile);
 	listen_free(&m->m_ls);
 	reload_gen_free(&m->m_cur);
 	reload_gen_free(&m->m_next);
@@ -340,18 +324,33 @@ static void master_reopen_logs(struct master *m)
 					  m->m_cur.mg_gid, why,
 					  sizeof(why)) == -1)
 		log_error("access log %s: %s", cfg->access_log_path, why);
-	workers_signal_all(m, SIGUSR1);
+	supervisor_signal_all(m, SIGUSR1);
 	log_notice("error log reopened");
 }
 
-/* Act on the flags the handlers set. */
+/* waitpid() every child that exited: the new master of an upgrade, or
+ * a worker. */
+static void master_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == m->m_up.up_child)
+			upgrade_child_exited(m, status);
+		else
+			supervisor_exited(m, pid, status);
+	}
+}
+
+/* Act on the flags the handlers (and `portcullis stop|quit`) set. */
 static void master_handle_signals(struct master *m)
 {
 	char err[256];
 
 	if (sig_chld) {
 		sig_chld = 0;
-		workers_reap(m);
+		master_reap(m);
 	}
 	if (sig_term) {
 		sig_term = 0;
@@ -360,6 +359,12 @@ static void master_handle_signals(struct master *m)
 	if (sig_quit) {
 		sig_quit = 0;
 		master_stop(m, false);
+	}
+	if (m->m_stop_asked != MASTER_RUNNING) {
+		bool fast = m->m_stop_asked == MASTER_STOP_FAST;
+
+		m->m_stop_asked = MASTER_RUNNING;
+		master_stop(m, fast);
 	}
 	if (sig_hup) {
 		sig_hup = 0;
@@ -389,12 +394,14 @@ static int64_t master_min(int64_t a, int64_t b)
 static int64_t master_timers(struct master *m)
 {
 	uint64_t now = timer_now_ms();
-	int64_t next = reload_step(m, now);
+	struct reload_result r = reload_step(m, now);
+	int64_t next = r.rr_wait_ms;
 
-	next = master_min(next, workers_timers(m, now));
+	master_on_reload(m, r.rr_outcome);
+	next = master_min(next, supervisor_timers(m, now));
 	next = master_min(next, control_timers(&m->m_ctl, now));
 	next = master_min(next, upgrade_timers(m, now));
-	next = master_min(next, workers_drain_log(m, now));
+	next = master_min(next, supervisor_drain_log(m, now));
 	return next;
 }
 
@@ -430,16 +437,17 @@ static void master_wait(struct master *m, const sigset_t *waitmask,
 	if (rc <= 0)
 		return;
 	if (pfd[0].revents & POLLIN)
-		workers_read_reports(m);
-	if (up_idx >= 0 && pfd[up_idx].revents != 0 && m->m_up.up_fd != -1)
-		upgrade_on_readable(m);
+		supervisor_read_reports(m);
+	if (up_idx >= 0 && pfd[up_idx].revents != 0 && m->m_up.up_fd != -1 &&
+	    upgrade_on_readable(m) == UPGRADE_HANDED_OVER)
+		master_stop(m, false); /* the new master serves: drain, exit */
 	control_dispatch(&m->m_ctl, pfd + ctl_base);
 }
 
 static bool master_done(const struct master *m)
 {
 	return m->m_stopping != MASTER_RUNNING &&
-	       workers_count(m, 0, UINT_MAX) == 0;
+	       supervisor_count(m, 0, UINT_MAX) == 0;
 }
 
 int master_run(const struct master_opts *opts)

@@ -7,13 +7,18 @@
  * unblocked (the guarantee sigsuspend() gives) and also watches the
  * control socket, the workers' report pipe and an upgrade peer.
  * Handlers only set flags; master_run()'s loop acts on them.
+ *
+ * master.c is the top of server/: it calls reload.c, upgrade.c,
+ * supervisor.c, command.c and the rest, and none of them calls back.  They
+ * report what the process must do (enum reload_outcome, enum
+ * upgrade_outcome, m_stop_asked) and the loop acts on it, so that
+ * stopping, exit status and pid_file are decided here alone.
+ * tools/calls lists who calls whom and fails on a cycle.
  */
 #ifndef PORTCULLIS_MASTER_H
 #define PORTCULLIS_MASTER_H
 
 #include <stdbool.h>
-
-struct master;
 
 struct master_opts {
 	const char *config_path;
@@ -22,14 +27,5 @@ struct master_opts {
 
 /* Run the daemon until it is stopped.  Returns the process exit status. */
 int master_run(const struct master_opts *opts);
-
-/*
- * For the other files of the master (master_types.h): begin a graceful
- * (fast false) or fast stop.  A fast stop may follow a graceful one.
- */
-void master_stop(struct master *m, bool fast);
-
-/* Write pid_file with our pid.  0, or -1 (logged). */
-int master_write_pid(struct master *m);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * master_types.h: the master's state, shared by the files that make up the
- * master: master.c (loop, signals, start, stop), workers.c (the worker
+ * master: master.c (loop, signals, start, stop), supervisor.c (the worker
  * processes), reload.c (generations), command.c (control commands) and
  * upgrade.c (binary upgrade).  Nothing outside server/ includes it.
  *
@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "server/control.h"
 #include "server/listen.h"
+#include "server/pidfile.h"
 
 #define MASTER_MAX_WORKERS 1024       /* all generations together */
 #define MASTER_FAST_DEATH_MS 2000     /* a death this soon after start counts */
@@ -104,9 +105,10 @@ struct master {
 	struct control m_ctl;
 	struct master_upgrade m_up;
 	enum master_stopping m_stopping;
+	enum master_stopping m_stop_asked; /* by `portcullis stop|quit`; the
+					     loop acts on it, as on a signal */
 	int m_exit_status;
-	bool m_wrote_pid;
-	char *m_pid_file;           /* the pid file we wrote, owned */
+	struct pidfile m_pidfile;   /* the pid file we wrote */
 	bool m_serving;             /* generation 1 has served */
 	uint64_t m_drain_log_at;    /* next drain progress line, 0 = none */
 };

@@ -17,10 +17,9 @@
 #include "common/timer.h"
 #include "common/version.h"
 #include "server/control.h"
-#include "server/master.h"
 #include "server/notify.h"
-#include "server/upgrade.h"
-#include "server/workers.h"
+#include "server/slots.h"
+#include "server/supervisor.h"
 
 /* ---- generations -------------------------------------------------------- */
 
@@ -115,7 +114,7 @@ static unsigned reload_oldest_live(const struct master *m, unsigned none)
 
 /*
  * Give cfg's servers and routes their slots in the shared-memory zone for
- * the generation it will be (common/shm.h): a server kept across the
+ * the generation it will be (server/slots.h): a server kept across the
  * reload keeps its slot, so its health, drain state and counters.
  */
 static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
@@ -124,8 +123,8 @@ static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
 	unsigned gen = m->m_last_gen + 1; /* the number reload_launch gives */
 	unsigned cur = m->m_cur.mg_num ? m->m_cur.mg_num : gen;
 
-	return shm_assign(shm_zone(), cfg, gen, reload_oldest_live(m, cur), err,
-			  errlen);
+	return slots_assign(shm_zone(), cfg, gen, reload_oldest_live(m, cur),
+			    err, errlen);
 }
 
 /*
@@ -190,7 +189,7 @@ static void reload_launch(struct master *m)
 	m->m_phase = MASTER_STARTING;
 	m->m_phase_deadline = timer_now_ms() + MASTER_READY_TIMEOUT_MS;
 	for (unsigned i = 0; i < g->mg_nslots; i++) {
-		if (workers_spawn(m, g, i) == -1) {
+		if (supervisor_spawn(m, g, i) == -1) {
 			snprintf(m->m_next_failed, sizeof(m->m_next_failed),
 				 "could not fork its workers");
 			break;
@@ -244,8 +243,11 @@ static void reload_failed(struct master *m, char *const *lines, size_t n)
 		m->m_cur.mg_num, m->m_reload_error ? m->m_reload_error : "?");
 }
 
-/* The new generation serves and the old ones no longer accept. */
-static void reload_serving(struct master *m)
+/*
+ * The new generation serves and the old ones no longer accept.  The
+ * first one's news is the master's to tell (RELOAD_FIRST_SERVING).
+ */
+static enum reload_outcome reload_serving(struct master *m)
 {
 	unsigned gen = m->m_cur.mg_num;
 	char msg[64];
@@ -255,22 +257,18 @@ static void reload_serving(struct master *m)
 		m->m_serving = true;
 		log_notice("generation %u serving: %u workers accepting", gen,
 			   m->m_cur.mg_nslots);
-		if (m->m_up.up_is_new)
-			upgrade_new_serving(m);
-		else
-			notify_send("READY=1\nSTATUS=generation %u serving",
-				    gen);
-		return;
+		return RELOAD_FIRST_SERVING;
 	}
 	snprintf(msg, sizeof(msg), "generation %u serving", gen);
 	log_notice("reload: generation %u serving, older generations draining "
 		   "(%zu workers)",
-		   gen, workers_count(m, 0, gen - 1));
+		   gen, supervisor_count(m, 0, gen - 1));
 	free(m->m_reload_error);
 	m->m_reload_error = NULL;
 	m->m_reloads_ok++;
 	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, true, NULL, 0, msg);
 	notify_send("READY=1\nSTATUS=generation %u serving", gen);
+	return RELOAD_NONE;
 }
 
 /* m_next is ready: it serves, the older workers leave the listeners. */
@@ -284,16 +282,20 @@ static void reload_retire(struct master *m, uint64_t now)
 	if (m->m_cur.mg_ctl.cs_fd != -1)
 		control_set_sock(&m->m_ctl, &m->m_cur.mg_ctl);
 	if (old.mg_num != 0)
-		workers_stop(m, SIGQUIT, 0, m->m_cur.mg_num - 1,
-			     old.mg_cfg->shutdown_timeout_ms);
+		supervisor_stop(m, SIGQUIT, 0, m->m_cur.mg_num - 1,
+				old.mg_cfg->shutdown_timeout_ms);
 	listen_prune(&m->m_ls);
 	reload_gen_free(&old);
 	m->m_phase = MASTER_RETIRING;
 	m->m_phase_deadline = now + MASTER_RETIRE_TIMEOUT_MS;
 }
 
-/* m_next did not start: stop its workers, keep m_cur. */
-static void reload_fail_next(struct master *m, const char *why)
+/*
+ * m_next did not start: stop its workers, keep m_cur.  Without an m_cur
+ * (generation 1) the master has nothing to serve: RELOAD_FIRST_FAILED.
+ */
+static enum reload_outcome reload_fail_next(struct master *m,
+					    const char *why)
 {
 	struct master_gen *g = &m->m_next;
 	bool log_changed = m->m_cur.mg_cfg != NULL &&
@@ -303,20 +305,19 @@ static void reload_fail_next(struct master *m, const char *why)
 
 	snprintf(line, sizeof(line), "generation %u did not start: %s",
 		 g->mg_num, why);
-	workers_stop(m, SIGQUIT, g->mg_num, g->mg_num,
-		     g->mg_cfg->shutdown_timeout_ms);
+	supervisor_stop(m, SIGQUIT, g->mg_num, g->mg_num,
+			g->mg_cfg->shutdown_timeout_ms);
 	reload_gen_free(g);
 	m->m_phase = MASTER_IDLE;
 	if (m->m_cur.mg_num == 0) {
 		log_error("%s", line);
-		m->m_exit_status = 1;
-		master_stop(m, true);
-		return;
+		return RELOAD_FIRST_FAILED;
 	}
 	reload_restore_listeners(m);
 	if (log_changed)
 		(void)reload_open_log(&m->m_cur);
 	reload_failed(m, lines, 1);
+	return RELOAD_NONE;
 }
 
 /* ---- the state machine --------------------------------------------------- */
@@ -361,50 +362,62 @@ static void reload_begin(struct master *m)
 	reload_launch(m);
 }
 
-static void reload_check_started(struct master *m, uint64_t now)
+static enum reload_outcome reload_check_started(struct master *m,
+						uint64_t now)
 {
 	if (m->m_next_failed[0] != '\0')
-		reload_fail_next(m, m->m_next_failed);
-	else if (workers_ready(m, m->m_next.mg_num) >= m->m_next.mg_nslots)
+		return reload_fail_next(m, m->m_next_failed);
+	if (supervisor_ready(m, m->m_next.mg_num) >= m->m_next.mg_nslots)
 		reload_retire(m, now);
 	else if (now >= m->m_phase_deadline)
-		reload_fail_next(m, "its workers were not all accepting within "
-				    "10 s");
+		return reload_fail_next(m, "its workers were not all accepting "
+					   "within 10 s");
+	return RELOAD_NONE;
 }
 
-static void reload_check_retired(struct master *m, uint64_t now)
+static enum reload_outcome reload_check_retired(struct master *m,
+						uint64_t now)
 {
-	size_t left = workers_accepting_before(m, m->m_cur.mg_num);
+	size_t left = supervisor_accepting_before(m, m->m_cur.mg_num);
 
 	if (left != 0 && now < m->m_phase_deadline)
-		return;
+		return RELOAD_NONE;
 	if (left != 0)
 		log_warn("reload: %zu older workers did not confirm that they "
 			 "stopped accepting",
 			 left);
-	reload_serving(m);
+	return reload_serving(m);
 }
 
-int64_t reload_step(struct master *m, uint64_t now)
+/* Ms until the state machine's next deadline, or -1. */
+static int64_t reload_wait(const struct master *m, uint64_t now)
 {
-	for (int i = 0; i < 4; i++) { /* at most a few transitions per turn */
-		enum master_phase before = m->m_phase;
-
-		if (m->m_phase == MASTER_STARTING)
-			reload_check_started(m, now);
-		else if (m->m_phase == MASTER_RETIRING)
-			reload_check_retired(m, now);
-		else if (m->m_reload_queued && m->m_stopping == MASTER_RUNNING)
-			reload_begin(m);
-		if (m->m_phase == before)
-			break;
-	}
 	if (m->m_phase == MASTER_IDLE)
 		return m->m_reload_queued && m->m_stopping == MASTER_RUNNING
 			       ? 0
 			       : -1;
 	return m->m_phase_deadline > now ? (int64_t)(m->m_phase_deadline - now)
 					 : 0;
+}
+
+struct reload_result reload_step(struct master *m, uint64_t now)
+{
+	struct reload_result r = {RELOAD_NONE, -1};
+
+	for (int i = 0; i < 4; i++) { /* at most a few transitions per turn */
+		enum master_phase before = m->m_phase;
+
+		if (m->m_phase == MASTER_STARTING)
+			r.rr_outcome = reload_check_started(m, now);
+		else if (m->m_phase == MASTER_RETIRING)
+			r.rr_outcome = reload_check_retired(m, now);
+		else if (m->m_reload_queued && m->m_stopping == MASTER_RUNNING)
+			reload_begin(m);
+		if (m->m_phase == before || r.rr_outcome != RELOAD_NONE)
+			break;
+	}
+	r.rr_wait_ms = reload_wait(m, now);
+	return r;
 }
 
 void reload_request(struct master *m)
@@ -426,8 +439,10 @@ void reload_request(struct master *m)
 	m->m_reload_queued = true;
 }
 
-void reload_abort(struct master *m, const char *why)
+enum reload_outcome reload_abort(struct master *m, const char *why)
 {
+	enum reload_outcome out = RELOAD_NONE;
+
 	if (m->m_phase == MASTER_STARTING) {
 		reload_gen_free(&m->m_next);
 		m->m_phase = MASTER_IDLE;
@@ -435,9 +450,10 @@ void reload_abort(struct master *m, const char *why)
 		control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, NULL,
 				   0, why);
 	} else if (m->m_phase == MASTER_RETIRING) {
-		reload_serving(m);
+		out = reload_serving(m);
 	}
 	m->m_reload_queued = false;
 	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD_QUEUED, false, NULL,
 			   0, why);
+	return out;
 }

@@ -42,11 +42,34 @@ int reload_launch_first(struct master *m);
  * through the control connections waiting for CONTROL_WAIT_RELOAD*. */
 void reload_request(struct master *m);
 
-/* Move the state machine on.  Returns ms until its next deadline, or -1. */
-int64_t reload_step(struct master *m, uint64_t now);
+/*
+ * What the master must do after a step of the state machine: reload.c
+ * moves generations, master.c decides what the process does about them.
+ */
+enum reload_outcome {
+	RELOAD_NONE,          /* nothing */
+	RELOAD_FIRST_SERVING, /* generation 1 serves: tell systemd, or take
+				 over from the old master (binary upgrade) */
+	RELOAD_FIRST_FAILED,  /* generation 1 did not start: stop, exit 1 */
+};
 
-/* Stopping: fail the reload in progress and the queued ones. */
-void reload_abort(struct master *m, const char *why);
+struct reload_result {
+	enum reload_outcome rr_outcome; /* act on it before anything else */
+	int64_t rr_wait_ms;             /* until the next deadline, -1: none */
+};
+
+/*
+ * Move the state machine on.  A turn ends at the first outcome that is
+ * not RELOAD_NONE, so the master acts on it before the next transition.
+ */
+struct reload_result reload_step(struct master *m, uint64_t now);
+
+/*
+ * Stopping: fail the reload in progress and the queued ones.  Returns
+ * RELOAD_FIRST_SERVING when generation 1 was retiring the old master's
+ * workers (it serves now), else RELOAD_NONE.
+ */
+enum reload_outcome reload_abort(struct master *m, const char *why);
 
 /* Free what a generation owns (its workers are not touched). */
 void reload_gen_free(struct master_gen *g);

@@ -15,7 +15,7 @@
 #include "common/shm.h"
 #include "common/timer.h"
 #include "server/control.h"
-#include "server/master.h"
+#include "server/pidfile.h"
 #include "server/notify.h"
 
 #define UPGRADE_ENV_SHM "PORTCULLIS_SHM_FD"
@@ -77,7 +77,7 @@ void upgrade_new_serving(struct master *m)
 	else
 		log_error("upgrade: %s; this master has no control socket",
 			  err);
-	(void)master_write_pid(m);
+	(void)pidfile_write(&m->m_pidfile, m->m_cur.mg_cfg->pid_file);
 	n = snprintf(line, sizeof(line), "ready %d\n", (int)m->m_pid);
 	if (send(m->m_up.up_fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
 		log_warn("upgrade: telling the old master: %s",
@@ -201,8 +201,8 @@ static void upgrade_failed(struct master *m, const char *why)
 	m->m_up.up_deadline = 0;
 }
 
-/* The new master serves: hand over and drain. */
-static void upgrade_handover(struct master *m, pid_t pid)
+/* The new master serves: hand over; the master then stops and drains. */
+static enum upgrade_outcome upgrade_handover(struct master *m, pid_t pid)
 {
 	char msg[256];
 
@@ -220,7 +220,7 @@ static void upgrade_handover(struct master *m, pid_t pid)
 	control_finish_all(&m->m_ctl, CONTROL_WAIT_UPGRADE, true, NULL, 0, msg);
 	/* the path is the new master's now; only our descriptor goes */
 	control_sock_close(&m->m_ctl.ctl_sock, true);
-	master_stop(m, false);
+	return UPGRADE_HANDED_OVER;
 }
 
 void upgrade_child_exited(struct master *m, int status)
@@ -239,7 +239,7 @@ void upgrade_child_exited(struct master *m, int status)
 	upgrade_failed(m, why);
 }
 
-void upgrade_on_readable(struct master *m)
+enum upgrade_outcome upgrade_on_readable(struct master *m)
 {
 	struct master_upgrade *up = &m->m_up;
 	ssize_t n = recv(up->up_fd, up->up_buf + up->up_len,
@@ -247,27 +247,28 @@ void upgrade_on_readable(struct master *m)
 	char *nl;
 
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return UPGRADE_NONE;
 	if (n <= 0) {
 		/* old side: the exit status tells why; new side: go on alone */
 		if (up->up_is_new)
 			upgrade_new_confirmed(m, "the old master is gone");
 		else
 			upgrade_close_peer(m);
-		return;
+		return UPGRADE_NONE;
 	}
 	up->up_len += (size_t)n;
 	up->up_buf[up->up_len] = '\0';
 	nl = strchr(up->up_buf, '\n');
 	if (nl == NULL && up->up_len < sizeof(up->up_buf) - 1)
-		return;
+		return UPGRADE_NONE;
 	if (up->up_is_new)
 		upgrade_new_confirmed(m, "the old master let go");
 	else if (strncmp(up->up_buf, "ready ", 6) == 0 &&
 		 atoi(up->up_buf + 6) == (int)up->up_child)
-		upgrade_handover(m, up->up_child);
+		return upgrade_handover(m, up->up_child);
 	else
 		upgrade_failed(m, "the new master sent something unexpected");
+	return UPGRADE_NONE;
 }
 
 int64_t upgrade_timers(struct master *m, uint64_t now)
@@ -279,7 +280,7 @@ int64_t upgrade_timers(struct master *m, uint64_t now)
 	if (now < up->up_deadline)
 		return (int64_t)(up->up_deadline - now);
 	if (up->up_is_new) {
-		if (up->up_fd != -1 || m->m_wrote_pid)
+		if (up->up_fd != -1 || m->m_pidfile.pf_path != NULL)
 			upgrade_new_confirmed(m,
 					      "no answer from the old master");
 		return -1;

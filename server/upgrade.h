@@ -64,10 +64,20 @@ int upgrade_start(struct master *m, char *err, size_t errlen);
 /* Old side: the new master (m->m_up.up_child) exited with status. */
 void upgrade_child_exited(struct master *m, int status);
 
-/* Either side: the peer descriptor is readable. */
-void upgrade_on_readable(struct master *m);
+/* What the master must do after upgrade_on_readable(). */
+enum upgrade_outcome {
+	UPGRADE_NONE,        /* nothing */
+	UPGRADE_HANDED_OVER, /* old side: the new master serves; stop
+				gracefully (drain the workers, exit 0) */
+};
 
-/* New side: generation 1 serves; take over from the old master. */
+/* Either side: the peer descriptor is readable.  Returns what to do. */
+enum upgrade_outcome upgrade_on_readable(struct master *m);
+
+/*
+ * New side: generation 1 serves; take over from the old master (control
+ * socket, pid_file, "ready PID").
+ */
 void upgrade_new_serving(struct master *m);
 
 /* Deadlines of either side.  Returns ms until the next, or -1. */

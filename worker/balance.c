@@ -85,7 +85,8 @@ static int balance_backend_init(struct balance_backend *be,
 	for (size_t j = 0; j < cb->nservers; j++) {
 		be->be_servers[j].srv_cfg = &cb->servers[j];
 		be->be_servers[j].srv_be = cb;
-		be->be_servers[j].srv_shm = shm_server(zone, &cb->servers[j]);
+		be->be_servers[j].srv_shm =
+			shm_server_at(zone, cb->servers[j].slot);
 	}
 	if (cb->balance == CFG_BALANCE_HASH)
 		return balance_ring(be);

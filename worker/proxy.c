@@ -604,7 +604,7 @@ static void conn_count_route(const struct conn *c)
 	if (c->c_x.x_route == 0 || shm_zone() == NULL)
 		return;
 	r = &c->c_wl->wl_cfg->routes[c->c_x.x_route - 1];
-	rt = shm_route(shm_zone(), r);
+	rt = shm_route_at(shm_zone(), r->slot);
 	atomic_fetch_add_explicit(&rt->rt_requests, 1, memory_order_relaxed);
 	if (c->c_x.x_status >= 100 && c->c_x.x_status < 600)
 		atomic_fetch_add_explicit(&rt->rt_status[c->c_x.x_status / 100], 1,

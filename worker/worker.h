@@ -1,6 +1,7 @@
 /*
  * worker.h: one worker process: its event loop, the listening sockets it
- * accepts on, its view of the backends and its connections.
+ * accepts on, its view of the backends and its connections.  (The master
+ * forks and supervises it: server/supervisor.h.)
  */
 #ifndef PORTCULLIS_WORKER_H
 #define PORTCULLIS_WORKER_H
@@ -18,7 +19,7 @@
 struct proxy;
 struct worker;
 
-/* What a worker tells its master over the report pipe (server/workers.c). */
+/* What a worker tells its master over the report pipe (server/supervisor.c). */
 enum worker_event {
 	WORKER_EV_READY = 1,    /* its listeners are in its epoll set */
 	WORKER_EV_RETIRED = 2,  /* draining: it will accept nothing more */

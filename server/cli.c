@@ -1,5 +1,6 @@
-/* ctl.c: `portcullis COMMAND`, the control socket's client (see ctl.h). */
-#include "server/ctl.h"
+/* cli.c: `portcullis COMMAND`, the control socket's client side, in the
+ * command-line process (see cli.h). */
+#include "server/cli.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,28 +18,28 @@
 #include "config/config.h"
 #include "server/control.h"
 
-#define CTL_DEFAULT_SOCKET	"/run/portcullis/portcullis.sock"
-#define CTL_DEFAULT_PID_FILE	"/run/portcullis/portcullis.pid"
-#define CTL_CONNECT_TRIES	3 /* a socket being replaced is briefly absent */
-#define CTL_MAX_SOCKETS		256 /* socket descriptors of a master, looked at */
-#define CTL_DEFAULT_SHUTDOWN_MS 30000
-#define CTL_MARGIN_MS		10000
+#define CLI_DEFAULT_SOCKET	"/run/portcullis/portcullis.sock"
+#define CLI_DEFAULT_PID_FILE	"/run/portcullis/portcullis.pid"
+#define CLI_CONNECT_TRIES	3 /* a socket being replaced is briefly absent */
+#define CLI_MAX_SOCKETS		256 /* socket descriptors of a master, looked at */
+#define CLI_DEFAULT_SHUTDOWN_MS 30000
+#define CLI_MARGIN_MS		10000
 
-static const char *const ctl_commands[] = {"reload",  "status", "stop",  "quit",
+static const char *const cli_commands[] = {"reload",  "status", "stop",  "quit",
 					   "upgrade", "drain",	"enable"};
 
-int ctl_is_command(const char *cmd)
+int cli_is_command(const char *cmd)
 {
-	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(*ctl_commands);
+	for (size_t i = 0; i < sizeof(cli_commands) / sizeof(*cli_commands);
 	     i++)
-		if (strcmp(cmd, ctl_commands[i]) == 0)
+		if (strcmp(cmd, cli_commands[i]) == 0)
 			return 1;
 	return 0;
 }
 
 /* One top-level scalar pair of the document; the rest is not our business. */
-static void ctl_settings_pair(yaml_document_t *doc, yaml_node_pair_t *pair,
-			      struct ctl_settings *out)
+static void cli_settings_pair(yaml_document_t *doc, yaml_node_pair_t *pair,
+			      struct cli_settings *out)
 {
 	yaml_node_t *k = yaml_document_get_node(doc, pair->key);
 	yaml_node_t *v = yaml_document_get_node(doc, pair->value);
@@ -50,26 +51,26 @@ static void ctl_settings_pair(yaml_document_t *doc, yaml_node_pair_t *pair,
 	key = (const char *)k->data.scalar.value;
 	val = (const char *)v->data.scalar.value;
 	if (strcmp(key, "control_socket") == 0 && val[0] == '/' &&
-	    strlen(val) < sizeof(out->cs_socket))
-		snprintf(out->cs_socket, sizeof(out->cs_socket), "%s", val);
+	    strlen(val) < sizeof(out->st_socket))
+		snprintf(out->st_socket, sizeof(out->st_socket), "%s", val);
 	else if (strcmp(key, "pid_file") == 0 && val[0] == '/')
-		snprintf(out->cs_pid_file, sizeof(out->cs_pid_file), "%s", val);
+		snprintf(out->st_pid_file, sizeof(out->st_pid_file), "%s", val);
 	else if (strcmp(key, "shutdown_timeout") == 0)
-		(void)config_parse_duration(val, &out->cs_shutdown_ms);
+		(void)config_parse_duration(val, &out->st_shutdown_ms);
 }
 
-void ctl_settings_read(const char *path, struct ctl_settings *out)
+void cli_settings_read(const char *path, struct cli_settings *out)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
 	FILE *f;
 
-	snprintf(out->cs_socket, sizeof(out->cs_socket), "%s",
-		 CTL_DEFAULT_SOCKET);
-	snprintf(out->cs_pid_file, sizeof(out->cs_pid_file), "%s",
-		 CTL_DEFAULT_PID_FILE);
-	out->cs_shutdown_ms = CTL_DEFAULT_SHUTDOWN_MS;
+	snprintf(out->st_socket, sizeof(out->st_socket), "%s",
+		 CLI_DEFAULT_SOCKET);
+	snprintf(out->st_pid_file, sizeof(out->st_pid_file), "%s",
+		 CLI_DEFAULT_PID_FILE);
+	out->st_shutdown_ms = CLI_DEFAULT_SHUTDOWN_MS;
 	f = fopen(path, "r");
 	if (f == NULL)
 		return;
@@ -84,7 +85,7 @@ void ctl_settings_read(const char *path, struct ctl_settings *out)
 			for (yaml_node_pair_t *p =
 				     root->data.mapping.pairs.start;
 			     p < root->data.mapping.pairs.top; p++)
-				ctl_settings_pair(&doc, p, out);
+				cli_settings_pair(&doc, p, out);
 		yaml_document_delete(&doc);
 	}
 	yaml_parser_delete(&parser);
@@ -92,18 +93,18 @@ void ctl_settings_read(const char *path, struct ctl_settings *out)
 }
 
 /* How long cmd may take before the client gives up. */
-static uint64_t ctl_timeout_ms(const char *cmd, const struct ctl_settings *s)
+static uint64_t cli_timeout_ms(const char *cmd, const struct cli_settings *s)
 {
 	if (strcmp(cmd, "quit") == 0)
-		return (uint64_t)s->cs_shutdown_ms + 2000 + CTL_MARGIN_MS;
+		return (uint64_t)s->st_shutdown_ms + 2000 + CLI_MARGIN_MS;
 	if (strcmp(cmd, "reload") == 0)
 		return 40000; /* one queued ahead of it, each at most ~15 s */
 	if (strcmp(cmd, "upgrade") == 0)
 		return 60000; /* the new master's start is bounded at 45 s */
-	return CTL_MARGIN_MS + 5000;
+	return CLI_MARGIN_MS + 5000;
 }
 
-static int ctl_connect_path(const char *path)
+static int cli_connect_path(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), saved;
@@ -122,7 +123,7 @@ static int ctl_connect_path(const char *path)
 }
 
 /* The inodes of pid's sockets; how many were found. */
-static size_t ctl_socket_inodes(pid_t pid, unsigned long *ino, size_t max)
+static size_t cli_socket_inodes(pid_t pid, unsigned long *ino, size_t max)
 {
 	char dir[64], path[320], link[64];
 	struct dirent *de;
@@ -153,9 +154,9 @@ static size_t ctl_socket_inodes(pid_t pid, unsigned long *ino, size_t max)
  * /proc/net/unix lists "Num RefCount Protocol Flags Type St Inode Path",
  * Flags 00010000 (__SO_ACCEPTCON) marking a listening socket.
  */
-static int ctl_socket_of_master(const char *pid_file, char *out, size_t len)
+static int cli_socket_of_master(const char *pid_file, char *out, size_t len)
 {
-	unsigned long ino[CTL_MAX_SOCKETS];
+	unsigned long ino[CLI_MAX_SOCKETS];
 	char line[512];
 	size_t n;
 	int pid = 0, rc = -1;
@@ -168,7 +169,7 @@ static int ctl_socket_of_master(const char *pid_file, char *out, size_t len)
 		return -1;
 	}
 	fclose(f);
-	n = ctl_socket_inodes((pid_t)pid, ino, CTL_MAX_SOCKETS);
+	n = cli_socket_inodes((pid_t)pid, ino, CLI_MAX_SOCKETS);
 	f = n ? fopen("/proc/net/unix", "r") : NULL;
 	if (f == NULL)
 		return -1;
@@ -191,15 +192,15 @@ static int ctl_socket_of_master(const char *pid_file, char *out, size_t len)
 	return rc;
 }
 
-static int ctl_connect(const struct ctl_settings *s)
+static int cli_connect(const struct cli_settings *s)
 {
-	char moved[sizeof(s->cs_socket)];
+	char moved[sizeof(s->st_socket)];
 	int fd = -1, saved;
 
-	for (int i = 0; i < CTL_CONNECT_TRIES && fd == -1; i++) {
+	for (int i = 0; i < CLI_CONNECT_TRIES && fd == -1; i++) {
 		if (i > 0)
 			usleep(100 * 1000);
-		fd = ctl_connect_path(s->cs_socket);
+		fd = cli_connect_path(s->st_socket);
 		if (fd == -1 && errno != ENOENT && errno != ECONNREFUSED)
 			break;
 	}
@@ -207,8 +208,8 @@ static int ctl_connect(const struct ctl_settings *s)
 		return fd;
 	saved = errno;
 	if ((saved == ENOENT || saved == ECONNREFUSED) &&
-	    ctl_socket_of_master(s->cs_pid_file, moved, sizeof(moved)) == 0) {
-		fd = ctl_connect_path(moved);
+	    cli_socket_of_master(s->st_pid_file, moved, sizeof(moved)) == 0) {
+		fd = cli_connect_path(moved);
 		if (fd != -1)
 			return fd;
 	}
@@ -217,20 +218,20 @@ static int ctl_connect(const struct ctl_settings *s)
 		fprintf(stderr,
 			"portcullis: no master is running (control socket "
 			"%s: %s)\n",
-			s->cs_socket, strerror(errno));
+			s->st_socket, strerror(errno));
 	else if (errno == EACCES || errno == EPERM)
 		fprintf(stderr,
 			"portcullis: control socket %s: %s (run as root "
 			"or as the master's user)\n",
-			s->cs_socket, strerror(errno));
+			s->st_socket, strerror(errno));
 	else
 		fprintf(stderr, "portcullis: control socket %s: %s\n",
-			s->cs_socket, strerror(errno));
+			s->st_socket, strerror(errno));
 	return -1;
 }
 
 /* The answer's last line ("OK ..." / "ERR ..."), NULL until it arrived. */
-static char *ctl_verdict(char *acc)
+static char *cli_verdict(char *acc)
 {
 	for (char *p = acc, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
 		if (*p != '|')
@@ -239,7 +240,7 @@ static char *ctl_verdict(char *acc)
 }
 
 /* Print a complete answer: to stdout if OK, to stderr if not.  0 if OK. */
-static int ctl_print(char *acc, char *verdict)
+static int cli_print(char *acc, char *verdict)
 {
 	bool ok = strncmp(verdict, "OK", 2) == 0 &&
 		  (verdict[2] == '\n' || verdict[2] == ' ');
@@ -261,7 +262,7 @@ static int ctl_print(char *acc, char *verdict)
 }
 
 /* Read the answer up to its last line, within the deadline, and print it. */
-static int ctl_read_answer(int fd, uint64_t deadline, const char *cmd)
+static int cli_read_answer(int fd, uint64_t deadline, const char *cmd)
 {
 	char *acc = NULL, *verdict = NULL;
 	size_t len = 0;
@@ -299,35 +300,35 @@ static int ctl_read_answer(int fd, uint64_t deadline, const char *cmd)
 		memcpy(acc + len, buf, (size_t)n);
 		len += (size_t)n;
 		acc[len] = '\0';
-		verdict = ctl_verdict(acc);
+		verdict = cli_verdict(acc);
 	}
-	rc = ctl_print(acc, verdict);
+	rc = cli_print(acc, verdict);
 done:
 	free(acc);
 	return rc;
 }
 
-int ctl_run(const char *config_path, const char *cmd)
+int cli_run(const char *config_path, const char *cmd)
 {
-	struct ctl_settings s;
+	struct cli_settings s;
 	char line[CONTROL_LINE_MAX];
 	uint64_t deadline;
 	int fd, rc, n;
 
-	ctl_settings_read(config_path, &s);
-	deadline = timer_now_ms() + ctl_timeout_ms(cmd, &s);
-	fd = ctl_connect(&s);
+	cli_settings_read(config_path, &s);
+	deadline = timer_now_ms() + cli_timeout_ms(cmd, &s);
+	fd = cli_connect(&s);
 	if (fd == -1)
 		return 1;
 	n = snprintf(line, sizeof(line), "%s\n", cmd);
 	if (n < 0 || (size_t)n >= sizeof(line) ||
 	    send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
 		fprintf(stderr, "portcullis: %s: sending to %s: %s\n", cmd,
-			s.cs_socket, strerror(errno));
+			s.st_socket, strerror(errno));
 		close(fd);
 		return 1;
 	}
-	rc = ctl_read_answer(fd, deadline, cmd);
+	rc = cli_read_answer(fd, deadline, cmd);
 	close(fd);
 	return rc;
 }

@@ -1,11 +1,11 @@
-/* test_ctl.c: the control client's reading of the config (server/ctl.c). */
+/* test_cli.c: the control client's reading of the config (server/cli.c). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "server/ctl.h"
+#include "server/cli.h"
 
 static void write_file(const char *path, const char *text)
 {
@@ -20,7 +20,7 @@ static void write_file(const char *path, const char *text)
 START_TEST(test_settings_from_broken_config)
 {
 	char path[] = "/tmp/pc-ctl-XXXXXX";
-	struct ctl_settings s;
+	struct cli_settings s;
 	int fd = mkstemp(path);
 
 	ck_assert_int_ge(fd, 0);
@@ -28,33 +28,33 @@ START_TEST(test_settings_from_broken_config)
 	write_file(path, "workers: many\nbogus: 1\ncontrol_socket: /x/y.sock\n"
 			 "pid_file: /x/y.pid\nshutdown_timeout: 2m\n"
 			 "listeners: [{name: web}]\n");
-	ctl_settings_read(path, &s);
-	ck_assert_str_eq(s.cs_socket, "/x/y.sock");
-	ck_assert_str_eq(s.cs_pid_file, "/x/y.pid");
-	ck_assert_uint_eq(s.cs_shutdown_ms, 120000);
+	cli_settings_read(path, &s);
+	ck_assert_str_eq(s.st_socket, "/x/y.sock");
+	ck_assert_str_eq(s.st_pid_file, "/x/y.pid");
+	ck_assert_uint_eq(s.st_shutdown_ms, 120000);
 	unlink(path);
 }
 END_TEST
 
 START_TEST(test_settings_defaults)
 {
-	struct ctl_settings s;
+	struct cli_settings s;
 
-	ctl_settings_read("/nonexistent/portcullis.yaml", &s);
-	ck_assert_str_eq(s.cs_socket, "/run/portcullis/portcullis.sock");
-	ck_assert_str_eq(s.cs_pid_file, "/run/portcullis/portcullis.pid");
-	ck_assert_uint_eq(s.cs_shutdown_ms, 30000);
-	ck_assert(ctl_is_command("reload"));
-	ck_assert(ctl_is_command("upgrade"));
-	ck_assert(ctl_is_command("drain"));
-	ck_assert(ctl_is_command("enable"));
-	ck_assert(!ctl_is_command("frobnicate"));
+	cli_settings_read("/nonexistent/portcullis.yaml", &s);
+	ck_assert_str_eq(s.st_socket, "/run/portcullis/portcullis.sock");
+	ck_assert_str_eq(s.st_pid_file, "/run/portcullis/portcullis.pid");
+	ck_assert_uint_eq(s.st_shutdown_ms, 30000);
+	ck_assert(cli_is_command("reload"));
+	ck_assert(cli_is_command("upgrade"));
+	ck_assert(cli_is_command("drain"));
+	ck_assert(cli_is_command("enable"));
+	ck_assert(!cli_is_command("frobnicate"));
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("ctl");
+	Suite *s = suite_create("cli");
 	TCase *tc = tcase_create("ctl");
 	SRunner *sr;
 	int failed;

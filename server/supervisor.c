@@ -1,5 +1,6 @@
-/* workers.c: forking, reaping and respawning workers (see workers.h). */
-#include "server/workers.h"
+/* supervisor.c: forking, reaping and respawning workers (see
+ * supervisor.h).  Runs in the master; worker/worker.c runs in them. */
+#include "server/supervisor.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -13,12 +14,11 @@
 #include "common/timer.h"
 #include "server/notify.h"
 #include "server/scoreboard.h"
-#include "server/upgrade.h"
 #include "worker/worker.h"
 
-#define WORKERS_DRAIN_GENS 64 /* old generations listed per drain log turn */
+#define SUPERVISOR_DRAIN_GENS 64 /* old generations per drain log turn */
 
-static struct master_worker *workers_find(struct master *m, pid_t pid)
+static struct master_worker *supervisor_find(struct master *m, pid_t pid)
 {
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
 		if (m->m_workers[i].mw_pid == pid)
@@ -31,8 +31,8 @@ static struct master_worker *workers_find(struct master *m, pid_t pid)
  * (control socket, report pipe's read end, upgrade peer, sd_notify, the
  * listeners of other generations), then run the worker.
  */
-static void workers_become(struct master *m, struct master_gen *g, size_t idx,
-			   unsigned slot)
+static void supervisor_become(struct master *m, struct master_gen *g,
+			      size_t idx, unsigned slot)
 {
 	struct worker_report rep = {
 		.wr_fd = m->m_report[1],
@@ -64,9 +64,9 @@ static void workers_become(struct master *m, struct master_gen *g, size_t idx,
 			 g->mg_gid, &rep));
 }
 
-int workers_spawn(struct master *m, struct master_gen *g, unsigned slot)
+int supervisor_spawn(struct master *m, struct master_gen *g, unsigned slot)
 {
-	struct master_worker *mw = workers_find(m, 0);
+	struct master_worker *mw = supervisor_find(m, 0);
 	size_t idx;
 	pid_t pid;
 
@@ -84,7 +84,7 @@ int workers_spawn(struct master *m, struct master_gen *g, unsigned slot)
 		return -1;
 	}
 	if (pid == 0)
-		workers_become(m, g, idx, slot);
+		supervisor_become(m, g, idx, slot);
 	memset(mw, 0, sizeof(*mw));
 	mw->mw_pid = pid;
 	mw->mw_gen = g->mg_num;
@@ -94,8 +94,8 @@ int workers_spawn(struct master *m, struct master_gen *g, unsigned slot)
 	return 0;
 }
 
-void workers_stop(struct master *m, int signo, unsigned lo, unsigned hi,
-		  uint32_t timeout_ms)
+void supervisor_stop(struct master *m, int signo, unsigned lo, unsigned hi,
+		     uint32_t timeout_ms)
 {
 	uint64_t now = timer_now_ms();
 
@@ -113,7 +113,7 @@ void workers_stop(struct master *m, int signo, unsigned lo, unsigned hi,
 	}
 }
 
-void workers_signal_all(struct master *m, int signo)
+void supervisor_signal_all(struct master *m, int signo)
 {
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++)
 		if (m->m_workers[i].mw_pid != 0 &&
@@ -123,7 +123,8 @@ void workers_signal_all(struct master *m, int signo)
 				  strerror(errno));
 }
 
-static void workers_schedule_respawn(struct master *m, struct master_worker *mw)
+static void supervisor_schedule_respawn(struct master *m,
+					struct master_worker *mw)
 {
 	struct master_slot *s = &m->m_cur.mg_slots[mw->mw_slot];
 	uint64_t now = timer_now_ms();
@@ -151,7 +152,7 @@ static void workers_schedule_respawn(struct master *m, struct master_worker *mw)
 		s->ms_start_at = 1;
 }
 
-static void workers_log_death(const struct master_worker *mw, int status)
+static void supervisor_log_death(const struct master_worker *mw, int status)
 {
 	bool expected = mw->mw_kill_at != 0;
 
@@ -170,8 +171,8 @@ static void workers_log_death(const struct master_worker *mw, int status)
 }
 
 /* A worker of the generation being started died: that start has failed. */
-static void workers_fail_next(struct master *m, const struct master_worker *mw,
-			      int status)
+static void supervisor_fail_next(struct master *m,
+				 const struct master_worker *mw, int status)
 {
 	if (m->m_next_failed[0] != '\0')
 		return;
@@ -186,35 +187,24 @@ static void workers_fail_next(struct master *m, const struct master_worker *mw,
 			 (int)mw->mw_pid, WEXITSTATUS(status));
 }
 
-void workers_reap(struct master *m)
+void supervisor_exited(struct master *m, pid_t pid, int status)
 {
-	int status;
-	pid_t pid;
+	struct master_worker *mw = supervisor_find(m, pid);
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct master_worker *mw;
-
-		if (pid == m->m_up.up_child) {
-			upgrade_child_exited(m, status);
-			continue;
-		}
-		mw = workers_find(m, pid);
-		if (mw == NULL)
-			continue;
-		workers_log_death(mw, status);
-		if (m->m_phase == MASTER_STARTING &&
-		    mw->mw_gen == m->m_next.mg_num)
-			workers_fail_next(m, mw, status);
-		else if (m->m_stopping == MASTER_RUNNING &&
-			 mw->mw_kill_at == 0 && mw->mw_gen == m->m_cur.mg_num &&
-			 mw->mw_slot < m->m_cur.mg_nslots)
-			workers_schedule_respawn(m, mw);
-		scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
-		memset(mw, 0, sizeof(*mw));
-	}
+	if (mw == NULL)
+		return;
+	supervisor_log_death(mw, status);
+	if (m->m_phase == MASTER_STARTING && mw->mw_gen == m->m_next.mg_num)
+		supervisor_fail_next(m, mw, status);
+	else if (m->m_stopping == MASTER_RUNNING && mw->mw_kill_at == 0 &&
+		 mw->mw_gen == m->m_cur.mg_num &&
+		 mw->mw_slot < m->m_cur.mg_nslots)
+		supervisor_schedule_respawn(m, mw);
+	scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
+	memset(mw, 0, sizeof(*mw));
 }
 
-void workers_read_reports(struct master *m)
+void supervisor_read_reports(struct master *m)
 {
 	struct worker_msg msgs[64];
 	ssize_t n;
@@ -226,7 +216,7 @@ void workers_read_reports(struct master *m)
 
 			if (msgs[i].wm_pid <= 0)
 				continue;
-			mw = workers_find(m, (pid_t)msgs[i].wm_pid);
+			mw = supervisor_find(m, (pid_t)msgs[i].wm_pid);
 			if (mw == NULL)
 				continue;
 			if (msgs[i].wm_event == WORKER_EV_READY)
@@ -238,7 +228,7 @@ void workers_read_reports(struct master *m)
 }
 
 /* Respawns of the serving generation that are due; ms to the next or -1. */
-static int64_t workers_respawns(struct master *m, uint64_t now)
+static int64_t supervisor_respawns(struct master *m, uint64_t now)
 {
 	int64_t next = -1;
 
@@ -248,7 +238,7 @@ static int64_t workers_respawns(struct master *m, uint64_t now)
 		struct master_slot *s = &m->m_cur.mg_slots[i];
 
 		if (s->ms_start_at != 0 && s->ms_start_at <= now &&
-		    workers_spawn(m, &m->m_cur, i) == -1)
+		    supervisor_spawn(m, &m->m_cur, i) == -1)
 			s->ms_start_at = now + 1000; /* fork failed: retry */
 		if (s->ms_start_at != 0 &&
 		    (next == -1 || (int64_t)(s->ms_start_at - now) < next))
@@ -259,9 +249,9 @@ static int64_t workers_respawns(struct master *m, uint64_t now)
 	return next;
 }
 
-int64_t workers_timers(struct master *m, uint64_t now)
+int64_t supervisor_timers(struct master *m, uint64_t now)
 {
-	int64_t next = workers_respawns(m, now);
+	int64_t next = supervisor_respawns(m, now);
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
 		struct master_worker *mw = &m->m_workers[i];
@@ -284,7 +274,7 @@ int64_t workers_timers(struct master *m, uint64_t now)
 	return next;
 }
 
-size_t workers_count(const struct master *m, unsigned lo, unsigned hi)
+size_t supervisor_count(const struct master *m, unsigned lo, unsigned hi)
 {
 	size_t n = 0;
 
@@ -295,7 +285,7 @@ size_t workers_count(const struct master *m, unsigned lo, unsigned hi)
 	return n;
 }
 
-size_t workers_ready(const struct master *m, unsigned gen)
+size_t supervisor_ready(const struct master *m, unsigned gen)
 {
 	size_t n = 0;
 
@@ -305,7 +295,7 @@ size_t workers_ready(const struct master *m, unsigned gen)
 	return n;
 }
 
-size_t workers_accepting_before(const struct master *m, unsigned gen)
+size_t supervisor_accepting_before(const struct master *m, unsigned gen)
 {
 	size_t n = 0;
 
@@ -316,7 +306,7 @@ size_t workers_accepting_before(const struct master *m, unsigned gen)
 	return n;
 }
 
-uint64_t workers_conns(const struct master *m, unsigned gen)
+uint64_t supervisor_conns(const struct master *m, unsigned gen)
 {
 	uint64_t n = 0;
 
@@ -328,8 +318,8 @@ uint64_t workers_conns(const struct master *m, unsigned gen)
 }
 
 /* The distinct generations of workers told to stop, oldest first. */
-static size_t workers_draining_gens(const struct master *m, unsigned *gens,
-				    size_t max)
+static size_t supervisor_draining_gens(const struct master *m, unsigned *gens,
+				       size_t max)
 {
 	size_t n = 0;
 
@@ -351,10 +341,10 @@ static size_t workers_draining_gens(const struct master *m, unsigned *gens,
 	return n;
 }
 
-int64_t workers_drain_log(struct master *m, uint64_t now)
+int64_t supervisor_drain_log(struct master *m, uint64_t now)
 {
-	unsigned gens[WORKERS_DRAIN_GENS];
-	size_t n = workers_draining_gens(m, gens, WORKERS_DRAIN_GENS);
+	unsigned gens[SUPERVISOR_DRAIN_GENS];
+	size_t n = supervisor_draining_gens(m, gens, SUPERVISOR_DRAIN_GENS);
 
 	if (n == 0) {
 		m->m_drain_log_at = 0;
@@ -366,13 +356,14 @@ int64_t workers_drain_log(struct master *m, uint64_t now)
 		return (int64_t)(m->m_drain_log_at - now);
 	for (size_t i = 0; i < n; i++) {
 		unsigned long long conns =
-			(unsigned long long)workers_conns(m, gens[i]);
+			(unsigned long long)supervisor_conns(m, gens[i]);
 
 		log_notice("generation %u draining: %llu connection%s (%zu "
 			   "worker%s)",
 			   gens[i], conns, conns == 1 ? "" : "s",
-			   workers_count(m, gens[i], gens[i]),
-			   workers_count(m, gens[i], gens[i]) == 1 ? "" : "s");
+			   supervisor_count(m, gens[i], gens[i]),
+			   supervisor_count(m, gens[i], gens[i]) == 1 ? ""
+								      : "s");
 	}
 	m->m_drain_log_at = now + MASTER_DRAIN_LOG_MS;
 	return MASTER_DRAIN_LOG_MS;

@@ -1,18 +1,20 @@
 /*
- * ctl.h: the client side of the control socket (control.h has the
- * protocol): `portcullis [-c FILE] reload|status|stop|quit|upgrade`.
+ * cli.h: the control socket's client side, run by the command line
+ * `portcullis [-c FILE] reload|status|stop|quit|upgrade|drain|enable`
+ * in a process of its own (control.h has the protocol and the master's
+ * side; command.h what the master does with a command).
  */
-#ifndef PORTCULLIS_CTL_H
-#define PORTCULLIS_CTL_H
+#ifndef PORTCULLIS_CLI_H
+#define PORTCULLIS_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* Where the master listens and how long a graceful stop may take. */
-struct ctl_settings {
-	char cs_socket[108];        /* control_socket */
-	char cs_pid_file[4096];     /* pid_file */
-	uint32_t cs_shutdown_ms;    /* shutdown_timeout */
+struct cli_settings {
+	char st_socket[108];        /* control_socket */
+	char st_pid_file[4096];     /* pid_file */
+	uint32_t st_shutdown_ms;    /* shutdown_timeout */
 };
 
 /*
@@ -21,10 +23,10 @@ struct ctl_settings {
  * `portcullis reload` reach the master, which reports the errors.  Keys
  * missing or unreadable get their defaults.  Always fills *out.
  */
-void ctl_settings_read(const char *path, struct ctl_settings *out);
+void cli_settings_read(const char *path, struct cli_settings *out);
 
 /* Is cmd a command the control socket knows? */
-int ctl_is_command(const char *cmd);
+int cli_is_command(const char *cmd);
 
 /*
  * Send cmd to the master described by the config at config_path, print
@@ -36,6 +38,6 @@ int ctl_is_command(const char *cmd);
  * and the master has not reloaded yet), the master named by pid_file is
  * asked at the path it listens on, found in /proc/net/unix.
  */
-int ctl_run(const char *config_path, const char *cmd);
+int cli_run(const char *config_path, const char *cmd);
 
 #endif

@@ -1,0 +1,59 @@
+/*
+ * supervisor.h: the master's supervision of its worker processes (the
+ * worker itself is worker/worker.h), of every generation: fork them,
+ * read what they report (ready, retired), reap them, respawn the current
+ * generation's with a backoff when they keep dying, and SIGKILL those
+ * that outlive their stop deadline.  All of it works on the table
+ * m->m_workers (master_types.h).
+ */
+#ifndef PORTCULLIS_SUPERVISOR_H
+#define PORTCULLIS_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/master_types.h"
+
+/*
+ * Fork the worker for slot of generation g.  0, or -1 (logged; the slot
+ * is retried a second later if g is the serving generation).
+ */
+int supervisor_spawn(struct master *m, struct master_gen *g, unsigned slot);
+
+/* Send signo to every worker of generations lo..hi and give each a SIGKILL
+ * deadline timeout_ms (+ grace) from now, unless it already has one. */
+void supervisor_stop(struct master *m, int signo, unsigned lo, unsigned hi,
+		     uint32_t timeout_ms);
+
+/* Send signo to every worker (SIGUSR1: reopen logs). */
+void supervisor_signal_all(struct master *m, int signo);
+
+/*
+ * Child pid exited with status (the master's waitpid()): if it is a
+ * worker, log it, schedule its respawn or note that the generation being
+ * started failed, and free its entry.  Other pids are ignored.
+ */
+void supervisor_exited(struct master *m, pid_t pid, int status);
+
+/* Read the report pipe (WORKER_EV_READY / WORKER_EV_RETIRED). */
+void supervisor_read_reports(struct master *m);
+
+/* Due respawns and SIGKILLs.  Returns ms until the next one, or -1. */
+int64_t supervisor_timers(struct master *m, uint64_t now);
+
+/* How many workers of generations lo..hi are alive. */
+size_t supervisor_count(const struct master *m, unsigned lo, unsigned hi);
+
+/* How many workers of generation gen have reported ready. */
+size_t supervisor_ready(const struct master *m, unsigned gen);
+
+/* Workers older than gen that may still accept (not yet retired). */
+size_t supervisor_accepting_before(const struct master *m, unsigned gen);
+
+/* Client connections held by the workers of generation gen. */
+uint64_t supervisor_conns(const struct master *m, unsigned gen);
+
+/* Every 5 s while workers drain: "generation N draining: M connections". */
+int64_t supervisor_drain_log(struct master *m, uint64_t now);
+
+#endif
