@@ -155,6 +155,16 @@ struct shm_route *shm_route_at(struct shm_zone *z, int idx)
 	return &z->z_routes[idx];
 }
 
+void shm_active_sub(struct shm_server *sv, uint32_t n)
+{
+	uint32_t cur = atomic_load_explicit(&sv->sv_active, memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(
+		&sv->sv_active, &cur, cur > n ? cur - n : 0,
+		memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
 void shm_set_health(struct shm_server *sv, enum shm_health h,
 		    const char *reason)
 {

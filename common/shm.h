@@ -109,6 +109,12 @@ struct shm_server *shm_server_at(struct shm_zone *z, int idx);
 struct shm_route *shm_route_at(struct shm_zone *z, int idx);
 
 /* Record a transition: health, reason and time (seqlocked reason). */
+/*
+ * Take n connections off sv_active, never below 0 (a dead worker's share
+ * given back by the master while live workers go on counting).
+ */
+void shm_active_sub(struct shm_server *sv, uint32_t n);
+
 void shm_set_health(struct shm_server *sv, enum shm_health h,
 		    const char *reason);
 

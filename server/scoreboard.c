@@ -8,6 +8,15 @@ struct scoreboard_slot {
 	char sb_pad[64 - sizeof(uint32_t)]; /* one cache line per worker */
 };
 
+/*
+ * By zone server slot, worker i's part of sv_active.  Kept apart from the
+ * slots, after them, so that the pages of workers and servers never used
+ * are never touched: 16 KiB a worker of address space, not of memory.
+ */
+struct scoreboard_shares {
+	_Atomic uint32_t ss_count[SHM_MAX_SERVERS];
+};
+
 struct scoreboard {
 	size_t sb_n;   /* slots that follow */
 	size_t sb_len; /* bytes mapped, for munmap */
@@ -15,10 +24,19 @@ struct scoreboard {
 	struct scoreboard_slot sb_slots[];
 };
 
+static struct scoreboard_shares *sb_shares_of(struct scoreboard *sb,
+					       size_t i)
+{
+	char *end = (char *)&sb->sb_slots[sb->sb_n];
+
+	return (struct scoreboard_shares *)end + i;
+}
+
 struct scoreboard *scoreboard_create(size_t nslots)
 {
 	size_t len = sizeof(struct scoreboard) +
-		     nslots * sizeof(struct scoreboard_slot);
+		     nslots * sizeof(struct scoreboard_slot) +
+		     nslots * sizeof(struct scoreboard_shares);
 	struct scoreboard *sb = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
@@ -57,4 +75,31 @@ void scoreboard_reset(struct scoreboard *sb, size_t i)
 	if (sb != NULL && i < sb->sb_n)
 		atomic_store_explicit(&sb->sb_slots[i].sb_conns, 0,
 				      memory_order_relaxed);
+}
+
+_Atomic uint32_t *scoreboard_shares(struct scoreboard *sb, size_t i)
+{
+	if (sb == NULL || i >= sb->sb_n)
+		return NULL;
+	return sb_shares_of(sb, i)->ss_count;
+}
+
+uint64_t scoreboard_give_back(struct scoreboard *sb, size_t i,
+			      struct shm_zone *z)
+{
+	uint64_t total = 0;
+
+	if (sb == NULL || i >= sb->sb_n || z == NULL)
+		return 0;
+	for (size_t k = 0; k < SHM_MAX_SERVERS; k++) {
+		_Atomic uint32_t *share = &sb_shares_of(sb, i)->ss_count[k];
+		uint32_t n;
+
+		if (atomic_load_explicit(share, memory_order_relaxed) == 0)
+			continue; /* do not dirty what the worker never used */
+		n = atomic_exchange_explicit(share, 0, memory_order_relaxed);
+		shm_active_sub(shm_server_at(z, k), n);
+		total += n;
+	}
+	return total;
 }

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/shm.h"
+
 struct scoreboard;
 
 /* Map a zeroed board of nslots slots.  NULL with errno on failure. */
@@ -28,7 +30,22 @@ _Atomic uint32_t *scoreboard_conns(struct scoreboard *sb, size_t i);
 /* Read slot i's connection count. */
 uint32_t scoreboard_get(const struct scoreboard *sb, size_t i);
 
-/* Zero slot i before a new worker takes it. */
+/* Zero slot i's connection count before a new worker takes it. */
 void scoreboard_reset(struct scoreboard *sb, size_t i);
+
+/*
+ * Slot i's shares: by zone server slot, the connections its worker holds
+ * to that server (SHM_MAX_SERVERS entries).  The worker stores its own
+ * counts there as it changes sv_active, so that a worker that dies does
+ * not leave its connections counted for ever (issue #14 item 5).
+ */
+_Atomic uint32_t *scoreboard_shares(struct scoreboard *sb, size_t i);
+
+/*
+ * Worker i is gone: subtract each of its shares from the servers'
+ * sv_active in z and zero them.  Returns the connections given back.
+ */
+uint64_t scoreboard_give_back(struct scoreboard *sb, size_t i,
+			      struct shm_zone *z);
 
 #endif

@@ -3,6 +3,7 @@
 #include "server/supervisor.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ static void supervisor_become(struct master *m, struct master_gen *g,
 	struct worker_report rep = {
 		.wr_fd = m->m_report[1],
 		.wr_conns = scoreboard_conns(m->m_board, idx),
+		.wr_shares = scoreboard_shares(m->m_board, idx),
 		.wr_slot = slot,
 		.wr_nslots = g->mg_nslots,
 	};
@@ -165,6 +167,15 @@ static void supervisor_log_death(const struct master_worker *mw, int status)
 	else if (expected && WEXITSTATUS(status) == 0)
 		log_info("worker %d (generation %u) exited", (int)mw->mw_pid,
 			 mw->mw_gen);
+	else if (WEXITSTATUS(status) == 0)
+		/*
+		 * A worker exits 0 only when told to stop: Ctrl-C in a terminal
+		 * signals the whole process group, and the workers may go before
+		 * the master has acted on its own copy.  Not an error.
+		 */
+		log_notice("worker %d (generation %u) exited on a stop signal "
+			   "of its own",
+			   (int)mw->mw_pid, mw->mw_gen);
 	else
 		log_error("worker %d (generation %u) exited with status %d",
 			  (int)mw->mw_pid, mw->mw_gen, WEXITSTATUS(status));
@@ -187,6 +198,22 @@ static void supervisor_fail_next(struct master *m,
 			 (int)mw->mw_pid, WEXITSTATUS(status));
 }
 
+/*
+ * A worker's connections to servers die with it: take its share off each
+ * server's machine-wide count, or max_connections, least_conn and
+ * random_two would go on counting them for ever.
+ */
+static void supervisor_give_back(struct master *m, struct master_worker *mw)
+{
+	uint64_t n = scoreboard_give_back(m->m_board,
+					  (size_t)(mw - m->m_workers), shm_zone());
+
+	if (n > 0)
+		log_notice("worker %d held %" PRIu64 " server connections; "
+			   "no longer counted",
+			   (int)mw->mw_pid, n);
+}
+
 void supervisor_exited(struct master *m, pid_t pid, int status)
 {
 	struct master_worker *mw = supervisor_find(m, pid);
@@ -200,6 +227,7 @@ void supervisor_exited(struct master *m, pid_t pid, int status)
 		 mw->mw_gen == m->m_cur.mg_num &&
 		 mw->mw_slot < m->m_cur.mg_nslots)
 		supervisor_schedule_respawn(m, mw);
+	supervisor_give_back(m, mw);
 	scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
 	memset(mw, 0, sizeof(*mw));
 }

@@ -75,7 +75,7 @@ static int balance_ring(struct balance_backend *be)
 
 static int balance_backend_init(struct balance_backend *be,
 				const struct cfg_backend *cb,
-				struct shm_zone *zone)
+				struct shm_zone *zone, _Atomic uint32_t *shares)
 {
 	be->be_cfg = cb;
 	be->be_nservers = cb->nservers;
@@ -87,6 +87,9 @@ static int balance_backend_init(struct balance_backend *be,
 		be->be_servers[j].srv_be = cb;
 		be->be_servers[j].srv_shm =
 			shm_server_at(zone, cb->servers[j].slot);
+		if (shares != NULL && cb->servers[j].slot >= 0)
+			be->be_servers[j].srv_share =
+				&shares[cb->servers[j].slot];
 	}
 	if (cb->balance == CFG_BALANCE_HASH)
 		return balance_ring(be);
@@ -94,7 +97,8 @@ static int balance_backend_init(struct balance_backend *be,
 }
 
 struct balance_backend *balance_init(const struct config *cfg,
-				     struct shm_zone *zone)
+				     struct shm_zone *zone,
+				     _Atomic uint32_t *shares)
 {
 	struct balance_backend *bes = calloc(cfg->nbackends ? cfg->nbackends : 1,
 					     sizeof(*bes));
@@ -102,7 +106,8 @@ struct balance_backend *balance_init(const struct config *cfg,
 	if (bes == NULL)
 		return NULL;
 	for (size_t i = 0; i < cfg->nbackends; i++) {
-		if (balance_backend_init(&bes[i], &cfg->backends[i], zone) == -1) {
+		if (balance_backend_init(&bes[i], &cfg->backends[i], zone,
+					 shares) == -1) {
 			balance_free(bes, i + 1);
 			return NULL;
 		}
@@ -365,9 +370,24 @@ struct balance_server *balance_pick(struct balance_backend *be, uint64_t tried,
 
 void balance_use(struct balance_server *s, int delta)
 {
+	/*
+	 * The machine-wide count goes up before this worker's published share
+	 * and down after it, so that a worker killed in between leaves at
+	 * worst one connection counted, never a share the master would take
+	 * off twice.
+	 */
+	if (delta > 0)
+		atomic_fetch_add_explicit(&s->srv_shm->sv_active,
+					  (uint32_t)delta,
+					  memory_order_relaxed);
 	s->srv_active += (uint32_t)delta;
-	atomic_fetch_add_explicit(&s->srv_shm->sv_active, (uint32_t)delta,
-				  memory_order_relaxed);
+	if (s->srv_share != NULL)
+		atomic_store_explicit(s->srv_share, s->srv_active,
+				      memory_order_relaxed);
+	if (delta < 0)
+		atomic_fetch_sub_explicit(&s->srv_shm->sv_active,
+					  (uint32_t)-delta,
+					  memory_order_relaxed);
 }
 
 void balance_failed(struct balance_server *s, uint64_t now_ms, const char *why)

@@ -25,6 +25,8 @@ struct balance_server {
 	int64_t srv_current;     /* smooth WRR current weight */
 	struct keepalive_pool srv_idle; /* idle keep-alive connections */
 	uint32_t srv_active;     /* connections of this worker in use */
+	_Atomic uint32_t *srv_share; /* srv_active, published for the
+					master (scoreboard); NULL: none */
 };
 
 struct balance_point {
@@ -51,11 +53,14 @@ enum balance_miss {
 
 /*
  * Build one balance_backend per backend of cfg, whose servers have their
- * shm slots assigned in zone.  Returns an array of cfg->nbackends
- * entries the caller frees with balance_free, or NULL.
+ * shm slots assigned in zone.  shares (NULL: none) is this worker's row
+ * of the master's scoreboard, indexed by zone slot, where each server's
+ * srv_active is published.  Returns an array of cfg->nbackends entries
+ * the caller frees with balance_free, or NULL.
  */
 struct balance_backend *balance_init(const struct config *cfg,
-				     struct shm_zone *zone);
+				     struct shm_zone *zone,
+				     _Atomic uint32_t *shares);
 
 void balance_free(struct balance_backend *bes, size_t n);
 

@@ -416,7 +416,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	timer_init(&w.w_accept_timer, worker_resume_accept, &w);
 	timer_init(&w.w_drain_timer, worker_on_drain_timeout, &w);
 	buf_pool_init(worker_buf_size(cfg), WORKER_BUF_CACHE);
-	w.w_bes = balance_init(cfg, shm_zone());
+	w.w_bes = balance_init(cfg, shm_zone(), w.w_report.wr_shares);
 	if (w.w_bes == NULL || proxy_init(&w) == -1 || worker_signals(&w) == -1 ||
 	    worker_listeners(&w, fds, nfds) == -1) {
 		log_error("worker start-up: %s", strerror(errno));

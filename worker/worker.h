@@ -36,6 +36,8 @@ struct worker_report {
 	int wr_fd;                  /* report pipe, write end; -1: none */
 	_Atomic uint32_t *wr_conns; /* open client connections, in memory
 				       shared with the master; NULL: none */
+	_Atomic uint32_t *wr_shares; /* by zone server slot: this worker's
+					connections to it; NULL: none */
 	unsigned wr_slot;           /* this worker's slot in its generation */
 	unsigned wr_nslots;         /* workers in the generation (health
 				       checks: who owns which server) */

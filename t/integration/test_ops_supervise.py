@@ -118,5 +118,70 @@ class SuperviseTest(unittest.TestCase):
         self.assertNotRegex(pc.error_log(), r"died \d+ times in a row")
 
 
+class CtrlCTest(unittest.TestCase):
+    def test_ctrl_c_logs_no_error(self):
+        """Ctrl-C in a terminal sends SIGINT to the master and its workers
+        at once: the workers may exit before the master acts on its own;
+        that is a stop, not an error (issue #14 item 9).  Exit status 0, no
+        [error] line."""
+        web = h.Backend("web1")
+        self.addCleanup(web.stop)
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        pc = h.Portcullis(h.base_config(tmp, listeners, {"web": h.backend_block(web.address)},
+                                        workers=2), tmp=tmp)
+        pc.start()
+        self.addCleanup(pc.stop)
+        self.assertEqual(h.request(port, "GET", "/").status, 200)
+        for pid in pc.workers() + [pc.pid]:
+            os.kill(pid, signal.SIGINT)
+        self.assertEqual(pc.wait_exit(15), 0, pc.describe())
+        self.assertNotRegex(pc.error_log(), r"\[error\]")
+
+
+class DeadWorkerSharesTest(unittest.TestCase):
+    def test_killed_workers_connections_are_given_back(self):
+        """max_connections: 4 and 4 slow requests in flight fill the server;
+        kill -9 of the workers that hold them: the master takes their share
+        off the machine-wide count (logged), so that the replacements serve
+        new requests with 200 instead of 503 for ever (issue #14 item 5:
+        after 6 kills a server stayed at 17 of 20 with no traffic)."""
+        web = h.Backend("web1")
+        self.addCleanup(web.stop)
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        backend = h.backend_block(web.address, keepalive=0, response_timeout="60s")
+        backend["servers"][0]["max_connections"] = 4
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        cfg = h.base_config(tmp, listeners, {"web": backend}, workers=2)
+        pc = h.Portcullis(cfg, tmp=tmp)
+        pc.start()
+        self.addCleanup(pc.stop)
+        slow = []
+        for i in range(4):
+            c = h.Conn(port, timeout=60)
+            c.send(h.build_request("GET", "/sleep?ms=30000&n=%d" % i, "t"))
+            slow.append(c)
+        self.addCleanup(lambda: [c.close() for c in slow])
+        deadline = time.monotonic() + 5
+        while len([q for q in web.requests()["requests"] if q["path"].startswith("/sleep")]) < 4:
+            self.assertLess(time.monotonic(), deadline, "the slow requests did not arrive")
+            time.sleep(0.05)
+        self.assertEqual(h.request(port, "GET", "/full").status, 503)
+        old = pc.workers()
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        self.assertIsNotNone(pc.wait_workers(2, 10, exclude=old), pc.describe())
+        self.assertIsNotNone(pc.wait_log(r"worker \d+ held \d+ server connections; no longer "
+                                         r"counted", 5), pc.describe())
+        time.sleep(0.3)
+        for i in range(4):
+            self.assertEqual(h.request(port, "GET", "/after/%d" % i).status, 200,
+                             pc.error_log()[-2000:])
+
+
 if __name__ == "__main__":
     h.main()

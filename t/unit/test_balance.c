@@ -40,7 +40,7 @@ static struct balance_backend *setup(enum cfg_balance algo,
 	backend.fail_timeout_ms = 10000;
 	cfg.backends = &backend;
 	cfg.nbackends = 1;
-	return balance_init(&cfg, zone);
+	return balance_init(&cfg, zone, NULL);
 }
 
 static size_t pick(struct balance_backend *be, uint64_t tried, uint32_t h)

@@ -91,7 +91,7 @@ static void setup(void)
 	w.w_loop.lp_now = timer_now_ms();
 	timer_init(&tick, on_tick, NULL);
 	buf_pool_init(16384 + 4096, 8);
-	w.w_bes = balance_init(cfg, zone);
+	w.w_bes = balance_init(cfg, zone, NULL);
 	ck_assert_ptr_nonnull(w.w_bes);
 	ck_assert_int_eq(proxy_init(&w), 0);
 	wl.wl_cfg = &cfg->listeners[0];
