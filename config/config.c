@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/shm.h"
 #include "config/config_int.h"
 
 #define CONFIG_MAX_FILE	   (16 << 20) /* no sane config is larger */
@@ -364,6 +365,33 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 	return cfg;
 }
 
+/*
+ * The shared-memory zone has a slot per server and per route; a file with
+ * more can never start, so -t and a reload refuse it where it is written,
+ * not at the next start.
+ */
+static void config_check_capacity(struct schema_ctx *c,
+				  const struct config *cfg, yaml_node_t *root)
+{
+	yaml_node_t *key;
+	size_t nservers = 0, nroutes = 0;
+
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		nservers += cfg->backends[i].nservers;
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		nroutes += cfg->listeners[i].nroutes;
+	if (nservers > SHM_MAX_SERVERS &&
+	    schema_get(c, root, "backends", &key))
+		schema_error(c, key,
+			     "%zu servers in all: the shared-memory zone holds "
+			     "%d",
+			     nservers, SHM_MAX_SERVERS);
+	if (nroutes > SHM_MAX_ROUTES && schema_get(c, root, "listeners", &key))
+		schema_error(c, key,
+			     "%zu routes in all: the shared-memory zone holds %d",
+			     nroutes, SHM_MAX_ROUTES);
+}
+
 /* Walk the root mapping, then the sections in dependency order. */
 static struct config *config_build(struct schema_ctx *c, const char *path,
 				   yaml_node_t *root)
@@ -380,6 +408,7 @@ static struct config *config_build(struct schema_ctx *c, const char *path,
 		config_load_backends(c, cfg, n);
 	if ((n = schema_get(c, root, "listeners", NULL)))
 		config_load_listeners(c, cfg, n);
+	config_check_capacity(c, cfg, root);
 	return cfg;
 }
 

@@ -59,6 +59,36 @@ static void cli_settings_pair(yaml_document_t *doc, yaml_node_pair_t *pair,
 		(void)config_parse_duration(val, &out->st_shutdown_ms);
 }
 
+/*
+ * A file YAML cannot read (a syntax error) still names its socket and pid
+ * file on top-level lines: find them line by line, so that `reload`
+ * reports on the master that really runs rather than on the defaults.
+ */
+static void cli_settings_scan(FILE *f, struct cli_settings *out)
+{
+	char line[4352];
+
+	rewind(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *v = strchr(line, ':'), *end;
+
+		if (v == NULL || line[0] == ' ' || line[0] == '#')
+			continue;
+		*v++ = '\0';
+		v += strspn(v, " \t\"'");
+		end = v + strcspn(v, " \t\"'#\r\n");
+		*end = '\0';
+		if (v[0] != '/')
+			continue;
+		if (strcmp(line, "control_socket") == 0 &&
+		    strlen(v) < sizeof(out->st_socket))
+			snprintf(out->st_socket, sizeof(out->st_socket), "%s", v);
+		else if (strcmp(line, "pid_file") == 0)
+			snprintf(out->st_pid_file, sizeof(out->st_pid_file),
+				 "%s", v);
+	}
+}
+
 void cli_settings_read(const char *path, struct cli_settings *out)
 {
 	yaml_parser_t parser;
@@ -87,6 +117,8 @@ void cli_settings_read(const char *path, struct cli_settings *out)
 			     p < root->data.mapping.pairs.top; p++)
 				cli_settings_pair(&doc, p, out);
 		yaml_document_delete(&doc);
+	} else {
+		cli_settings_scan(f, out);
 	}
 	yaml_parser_delete(&parser);
 	fclose(f);
@@ -308,6 +340,27 @@ done:
 	return rc;
 }
 
+/*
+ * Validate the file a reload would read; print its errors (FILE:LINE:COL)
+ * and return -1 when it would be refused.
+ */
+static int cli_check_config(const char *path)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = config_load(path, &errs);
+
+	for (size_t i = 0; i < errs.count && i < CONFIG_MAX_ERRORS; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	if (errs.count > CONFIG_MAX_ERRORS)
+		fprintf(stderr, "... and %zu more errors\n",
+			errs.count - CONFIG_MAX_ERRORS);
+	config_errors_clear(&errs);
+	if (cfg == NULL)
+		return -1;
+	config_free(cfg);
+	return 0;
+}
+
 int cli_run(const char *config_path, const char *cmd)
 {
 	struct cli_settings s;
@@ -316,6 +369,17 @@ int cli_run(const char *config_path, const char *cmd)
 	int fd, rc, n;
 
 	cli_settings_read(config_path, &s);
+	if (strcmp(cmd, "reload") == 0 && cli_check_config(config_path) == -1) {
+		/* the master would refuse it just so: say whether one runs */
+		fd = cli_connect(&s);
+		if (fd != -1) {
+			fprintf(stderr,
+				"portcullis: reload not sent: the running master "
+				"keeps its configuration\n");
+			close(fd);
+		}
+		return 1;
+	}
 	deadline = timer_now_ms() + cli_timeout_ms(cmd, &s);
 	fd = cli_connect(&s);
 	if (fd == -1)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,6 +133,34 @@ static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
  * socket if its path is new, the slots.  Nothing runs yet and nothing
  * the serving generation uses is changed.  0, or -1 with err set.
  */
+/*
+ * A worker needs about two descriptors a connection (client and server)
+ * and some for itself: raise the soft RLIMIT_NOFILE, which the workers
+ * inherit, up to the hard limit (the operator's ceiling: systemd's
+ * LimitNOFILE=, ulimit -Hn) to cover worker_connections, and say so when
+ * that is not enough, instead of letting workers find out at EMFILE.
+ */
+static void reload_check_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)cfg->worker_connections * 2 + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= need) {
+		log_notice("RLIMIT_NOFILE raised to %llu for worker_connections "
+			   "%u",
+			   (unsigned long long)need, cfg->worker_connections);
+		return;
+	}
+	log_warn("worker_connections %u needs about %llu descriptors but "
+		 "RLIMIT_NOFILE is %llu: workers will run out first (raise "
+		 "LimitNOFILE= or ulimit -n)",
+		 cfg->worker_connections, (unsigned long long)need,
+		 (unsigned long long)rl.rlim_cur);
+}
+
 static int reload_prepare(struct master *m, struct config *cfg, bool first,
 			  char *err, size_t errlen)
 {
@@ -155,6 +184,7 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	}
 	if (first && reload_open_log(g) == -1)
 		goto fail;
+	reload_check_nofile(cfg); /* logged where the error log now goes */
 	if (listen_apply(&m->m_ls, cfg, &g->mg_fds, &g->mg_nfds, err, errlen) ==
 	    -1)
 		goto fail;

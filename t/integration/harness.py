@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -110,11 +111,18 @@ def _die_with_parent():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def spawn(args, **kw):
-    """Popen() that registers the process for cleanup at exit."""
+def spawn(args, rlimits=None, **kw):
+    """Popen() that registers the process for cleanup at exit.  rlimits:
+    {resource.RLIMIT_*: (soft, hard)} set in the child only."""
     kw.setdefault("stdin", subprocess.DEVNULL)
     kw.setdefault("env", clean_env())
-    p = subprocess.Popen(args, preexec_fn=_die_with_parent, **kw)
+
+    def preexec():
+        _die_with_parent()
+        for res, lim in (rlimits or {}).items():
+            resource.setrlimit(res, lim)
+
+    p = subprocess.Popen(args, preexec_fn=preexec, **kw)
     _procs.append(p)
     return p
 
@@ -471,7 +479,7 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
 class Portcullis:
     """One portcullis master started in the foreground with a config dict or text."""
 
-    def __init__(self, config, tmp=None, listen=None, workers=None, env=None):
+    def __init__(self, config, tmp=None, listen=None, workers=None, env=None, rlimits=None):
         """config: dict (rendered to YAML) or YAML text.
         listen: [(host, port)] to wait for; derived from the dict when possible."""
         self.tmp = tmp or make_tmpdir()
@@ -483,6 +491,7 @@ class Portcullis:
         self.returncode = None
         self.listen = listen or []
         self.nworkers = workers
+        self.rlimits = rlimits
         self.env = clean_env()
         self.env.update(env or {})
         self.write_config(config)
@@ -510,7 +519,7 @@ class Portcullis:
     def start(self, timeout=15.0):
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = open(self.stdout_path, "wb")
-        self.proc = spawn([binary(), "-c", self.config_path],
+        self.proc = spawn([binary(), "-c", self.config_path], rlimits=self.rlimits,
                           stdout=self._stdout, stderr=self._stderr, env=self.env)
         deadline = time.monotonic() + timeout
         for host, port in self.listen:

@@ -14,14 +14,11 @@ import harness as h
 
 
 def start_with_nofile(cfg, tmp, nofile):
-    """Start portcullis with RLIMIT_NOFILE lowered to nofile (inherited)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
-    try:
-        pc = h.Portcullis(cfg, tmp=tmp)
-        pc.start()
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    """Start portcullis with RLIMIT_NOFILE lowered to nofile, the hard
+    limit too (the master raises the soft one up to the hard one to cover
+    worker_connections); set in the child only."""
+    pc = h.Portcullis(cfg, tmp=tmp, rlimits={resource.RLIMIT_NOFILE: (nofile, nofile)})
+    pc.start()
     return pc
 
 
@@ -149,6 +146,29 @@ class LimitsTest(unittest.TestCase):
             for c in idle:
                 c.close()
         self.assertEqual(h.request(port, "GET", "/after").status, 200)
+
+    def nofile_of(self, pid):
+        with open("/proc/%d/limits" % pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        return int(line.split()[3])
+
+    def test_nofile_raised_for_worker_connections(self):
+        """worker_connections 1000 needs about 2,256 descriptors: with a
+        soft RLIMIT_NOFILE of 1024 under a hard one of 4096 the master
+        raises the soft one (logged) and the workers inherit it; with the
+        hard one at 1024 it warns instead (issue #14 item 9)."""
+        for limits, want, log in (((1024, 4096), 2256, r"RLIMIT_NOFILE raised to 2256 "
+                                   r"for worker_connections 1000"),
+                                  ((1024, 1024), 1024, r"worker_connections 1000 needs about "
+                                   r"2256 descriptors but RLIMIT_NOFILE is 1024")):
+            tmp = h.make_tmpdir()
+            port = h.free_port()
+            pc = h.Portcullis(self.config(tmp, port, worker_connections=1000), tmp=tmp,
+                              rlimits={resource.RLIMIT_NOFILE: limits})
+            pc.start()
+            self.addCleanup(pc.stop)
+            self.assertIsNotNone(pc.wait_log(log, 5), pc.error_log()[-2000:])
+            self.assertEqual(self.nofile_of(pc.workers()[0]), want)
 
     def test_worker_connections_backlog(self):
         """worker_connections: 4 -- the fifth client waits (not refused,

@@ -214,6 +214,27 @@ class ControlTest(unittest.TestCase):
                            text=True, timeout=30, env=h.clean_env())
         self.assertEqual(p.returncode, 2)
 
+    def test_reload_with_syntax_error(self):
+        """`portcullis reload` on a file with a YAML syntax error prints the
+        located error first, still finds the master's own control socket
+        (named in the broken file), says the reload was not sent, exits 1;
+        the master keeps serving.  With the master gone it says so with
+        the socket the file names, not the default (issue #14 item 9)."""
+        pc = self.start()
+        with open(pc.config_path) as f:
+            good = f.read()
+        pc.write_config(good + "listeners: [unclosed\n")
+        rc, out, err = ops.ctl(pc, "reload")
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err.splitlines()[0], re.escape(pc.config_path) + r":\d+:\d+: ")
+        self.assertIn("reload not sent: the running master keeps its configuration", err)
+        self.assertNotIn("no master is running", err)
+        self.assertEqual(h.request(self.port, "GET", "/").status, 200)
+        pc.stop()
+        rc, out, err = ops.ctl(pc, "reload")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("no master is running (control socket %s:" % self.sock, err)
+
     def test_raw_protocol(self):
         """The line protocol by hand: "| " lines then OK; an unknown command
         gets ERR; a client that never sends its command is dropped within

@@ -887,6 +887,29 @@ START_TEST(test_alias_expansion_bounded)
 }
 END_TEST
 
+/* More servers than the zone has slots: refused by -t, where written. */
+START_TEST(test_zone_capacity)
+{
+	size_t cap = 200 + 4100 * 40;
+	char *y = malloc(cap), *p = y;
+	struct config_errors errs = {0};
+	struct config *cfg;
+
+	ck_assert_ptr_nonnull(y);
+	p += sprintf(p, LISTENER_WEB "backends:\n  app:\n    servers:\n");
+	for (int i = 0; i < 4097; i++)
+		p += sprintf(p, "      - address: 10.%d.%d.1:80\n", i / 256,
+			     i % 256);
+	cfg = config_load_string("t.yaml", y, &errs);
+	ck_assert_ptr_null(cfg);
+	ck_assert_uint_eq(errs.count, 1);
+	ck_assert_str_eq(errs.msgs[0], "t.yaml:6:1: 4097 servers in all: the "
+				       "shared-memory zone holds 4096");
+	config_errors_clear(&errs);
+	free(y);
+}
+END_TEST
+
 /* panic_threshold: 50% by default; "N%" or a bare N; 0 turns it off. */
 START_TEST(test_panic_threshold)
 {
@@ -1345,6 +1368,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_access_log);
 	tcase_add_test(tc, test_panic_threshold);
 	tcase_add_test(tc, test_alias_expansion_bounded);
+	tcase_add_test(tc, test_zone_capacity);
 	tcase_add_test(tc, test_balancing_and_health);
 	tcase_add_test(tc, test_err_balancing_and_health);
 	tcase_add_test(tc, test_err_trusted_proxies_and_worker_connections);
