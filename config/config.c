@@ -318,6 +318,8 @@ static const struct schema_key config_top_keys[] = {
 		  config_control_socket),
 	/* 0 is allowed: stop without waiting for in-flight requests */
 	SK_DURATION("shutdown_timeout", struct config, shutdown_timeout_ms, 0),
+	/* 0 turns the watchdog off */
+	SK_DURATION("watchdog", struct config, watchdog_ms, 0),
 	SK_WHOLE("log", config_log),
 	SK_UNSUPPORTED("admin"),
 	SK_LATER("defaults"),
@@ -345,6 +347,7 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 	cfg->control_socket =
 		schema_strdup(c, "/run/portcullis/portcullis.sock");
 	cfg->shutdown_timeout_ms = 30000;
+	cfg->watchdog_ms = 10000;
 	cfg->error_log_path = schema_strdup(c, "stderr");
 	cfg->error_log_level = CFG_LOG_INFO;
 	cfg->defaults = (struct cfg_limits){

@@ -157,6 +157,8 @@ struct config {
 	char *pid_file;             /* default /run/portcullis/portcullis.pid */
 	char *control_socket;       /* default /run/portcullis/portcullis.sock */
 	uint32_t shutdown_timeout_ms; /* default 30s */
+	uint32_t watchdog_ms;       /* a worker whose loop stops turning this
+				       long is replaced; 10s, 0 = off */
 	char *error_log_path;       /* "stderr" (default), "syslog" or a path */
 	enum cfg_log_level error_log_level; /* default info */
 	char *access_log_path;      /* NULL = off, "stderr" or a path */

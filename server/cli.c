@@ -224,7 +224,8 @@ static int cli_socket_of_master(const char *pid_file, char *out, size_t len)
 	return rc;
 }
 
-static int cli_connect(const struct cli_settings *s)
+/* Connect to the master's socket (or where it moved); -1 with errno. */
+static int cli_connect_quiet(const struct cli_settings *s)
 {
 	char moved[sizeof(s->st_socket)];
 	int fd = -1, saved;
@@ -246,6 +247,15 @@ static int cli_connect(const struct cli_settings *s)
 			return fd;
 	}
 	errno = saved;
+	return -1;
+}
+
+static int cli_connect(const struct cli_settings *s)
+{
+	int fd = cli_connect_quiet(s);
+
+	if (fd != -1)
+		return fd;
 	if (errno == ENOENT || errno == ECONNREFUSED)
 		fprintf(stderr,
 			"portcullis: no master is running (control socket "
@@ -341,10 +351,10 @@ done:
 }
 
 /*
- * Validate the file a reload would read; print its errors (FILE:LINE:COL)
- * and return -1 when it would be refused.
+ * No master answers a reload of path: if the file would be refused anyway,
+ * print its errors (FILE:LINE:COL) before saying so, as -t would.
  */
-static int cli_check_config(const char *path)
+static void cli_print_config_errors(const char *path)
 {
 	struct config_errors errs = {0};
 	struct config *cfg = config_load(path, &errs);
@@ -355,10 +365,7 @@ static int cli_check_config(const char *path)
 		fprintf(stderr, "... and %zu more errors\n",
 			errs.count - CONFIG_MAX_ERRORS);
 	config_errors_clear(&errs);
-	if (cfg == NULL)
-		return -1;
 	config_free(cfg);
-	return 0;
 }
 
 int cli_run(const char *config_path, const char *cmd)
@@ -369,19 +376,13 @@ int cli_run(const char *config_path, const char *cmd)
 	int fd, rc, n;
 
 	cli_settings_read(config_path, &s);
-	if (strcmp(cmd, "reload") == 0 && cli_check_config(config_path) == -1) {
-		/* the master would refuse it just so: say whether one runs */
-		fd = cli_connect(&s);
-		if (fd != -1) {
-			fprintf(stderr,
-				"portcullis: reload not sent: the running master "
-				"keeps its configuration\n");
-			close(fd);
-		}
-		return 1;
-	}
 	deadline = timer_now_ms() + cli_timeout_ms(cmd, &s);
-	fd = cli_connect(&s);
+	fd = strcmp(cmd, "reload") == 0 ? cli_connect_quiet(&s) : cli_connect(&s);
+	if (fd == -1 && strcmp(cmd, "reload") == 0) {
+		/* the errors of the file first, then that nobody runs it */
+		cli_print_config_errors(config_path);
+		fd = cli_connect(&s);
+	}
 	if (fd == -1)
 		return 1;
 	n = snprintf(line, sizeof(line), "%s\n", cmd);

@@ -39,6 +39,7 @@ struct master_worker {
 	uint64_t mw_kill_at;    /* SIGKILL deadline once told to stop, or 0 */
 	bool mw_ready;          /* reported WORKER_EV_READY: accepting */
 	bool mw_retired;        /* reported WORKER_EV_RETIRED: accepts no more */
+	bool mw_is_hung;        /* the watchdog killed it */
 };
 
 /* A worker's place in its generation: respawn bookkeeping. */

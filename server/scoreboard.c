@@ -5,7 +5,8 @@
 
 struct scoreboard_slot {
 	_Atomic uint32_t sb_conns;	    /* open client connections */
-	char sb_pad[64 - sizeof(uint32_t)]; /* one cache line per worker */
+	_Atomic uint64_t sb_beat;	    /* last loop turn, monotonic ms */
+	char sb_pad[64 - 2 * sizeof(uint64_t)]; /* a cache line a worker */
 };
 
 /*
@@ -72,9 +73,27 @@ uint32_t scoreboard_get(const struct scoreboard *sb, size_t i)
 
 void scoreboard_reset(struct scoreboard *sb, size_t i)
 {
-	if (sb != NULL && i < sb->sb_n)
-		atomic_store_explicit(&sb->sb_slots[i].sb_conns, 0,
-				      memory_order_relaxed);
+	if (sb == NULL || i >= sb->sb_n)
+		return;
+	atomic_store_explicit(&sb->sb_slots[i].sb_conns, 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_slots[i].sb_beat, 0,
+			      memory_order_relaxed);
+}
+
+_Atomic uint64_t *scoreboard_beat(struct scoreboard *sb, size_t i)
+{
+	if (sb == NULL || i >= sb->sb_n)
+		return NULL;
+	return &sb->sb_slots[i].sb_beat;
+}
+
+uint64_t scoreboard_last_beat(const struct scoreboard *sb, size_t i)
+{
+	if (sb == NULL || i >= sb->sb_n)
+		return 0;
+	return atomic_load_explicit(&sb->sb_slots[i].sb_beat,
+				    memory_order_relaxed);
 }
 
 _Atomic uint32_t *scoreboard_shares(struct scoreboard *sb, size_t i)

@@ -30,7 +30,15 @@ _Atomic uint32_t *scoreboard_conns(struct scoreboard *sb, size_t i);
 /* Read slot i's connection count. */
 uint32_t scoreboard_get(const struct scoreboard *sb, size_t i);
 
-/* Zero slot i's connection count before a new worker takes it. */
+/*
+ * Slot i's heartbeat: the worker stores the monotonic time (ms) at the end
+ * of every loop turn, and turns at least once a second; 0 until its first
+ * turn.  The master's watchdog reads it.
+ */
+_Atomic uint64_t *scoreboard_beat(struct scoreboard *sb, size_t i);
+uint64_t scoreboard_last_beat(const struct scoreboard *sb, size_t i);
+
+/* Zero slot i's connection count and heartbeat before a new worker. */
 void scoreboard_reset(struct scoreboard *sb, size_t i);
 
 /*

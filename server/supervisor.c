@@ -39,6 +39,7 @@ static void supervisor_become(struct master *m, struct master_gen *g,
 		.wr_fd = m->m_report[1],
 		.wr_conns = scoreboard_conns(m->m_board, idx),
 		.wr_shares = scoreboard_shares(m->m_board, idx),
+		.wr_beat = scoreboard_beat(m->m_board, idx),
 		.wr_slot = slot,
 		.wr_nslots = g->mg_nslots,
 	};
@@ -277,9 +278,45 @@ static int64_t supervisor_respawns(struct master *m, uint64_t now)
 	return next;
 }
 
+/*
+ * The watchdog: a worker whose loop has not turned for `watchdog` (it
+ * turns at least once a second even when idle) is stopped, hung or
+ * spinning; its connections are stuck while `status` would say it is
+ * accepting.  Kill it: a worker of the serving generation is replaced in
+ * its slot, taking its listening share, as after any other death.
+ * Returns the time until the next check is due, or -1 when off.
+ */
+static int64_t supervisor_watchdog(struct master *m, uint64_t now)
+{
+	const struct config *cfg = m->m_cur.mg_cfg;
+	uint32_t limit = cfg != NULL ? cfg->watchdog_ms : 0;
+
+	if (limit == 0)
+		return -1;
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		struct master_worker *mw = &m->m_workers[i];
+		uint64_t beat = scoreboard_last_beat(m->m_board, i);
+
+		if (mw->mw_pid == 0 || mw->mw_is_hung || beat == 0 ||
+		    now < beat || now - beat < limit)
+			continue;
+		log_error("worker %d (generation %u) has not turned its event "
+			  "loop for %llums (watchdog %ums): killing it",
+			  (int)mw->mw_pid, mw->mw_gen,
+			  (unsigned long long)(now - beat), limit);
+		kill(mw->mw_pid, SIGKILL);
+		mw->mw_is_hung = true; /* once; reaped and replaced as usual */
+	}
+	return limit < 1000 ? (int64_t)limit / 2 + 1 : 500;
+}
+
 int64_t supervisor_timers(struct master *m, uint64_t now)
 {
 	int64_t next = supervisor_respawns(m, now);
+	int64_t dog = supervisor_watchdog(m, now);
+
+	if (dog >= 0 && (next == -1 || dog < next))
+		next = dog;
 
 	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
 		struct master_worker *mw = &m->m_workers[i];

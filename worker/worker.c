@@ -25,6 +25,7 @@
 #define WORKER_BUF_SLACK 4096 /* rewritten heads grow by a few headers */
 #define WORKER_BUF_CACHE 512
 #define WORKER_DRAIN_SWEEP 1024 /* accepts left queued when drain starts */
+#define WORKER_BEAT_MS 1000     /* an idle worker still turns this often */
 
 static void worker_accepting(struct worker *w, bool on)
 {
@@ -265,6 +266,20 @@ static void worker_after_turn(struct loop *lp)
 				      memory_order_relaxed);
 		w->w_nconns_shown = n;
 	}
+	/* the watchdog's heartbeat: this loop is turning */
+	if (w->w_report.wr_beat != NULL && lp->lp_now != w->w_beat_shown) {
+		atomic_store_explicit(w->w_report.wr_beat, lp->lp_now,
+				      memory_order_relaxed);
+		w->w_beat_shown = lp->lp_now;
+	}
+}
+
+/* An idle worker turns its loop once a WORKER_BEAT_MS for the heartbeat. */
+static void worker_on_beat(struct timer *t)
+{
+	struct worker *w = t->tm_data;
+
+	loop_timer_in(&w->w_loop, &w->w_beat_timer, WORKER_BEAT_MS);
 }
 
 /*
@@ -415,6 +430,7 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	w.w_loop.lp_after = worker_after_turn;
 	timer_init(&w.w_accept_timer, worker_resume_accept, &w);
 	timer_init(&w.w_drain_timer, worker_on_drain_timeout, &w);
+	timer_init(&w.w_beat_timer, worker_on_beat, &w);
 	buf_pool_init(worker_buf_size(cfg), WORKER_BUF_CACHE);
 	w.w_bes = balance_init(cfg, shm_zone(), w.w_report.wr_shares);
 	if (w.w_bes == NULL || proxy_init(&w) == -1 || worker_signals(&w) == -1 ||
@@ -430,6 +446,8 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 		log_error("worker start-up: health checks: out of memory");
 		goto fail;
 	}
+	if (w.w_report.wr_beat != NULL)
+		loop_timer_in(&w.w_loop, &w.w_beat_timer, WORKER_BEAT_MS);
 	worker_accepting(&w, true);
 	worker_report_event(&w, WORKER_EV_READY);
 	if (loop_run(&w.w_loop) == -1)

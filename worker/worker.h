@@ -38,6 +38,8 @@ struct worker_report {
 				       shared with the master; NULL: none */
 	_Atomic uint32_t *wr_shares; /* by zone server slot: this worker's
 					connections to it; NULL: none */
+	_Atomic uint64_t *wr_beat;  /* heartbeat for the master's watchdog:
+				       monotonic ms of the last loop turn */
 	unsigned wr_slot;           /* this worker's slot in its generation */
 	unsigned wr_nslots;         /* workers in the generation (health
 				       checks: who owns which server) */
@@ -66,6 +68,9 @@ struct worker {
 	struct proxy *w_proxy;             /* its connections (worker/proxy.c) */
 	struct worker_report w_report;     /* borrowed from worker_main's caller */
 	size_t w_nconns_shown;             /* last count put in wr_conns */
+	struct timer w_beat_timer;         /* a loop turn at least every
+					      WORKER_BEAT_MS, even when idle */
+	uint64_t w_beat_shown;             /* last time put in wr_beat */
 };
 
 /*

@@ -215,11 +215,13 @@ class ControlTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
 
     def test_reload_with_syntax_error(self):
-        """`portcullis reload` on a file with a YAML syntax error prints the
-        located error first, still finds the master's own control socket
-        (named in the broken file), says the reload was not sent, exits 1;
-        the master keeps serving.  With the master gone it says so with
-        the socket the file names, not the default (issue #14 item 9)."""
+        """`portcullis reload` on a file with a YAML syntax error still
+        finds the master's own control socket (named in the broken file)
+        and gets its answer: the located error and "reload failed,
+        generation 1 keeps serving", exit 1; the master keeps serving.
+        With no master, the file's errors come first, then "no master is
+        running" with the socket the file names, not the default (issue
+        #14 item 9)."""
         pc = self.start()
         with open(pc.config_path) as f:
             good = f.read()
@@ -227,13 +229,16 @@ class ControlTest(unittest.TestCase):
         rc, out, err = ops.ctl(pc, "reload")
         self.assertEqual(rc, 1, err)
         self.assertRegex(err.splitlines()[0], re.escape(pc.config_path) + r":\d+:\d+: ")
-        self.assertIn("reload not sent: the running master keeps its configuration", err)
+        self.assertIn("portcullis: reload failed, generation 1 keeps serving", err)
         self.assertNotIn("no master is running", err)
         self.assertEqual(h.request(self.port, "GET", "/").status, 200)
         pc.stop()
         rc, out, err = ops.ctl(pc, "reload")
         self.assertEqual(rc, 1, err)
-        self.assertIn("no master is running (control socket %s:" % self.sock, err)
+        lines = err.splitlines()
+        self.assertRegex(lines[0], re.escape(pc.config_path) + r":\d+:\d+: ")
+        self.assertIn("portcullis: no master is running (control socket %s:" % self.sock,
+                      lines[-1])
 
     def test_raw_protocol(self):
         """The line protocol by hand: "| " lines then OK; an unknown command

@@ -118,6 +118,35 @@ class SuperviseTest(unittest.TestCase):
         self.assertNotRegex(pc.error_log(), r"died \d+ times in a row")
 
 
+class WatchdogTest(unittest.TestCase):
+    def test_stopped_worker_is_replaced(self):
+        """watchdog: 1s.  SIGSTOP of a worker (its loop no longer turns):
+        within a few seconds the master logs it, kills it and starts a
+        replacement in its slot; requests keep being served and `status`
+        lists two live workers again (issue #14 item 7: a stopped worker
+        stalled its connections while status said "accepting")."""
+        web = h.Backend("web1")
+        self.addCleanup(web.stop)
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        pc = h.Portcullis(h.base_config(tmp, listeners, {"web": h.backend_block(web.address)},
+                                        workers=2, watchdog="1s"), tmp=tmp)
+        pc.start()
+        self.addCleanup(pc.stop)
+        time.sleep(1.5)     # idle: the heartbeat must not trip on its own
+        self.assertNotIn("watchdog", pc.error_log())
+        victim = pc.workers()[0]
+        os.kill(victim, signal.SIGSTOP)
+        m = pc.wait_log(r"\[error\] \d+: worker %d \(generation 1\) has not turned its event "
+                        r"loop for \d+ms \(watchdog 1000ms\): killing it" % victim, 5)
+        self.assertIsNotNone(m, pc.describe())
+        self.assertIsNotNone(pc.wait_workers(2, 5, exclude=[victim]), pc.describe())
+        for i in range(10):
+            self.assertEqual(h.request(port, "GET", "/w/%d" % i).status, 200)
+
+
 class CtrlCTest(unittest.TestCase):
     def test_ctrl_c_logs_no_error(self):
         """Ctrl-C in a terminal sends SIGINT to the master and its workers
