@@ -338,11 +338,27 @@ static void control_reap(struct control *ctl)
 	}
 }
 
+/* Refusals are counted and logged at most once a CONTROL_REFUSAL_LOG_MS. */
+static void control_log_refusal(struct control *ctl, const char *why)
+{
+	uint64_t now = timer_now_ms();
+
+	ctl->ctl_refused++;
+	if (now < ctl->ctl_refusal_log_at)
+		return;
+	log_warn("control socket: refused %llu connection(s) since the last "
+		 "report, the last one: %s",
+		 (unsigned long long)ctl->ctl_refused, why);
+	ctl->ctl_refused = 0;
+	ctl->ctl_refusal_log_at = now + CONTROL_REFUSAL_LOG_MS;
+}
+
 /* Only root and our own user may command the master. */
-static bool control_peer_allowed(int fd)
+static bool control_peer_allowed(struct control *ctl, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	char why[128];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("control socket: SO_PEERCRED: %s", strerror(errno));
@@ -350,9 +366,10 @@ static bool control_peer_allowed(int fd)
 	}
 	if (cred.uid == 0 || cred.uid == geteuid())
 		return true;
-	log_warn("control socket: refused a connection from uid %u (pid %d): "
-		 "only root and uid %u may use it",
+	snprintf(why, sizeof(why),
+		 "uid %u (pid %d): only root and uid %u may use it",
 		 (unsigned)cred.uid, (int)cred.pid, (unsigned)geteuid());
+	control_log_refusal(ctl, why);
 	return false;
 }
 
@@ -363,6 +380,31 @@ static void control_refuse(int fd, const char *why)
 
 	(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
+}
+
+/*
+ * The table is full: make room by dropping the connection that has been
+ * silent longest (connected, nothing sent), so that idle connections,
+ * even from a privileged user, cannot lock the operator out.  -1 if
+ * every connection is busy with a command.
+ */
+static int control_evict_idle(struct control *ctl)
+{
+	int victim = -1;
+
+	for (int i = 0; i < CONTROL_MAX_CONNS; i++) {
+		const struct control_conn *cc = ctl->ctl_conns[i];
+
+		if (cc == NULL || cc->cc_inlen != 0 || cc->cc_done ||
+		    cc->cc_wait != CONTROL_WAIT_NONE)
+			continue;
+		if (victim == -1 ||
+		    cc->cc_accepted < ctl->ctl_conns[victim]->cc_accepted)
+			victim = i;
+	}
+	if (victim != -1)
+		control_conn_free(ctl, (size_t)victim);
+	return victim;
 }
 
 static void control_accept(struct control *ctl)
@@ -380,21 +422,28 @@ static void control_accept(struct control *ctl)
 					 strerror(errno));
 			return;
 		}
-		if (!control_peer_allowed(fd)) {
+		if (!control_peer_allowed(ctl, fd)) {
 			control_refuse(fd, "permission denied");
 			continue;
 		}
 		for (i = 0; i < CONTROL_MAX_CONNS && ctl->ctl_conns[i]; i++)
 			;
+		if (i == CONTROL_MAX_CONNS) {
+			int room = control_evict_idle(ctl);
+
+			if (room != -1)
+				i = (size_t)room;
+		}
 		cc = i < CONTROL_MAX_CONNS ? calloc(1, sizeof(*cc)) : NULL;
 		if (cc == NULL) {
-			log_warn("control socket: too many connections");
+			control_log_refusal(ctl, "too many control connections");
 			control_refuse(fd, "too many control connections");
 			continue;
 		}
 		cc->cc_fd = fd;
 		cc->cc_pollidx = -1;
-		cc->cc_deadline = timer_now_ms() + CONTROL_IO_TIMEOUT_MS;
+		cc->cc_accepted = timer_now_ms();
+		cc->cc_deadline = cc->cc_accepted + CONTROL_IDLE_MS;
 		ctl->ctl_conns[i] = cc;
 	}
 }
@@ -439,6 +488,8 @@ static void control_on_readable(struct control *ctl, struct control_conn *cc)
 		control_drop(cc); /* gone before its command */
 		return;
 	}
+	if (cc->cc_inlen == 0) /* it spoke: the whole line may take longer */
+		cc->cc_deadline = cc->cc_accepted + CONTROL_IO_TIMEOUT_MS;
 	cc->cc_inlen += (size_t)n;
 	cc->cc_in[cc->cc_inlen] = '\0';
 	nl = strchr(cc->cc_in, '\n');

@@ -40,6 +40,8 @@
 #define CONTROL_LINE_MAX 256       /* a command line, "\n" included */
 #define CONTROL_MAX_CONNS 32       /* more are refused */
 #define CONTROL_IO_TIMEOUT_MS 5000 /* to send the command / read the answer */
+#define CONTROL_IDLE_MS 1000       /* to send a first byte: the CLI does at once */
+#define CONTROL_REFUSAL_LOG_MS 10000 /* refusals are logged once per interval */
 
 /* What a connection waits for after its command (command.c sets it). */
 enum control_wait {
@@ -57,6 +59,7 @@ struct control_conn {
 	bool cc_done;               /* last line queued: close once written */
 	bool cc_eof;                /* the client half-closed after its command */
 	uint64_t cc_deadline;       /* monotonic ms; 0 while waiting */
+	uint64_t cc_accepted;       /* monotonic ms of the accept */
 	size_t cc_inlen;
 	char cc_in[CONTROL_LINE_MAX];
 	char *cc_out;               /* owned; cc_out[cc_outoff..cc_outlen) unsent */
@@ -79,6 +82,8 @@ typedef void (*control_cmd_cb)(struct control *ctl, struct control_conn *cc,
 struct control {
 	struct control_sock ctl_sock;
 	struct control_conn *ctl_conns[CONTROL_MAX_CONNS]; /* owned, NULL: free */
+	uint64_t ctl_refused;       /* refusals not yet logged */
+	uint64_t ctl_refusal_log_at; /* when the next refusal may be logged */
 	int ctl_listen_idx;         /* the listening socket's pollfd, or -1 */
 	control_cmd_cb ctl_cb;
 	void *ctl_data;             /* for the callback (the master) */

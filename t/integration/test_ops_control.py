@@ -108,9 +108,32 @@ class ControlTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("euid=65534", p.stdout)
         self.assertIn("answer='ERR permission denied\\n'", p.stdout)
-        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"control socket: refused a connection "
-                                         r"from uid 65534\b", 5), pc.error_log()[-2000:])
+        self.assertIsNotNone(pc.wait_log(LOG_PREFIX + r"control socket: refused 1 "
+                                         r"connection\(s\) since the last report, the last "
+                                         r"one: uid 65534\b", 5), pc.error_log()[-2000:])
         self.assertEqual(ops.ctl(pc, "status")[0], 0)
+
+    def test_idle_connections_cannot_lock_out(self):
+        """40 connections that send nothing (more than the 32 the master
+        keeps) do not lock the operator out: `status` answers at once (the
+        longest-silent one makes room), and the silent ones are closed
+        after 1 s; nothing is logged per connection (issue #14 item 9)."""
+        pc = self.start()
+        idle = []
+        for _ in range(40):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(self.sock)
+            idle.append(s)
+        self.addCleanup(lambda: [s.close() for s in idle])
+        t0 = time.monotonic()
+        rc, out, err = ops.ctl(pc, "status", timeout=10)
+        self.assertEqual(rc, 0, err)
+        self.assertLess(time.monotonic() - t0, 3)
+        time.sleep(1.5)
+        for s in idle:
+            s.settimeout(2)
+            self.assertIn(s.recv(100), (b"", b"ERR too many control connections\n"))
+        self.assertNotIn("control socket: refused", pc.error_log())
 
     def test_second_master_refused(self):
         """A second master with the same control_socket refuses to start."""
