@@ -312,6 +312,7 @@ static const struct schema_key config_top_keys[] = {
 	SK_UINT("worker_connections", struct config, worker_connections, 1,
 		1000000),
 	SK_STRING("user", struct config, user),
+	SK_BOOL("allow_root_workers", struct config, allow_root_workers),
 	SK_STRING("group", struct config, group),
 	SK_PATH("pid_file", struct config, pid_file),
 	SK_CUSTOM("control_socket", struct config, control_socket,
@@ -395,6 +396,25 @@ static void config_check_capacity(struct schema_ctx *c,
 			     nroutes, SHM_MAX_ROUTES);
 }
 
+/*
+ * Workers parse what any client sends: running them as root must be meant
+ * (allow_root_workers: true), never the result of a typo or a copy-paste.
+ */
+static void config_check_user(struct schema_ctx *c, const struct config *cfg,
+			      yaml_node_t *root)
+{
+	yaml_node_t *v;
+
+	if (cfg->user == NULL || strcmp(cfg->user, "root") != 0 ||
+	    cfg->allow_root_workers)
+		return;
+	v = schema_get(c, root, "user", NULL);
+	schema_error(c, v,
+		     "'user' is root: workers that parse what clients send "
+		     "would run with every privilege; set allow_root_workers: "
+		     "true to mean it");
+}
+
 /* Walk the root mapping, then the sections in dependency order. */
 static struct config *config_build(struct schema_ctx *c, const char *path,
 				   yaml_node_t *root)
@@ -412,6 +432,7 @@ static struct config *config_build(struct schema_ctx *c, const char *path,
 	if ((n = schema_get(c, root, "listeners", NULL)))
 		config_load_listeners(c, cfg, n);
 	config_check_capacity(c, cfg, root);
+	config_check_user(c, cfg, root);
 	return cfg;
 }
 

@@ -109,6 +109,7 @@ struct cfg_backend {
 	enum cfg_balance balance;   /* default round_robin */
 	uint32_t connect_timeout_ms;  /* default 5s */
 	uint32_t response_timeout_ms; /* default 60s */
+	uint32_t response_total_timeout_ms; /* whole response; 0 = none */
 	uint32_t retries;           /* default 1 */
 	uint32_t keepalive;         /* idle upstream conns per worker; 32 */
 	enum cfg_hash_key hash_key; /* balance: hash; default client_ip */
@@ -154,6 +155,7 @@ struct config {
 	uint32_t workers;           /* resolved: auto = number of CPUs */
 	uint32_t worker_connections; /* client connections per worker; 10000 */
 	char *user, *group;         /* default portcullis / portcullis */
+	bool allow_root_workers;    /* user may be root; default false */
 	char *pid_file;             /* default /run/portcullis/portcullis.pid */
 	char *control_socket;       /* default /run/portcullis/portcullis.sock */
 	uint32_t shutdown_timeout_ms; /* default 30s */

@@ -198,6 +198,8 @@ static const struct schema_key backend_keys[] = {
 	SK_CUSTOM("balance", struct cfg_backend, balance, backend_balance),
 	SK_DURATION("connect_timeout", struct cfg_backend, connect_timeout_ms,
 		    1),
+	SK_DURATION("response_total_timeout", struct cfg_backend,
+		    response_total_timeout_ms, 0),
 	SK_DURATION("response_timeout", struct cfg_backend, response_timeout_ms,
 		    1),
 	SK_UINT("retries", struct cfg_backend, retries, 0, 16),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,28 @@ void reload_gen_free(struct master_gen *g)
 	g->mg_ctl.cs_fd = -1;
 }
 
+/*
+ * Whoever can write the configuration decides what a root master binds,
+ * opens and runs: warn when that is anyone but root, as sshd does for its
+ * files.
+ */
+static void reload_check_file_owner(const struct config *cfg)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || stat(cfg->path, &st) == -1)
+		return;
+	if (st.st_uid != 0)
+		log_warn("%s is owned by uid %u: whoever owns it controls what "
+			 "the root master does",
+			 cfg->path, (unsigned)st.st_uid);
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		log_warn("%s is writable by %s (mode %04o): whoever can write "
+			 "it controls what the root master does",
+			 cfg->path, st.st_mode & S_IWOTH ? "everyone" : "its group",
+			 (unsigned)(st.st_mode & 07777));
+}
+
 /* Workers run as user/group when the master is root. */
 static int reload_resolve_ids(struct master_gen *g, char *err, size_t errlen)
 {
@@ -55,6 +78,13 @@ static int reload_resolve_ids(struct master_gen *g, char *err, size_t errlen)
 	if (gr == NULL) {
 		snprintf(err, errlen, "%s: group '%s' does not exist",
 			 cfg->path, cfg->group);
+		return -1;
+	}
+	if (pw->pw_uid == 0 && !cfg->allow_root_workers) {
+		snprintf(err, errlen,
+			 "%s: user '%s' is uid 0: set allow_root_workers: true "
+			 "to run the workers with every privilege",
+			 cfg->path, cfg->user);
 		return -1;
 	}
 	g->mg_uid = pw->pw_uid;
@@ -184,7 +214,9 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	}
 	if (first && reload_open_log(g) == -1)
 		goto fail;
-	reload_check_nofile(cfg); /* logged where the error log now goes */
+	/* warnings, logged where the error log now goes */
+	reload_check_nofile(cfg);
+	reload_check_file_owner(cfg);
 	if (listen_apply(&m->m_ls, cfg, &g->mg_fds, &g->mg_nfds, err, errlen) ==
 	    -1)
 		goto fail;

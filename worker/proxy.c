@@ -1255,6 +1255,25 @@ static uint32_t conn_body_wait_ms(const struct conn *c, uint64_t now)
 		       : lim->client_body_timeout_ms;
 }
 
+/*
+ * response_timeout between two reads from the server, and no more than
+ * what response_total_timeout (if set) leaves of the whole response,
+ * counted from the dispatch of the request.
+ */
+static uint32_t conn_response_wait_ms(const struct conn *c, uint64_t now)
+{
+	const struct cfg_backend *be = c->c_x.x_be->be_cfg;
+	uint64_t end;
+
+	if (be->response_total_timeout_ms == 0)
+		return be->response_timeout_ms;
+	end = c->c_x.x_dispatch_at + be->response_total_timeout_ms;
+	if (now >= end)
+		return 1;
+	return end - now < be->response_timeout_ms ? (uint32_t)(end - now)
+						   : be->response_timeout_ms;
+}
+
 static void conn_set_phase(struct conn *c, enum conn_phase ph)
 {
 	const struct cfg_backend *be = c->c_x.x_be->be_cfg;
@@ -1272,7 +1291,7 @@ static void conn_set_phase(struct conn *c, enum conn_phase ph)
 	switch (ph) {
 	case PH_CONNECT: ms = be->connect_timeout_ms; break;
 	case PH_BODY: ms = conn_body_wait_ms(c, now); break;
-	default: ms = be->response_timeout_ms; break;
+	default: ms = conn_response_wait_ms(c, now); break;
 	}
 	if (c->c_state == CS_TUNNEL && ph != PH_CONNECT)
 		ms = c->c_x.x_lim->keepalive_timeout_ms;
@@ -2222,7 +2241,20 @@ static bool conn_client_stalls(const struct conn *c)
  */
 static enum step conn_response_timed_out(struct conn *c)
 {
-	uint32_t ms = c->c_x.x_be->be_cfg->response_timeout_ms;
+	const struct cfg_backend *be = c->c_x.x_be->be_cfg;
+	uint32_t ms = be->response_timeout_ms;
+	uint64_t now = c->c_w->w_loop.lp_now;
+
+	if (be->response_total_timeout_ms != 0 &&
+	    now - c->c_x.x_dispatch_at >= be->response_total_timeout_ms) {
+		/* a bound the operator set, not a failure of the server */
+		log_warn("backend %s: server %s: response not complete within "
+			 "response_total_timeout %ums",
+			 up_backend(c->c_up), up_addr(c->c_up),
+			 be->response_total_timeout_ms);
+		return c->c_x.x_resp_started ? conn_abort(c)
+					     : conn_reply(c, 504);
+	}
 
 	if (!c->c_x.x_resp_head_done) {
 		log_warn("backend %s: server %s: no response within %ums",

@@ -404,6 +404,7 @@ class Portcullis(Service):
 workers: %(workers)d
 user: %(user)s
 group: %(group)s
+allow_root_workers: %(root)s
 pid_file: %(d)s/portcullis.pid
 control_socket: %(d)s/portcullis.sock
 shutdown_timeout: 2s
@@ -424,7 +425,8 @@ backends:
     servers:
       - address: 127.0.0.1:%(oport)d
 """ % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
-                "user": user, "group": group, "reuseport": "true" if REUSEPORT else "false"})
+                "user": user, "group": group, "reuseport": "true" if REUSEPORT else "false",
+                "root": "true" if user == "root" else "false"})
         out = subprocess.run([self.bin, "-t", "-c", self.conf], capture_output=True,
                              text=True, timeout=30)
         if out.returncode != 0:

@@ -198,7 +198,8 @@ class ReloadCliTest(unittest.TestCase):
         generation keeps serving untouched; a later good reload works."""
         self.tmp = h.make_tmpdir()
         self.port = h.free_port()
-        pc = h.Portcullis(self.config(user="root", group="root"), tmp=self.tmp)
+        pc = h.Portcullis(self.config(user="root", group="root", allow_root_workers=True),
+                          tmp=self.tmp)
         self.addCleanup(pc.stop)
         pc._stdout = open(pc.stdout_path, "wb")
         pc._stderr = open(pc.stderr_path, "wb")
@@ -218,7 +219,8 @@ class ReloadCliTest(unittest.TestCase):
         self.assertEqual(pc.workers(), workers)
         for i in range(10):
             self.assertEqual(self.backend_of("/still-old/%d" % i), "alpha")
-        pc.write_config(self.config(backend="b", user="root", group="root"))
+        pc.write_config(self.config(backend="b", user="root", group="root",
+                                    allow_root_workers=True))
         rc, out, err = ops.ctl(pc, "reload")
         self.assertEqual((rc, out.strip()), (0, "generation 3 serving"), err)
         self.assertEqual(self.backend_of(), "beta")

@@ -142,5 +142,31 @@ class PanicTest(unittest.TestCase):
         self.assertNotIn("panic", pc.error_log())
 
 
+class TotalTimeoutTest(unittest.TestCase):
+    def test_response_total_timeout(self):
+        """response_total_timeout 500ms with response_timeout 5s: a server
+        that sends nothing gets the client a 504 after about 0.5 s, one
+        that pauses mid-body gets the client's connection cut after the
+        first part; neither counts against the server (issue #14 item 9)."""
+        web = h.Backend("web1")
+        self.addCleanup(web.stop)
+        pc, port = proxy(self, h.backend_block(web.address, response_timeout="5s",
+                                               response_total_timeout="500ms",
+                                               panic_threshold="0%",
+                                               passive={"max_fails": 1,
+                                                        "fail_timeout": "30s"}))
+        t0 = time.monotonic()
+        self.assertEqual(h.request(port, "GET", "/sleep?ms=3000").status, 504)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        with h.Conn(port) as c:
+            c.send(h.build_request("GET", "/stall?bytes=1000&ms=3000", "t"))
+            with self.assertRaises(h.IncompleteResponse):
+                c.read_response()
+        self.assertIsNotNone(pc.wait_log(r"response not complete within "
+                                         r"response_total_timeout 500ms", 5))
+        self.assertEqual(h.request(port, "GET", "/ok").status, 200)
+        self.assertEqual(down_lines(pc), [])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

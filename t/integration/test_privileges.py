@@ -13,6 +13,7 @@ Needs root (to run workers as nobody); CI runs as root."""
 
 import os
 import pwd
+import re
 import signal
 import subprocess
 import time
@@ -127,6 +128,40 @@ class LogSymlinkTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("access log %s: has 2 hard links: refused" % self.access_log,
                       pc.stderr())
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run workers as nobody")
+class ConfigFileTest(unittest.TestCase):
+    def test_writable_config_is_warned_about(self):
+        """A root master warns when its configuration is writable by
+        everyone, and a config asking for root workers by uid without
+        allow_root_workers is refused at start (issue #14 item 9)."""
+        web = h.Backend("web1")
+        self.addCleanup(web.stop)
+        tmp = h.make_tmpdir()
+        port = h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
+        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(web.address)}, workers=1)
+        pc = h.Portcullis(cfg, tmp=tmp)
+        os.chmod(pc.config_path, 0o666)
+        pc.start()
+        self.addCleanup(pc.stop)
+        self.assertIsNotNone(pc.wait_log(r"\[warn\] \d+: %s is writable by everyone \(mode "
+                                         r"0666\): whoever can write it controls what the "
+                                         r"root master does" % re.escape(pc.config_path), 5),
+                             pc.error_log()[-2000:])
+        pc.stop()
+        # "toor" style: another name for uid 0 is caught by the master
+        with open("/etc/passwd") as f:
+            zero = [l.split(":")[0] for l in f if l.split(":")[2:3] == ["0"]][0]
+        cfg["user"] = zero
+        cfg["group"] = "root"
+        again = h.Portcullis(cfg, tmp=tmp)
+        proc = subprocess.run([h.binary(), "-c", again.config_path], capture_output=True,
+                              text=True, timeout=30, env=again.env)
+        self.assertEqual(proc.returncode, 1)
+        self.assertRegex(proc.stdout + proc.stderr, r"allow_root_workers: true")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to run workers as nobody")

@@ -832,6 +832,10 @@ START_TEST(test_err_unsupported)
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: fastest\n",
 		     "t.yaml:10:14: 'balance' must be one of round_robin, "
 		     "least_conn, random_two, hash");
+	EXPECT_ERROR("user: root\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:7: 'user' is root: workers that parse what "
+		     "clients send would run with every privilege; set "
+		     "allow_root_workers: true to mean it");
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    panic_threshold: 150%\n",
 		     "t.yaml:10:22: 'panic_threshold' must be a percentage "
 		     "from 0% to 100%");
@@ -913,7 +917,12 @@ END_TEST
 /* panic_threshold: 50% by default; "N%" or a bare N; 0 turns it off. */
 START_TEST(test_panic_threshold)
 {
-	struct config *cfg = load_ok(LISTENER_WEB BACKEND_APP);
+	struct config *cfg = load_ok("user: root\nallow_root_workers: true\n"
+				     LISTENER_WEB BACKEND_APP);
+
+	ck_assert(cfg->allow_root_workers); /* root only when meant */
+	config_free(cfg);
+	cfg = load_ok(LISTENER_WEB BACKEND_APP);
 
 	ck_assert_uint_eq(cfg->backends[0].panic_threshold, 50);
 	config_free(cfg);
