@@ -334,6 +334,26 @@ def base_config(tmp, listeners, backends, workers=2, **top):
     return cfg
 
 
+def one_route_config(backend, workers=1, tmp=None, **top):
+    """(config dict, tmp, port): one listener on 127.0.0.1 whose single
+    route sends everything to backend "web" (a backend_block dict)."""
+    tmp = tmp or make_tmpdir()
+    port = free_port()
+    listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                  "routes": [{"path_prefix": "/", "backend": "web"}]}]
+    return base_config(tmp, listeners, {"web": backend}, workers=workers, **top), tmp, port
+
+
+def one_route_proxy(tc, backend, workers=1, rlimits=None, **top):
+    """(Portcullis, port): one_route_config started, stopped (and checked)
+    when the test tc ends."""
+    cfg, tmp, port = one_route_config(backend, workers, **top)
+    pc = Portcullis(cfg, tmp=tmp, rlimits=rlimits)
+    pc.start()
+    tc.addCleanup(pc.stop)
+    return pc, port
+
+
 def backend_block(*servers, connect_timeout="1s", response_timeout="5s", keepalive=32, **extra):
     """A backends: entry; servers are "host:port" or (addr, weight) pairs."""
     srv = []

@@ -109,16 +109,13 @@ class AccessLogLossTest(unittest.TestCase):
         web = h.Backend("web1")
         self.addCleanup(web.stop)
         tmp = h.make_tmpdir()
-        port = h.free_port()
         logdir = os.path.join(tmp, "full")
         os.mkdir(logdir)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k,mode=0777", "tmpfs", logdir],
                        check=True)
         self.addCleanup(subprocess.run, ["umount", "-l", logdir])
         path = os.path.join(logdir, "access.log")
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(web.address)}, workers=1)
+        cfg, tmp, port = h.one_route_config(h.backend_block(web.address), tmp=tmp)
         cfg["log"]["access"] = {"path": path, "format": "combined"}
         pc = h.Portcullis(cfg, tmp=tmp)
         pc.start()

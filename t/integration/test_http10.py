@@ -19,12 +19,7 @@ class Http10Test(unittest.TestCase):
     def setUpClass(cls):
         cls.web = h.Backend("web1")
         cls.addClassCleanup(cls.web.stop)
-        tmp = h.make_tmpdir()
-        cls.port = h.free_port()
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(cls.web.address)},
-                            workers=1)
+        cfg, tmp, cls.port = h.one_route_config(h.backend_block(cls.web.address))
         cls.pc = h.Portcullis(cfg, tmp=tmp)
         cls.pc.start()
         cls.addClassCleanup(cls.pc.stop)

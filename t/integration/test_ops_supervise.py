@@ -127,14 +127,8 @@ class WatchdogTest(unittest.TestCase):
         stalled its connections while status said "accepting")."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
-        tmp = h.make_tmpdir()
-        port = h.free_port()
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        pc = h.Portcullis(h.base_config(tmp, listeners, {"web": h.backend_block(web.address)},
-                                        workers=2, watchdog="1s"), tmp=tmp)
-        pc.start()
-        self.addCleanup(pc.stop)
+        pc, port = h.one_route_proxy(self, h.backend_block(web.address), workers=2,
+                                     watchdog="1s")
         time.sleep(1.5)     # idle: the heartbeat must not trip on its own
         self.assertNotIn("watchdog", pc.error_log())
         victim = pc.workers()[0]
@@ -155,14 +149,7 @@ class CtrlCTest(unittest.TestCase):
         [error] line."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
-        tmp = h.make_tmpdir()
-        port = h.free_port()
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        pc = h.Portcullis(h.base_config(tmp, listeners, {"web": h.backend_block(web.address)},
-                                        workers=2), tmp=tmp)
-        pc.start()
-        self.addCleanup(pc.stop)
+        pc, port = h.one_route_proxy(self, h.backend_block(web.address), workers=2)
         self.assertEqual(h.request(port, "GET", "/").status, 200)
         for pid in pc.workers() + [pc.pid]:
             os.kill(pid, signal.SIGINT)
@@ -179,16 +166,9 @@ class DeadWorkerSharesTest(unittest.TestCase):
         after 6 kills a server stayed at 17 of 20 with no traffic)."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
-        tmp = h.make_tmpdir()
-        port = h.free_port()
         backend = h.backend_block(web.address, keepalive=0, response_timeout="60s")
         backend["servers"][0]["max_connections"] = 4
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        cfg = h.base_config(tmp, listeners, {"web": backend}, workers=2)
-        pc = h.Portcullis(cfg, tmp=tmp)
-        pc.start()
-        self.addCleanup(pc.stop)
+        pc, port = h.one_route_proxy(self, backend, workers=2)
         slow = []
         for i in range(4):
             c = h.Conn(port, timeout=60)

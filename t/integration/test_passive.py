@@ -20,18 +20,6 @@ import unittest
 import harness as h
 
 
-def proxy(tc, backend, workers=1):
-    tmp = h.make_tmpdir()
-    port = h.free_port()
-    listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                  "routes": [{"path_prefix": "/", "backend": "b"}]}]
-    cfg = h.base_config(tmp, listeners, {"b": backend}, workers=workers)
-    pc = h.Portcullis(cfg, tmp=tmp)
-    pc.start()
-    tc.addCleanup(pc.stop)
-    return pc, port
-
-
 def down_lines(pc):
     return re.findall(r"server \S+ is down for \d+ms \(passive\)", pc.error_log())
 
@@ -46,7 +34,7 @@ class BlameTest(unittest.TestCase):
         """8 clients ask for 64 MiB each and read nothing: after
         response_timeout (1 s) their connections are cut, the lone server
         is not marked down (max_fails 3, panic off) and answers 200."""
-        pc, port = proxy(self, h.backend_block(self.web.address, response_timeout="1s",
+        pc, port = h.one_route_proxy(self, h.backend_block(self.web.address, response_timeout="1s",
                                                panic_threshold="0%",
                                                passive={"max_fails": 3,
                                                         "fail_timeout": "30s"}))
@@ -73,7 +61,7 @@ class BlameTest(unittest.TestCase):
         """One URL answers a malformed head: 502 each time, three times in
         a row (max_fails 3), and the server still answers 200 on the
         others -- not 503 for 30 s."""
-        pc, port = proxy(self, h.backend_block(self.web.address, panic_threshold="0%",
+        pc, port = h.one_route_proxy(self, h.backend_block(self.web.address, panic_threshold="0%",
                                                passive={"max_fails": 3,
                                                         "fail_timeout": "30s"}))
         bad = "/raw?hex=" + b"HTTP/1.1 2OO OK\r\n\r\n".hex()
@@ -88,7 +76,7 @@ class BlameTest(unittest.TestCase):
         """A server that sends no response head within response_timeout is
         failing: max_fails 2 such requests mark it down (with panic off,
         the next request is a fast 503)."""
-        pc, port = proxy(self, h.backend_block(self.web.address, response_timeout="300ms",
+        pc, port = h.one_route_proxy(self, h.backend_block(self.web.address, response_timeout="300ms",
                                                panic_threshold="0%",
                                                passive={"max_fails": 2,
                                                         "fail_timeout": "30s"}))
@@ -110,19 +98,19 @@ class PanicTest(unittest.TestCase):
         default panic_threshold (50%) the next request is served by it
         anyway (200, not 503) and the panic is logged; once fail_timeout
         has passed, the next request logs its end."""
-        pc, port = proxy(self, h.backend_block(self.web.address, response_timeout="300ms",
+        pc, port = h.one_route_proxy(self, h.backend_block(self.web.address, response_timeout="300ms",
                                                passive={"max_fails": 1,
                                                         "fail_timeout": "2s"}))
         self.assertEqual(h.request(port, "GET", "/sleep?ms=1000").status, 504)
         self.assertIsNotNone(pc.wait_log(r"is down for 2000ms \(passive\)", 5))
         r = h.request(port, "GET", "/during")
         self.assertEqual((r.status, r.header("X-Backend")), (200, "web1"))
-        self.assertIsNotNone(pc.wait_log(r"\[warn\] \d+: backend b: 0 of 1 servers healthy, "
+        self.assertIsNotNone(pc.wait_log(r"\[warn\] \d+: backend web: 0 of 1 servers healthy, "
                                          r"below panic_threshold 50%: balancing over all of "
                                          r"them", 5), pc.describe())
         time.sleep(2.2)
         self.assertEqual(h.request(port, "GET", "/after").status, 200)
-        self.assertIsNotNone(pc.wait_log(r"backend b: 1 of 1 servers healthy: panic over", 5),
+        self.assertIsNotNone(pc.wait_log(r"backend web: 1 of 1 servers healthy: panic over", 5),
                              pc.describe())
 
     def test_backup_before_panic(self):
@@ -130,7 +118,7 @@ class PanicTest(unittest.TestCase):
         there is no panic (backups are there for exactly this)."""
         backup = h.Backend("backup")
         self.addCleanup(backup.stop)
-        pc, port = proxy(self, {"response_timeout": "300ms", "keepalive": 0,
+        pc, port = h.one_route_proxy(self, {"response_timeout": "300ms", "keepalive": 0,
                                 "passive": {"max_fails": 1, "fail_timeout": "30s"},
                                 "servers": [{"address": self.web.address},
                                             {"address": backup.address, "backup": True}]})
@@ -150,7 +138,7 @@ class TotalTimeoutTest(unittest.TestCase):
         first part; neither counts against the server (issue #14 item 9)."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
-        pc, port = proxy(self, h.backend_block(web.address, response_timeout="5s",
+        pc, port = h.one_route_proxy(self, h.backend_block(web.address, response_timeout="5s",
                                                response_total_timeout="500ms",
                                                panic_threshold="0%",
                                                passive={"max_fails": 1,

@@ -138,11 +138,7 @@ class ConfigFileTest(unittest.TestCase):
         allow_root_workers is refused at start (issue #14 item 9)."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
-        tmp = h.make_tmpdir()
-        port = h.free_port()
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(web.address)}, workers=1)
+        cfg, tmp, port = h.one_route_config(h.backend_block(web.address))
         pc = h.Portcullis(cfg, tmp=tmp)
         os.chmod(pc.config_path, 0o666)
         pc.start()
@@ -172,11 +168,7 @@ class OrphanTest(unittest.TestCase):
         and a new master binds the same port and serves."""
         web = h.Backend("web1")
         self.addCleanup(web.stop)
-        tmp = h.make_tmpdir()
-        port = h.free_port()
-        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
-                      "routes": [{"path_prefix": "/", "backend": "web"}]}]
-        cfg = h.base_config(tmp, listeners, {"web": h.backend_block(web.address)}, workers=2)
+        cfg, tmp, port = h.one_route_config(h.backend_block(web.address), workers=2)
         pc = h.Portcullis(cfg, tmp=tmp)
         pc.start()
         self.addCleanup(pc.kill)
