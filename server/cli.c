@@ -25,8 +25,9 @@
 #define CLI_DEFAULT_SHUTDOWN_MS 30000
 #define CLI_MARGIN_MS		10000
 
-static const char *const cli_commands[] = {"reload",  "status", "stop",  "quit",
-					   "upgrade", "drain",	"enable"};
+static const char *const cli_commands[] = {
+	"reload", "status", "stop", "quit", "upgrade", "reopen", "drain",
+	"enable"};
 
 int cli_is_command(const char *cmd)
 {

@@ -10,6 +10,7 @@
 #include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
+#include "server/logfiles.h"
 #include "server/master_types.h"
 #include "server/reload.h"
 #include "server/scoreboard.h"
@@ -286,6 +287,18 @@ static void command_stop(struct master *m, struct control_conn *cc,
 		m->m_stop_asked = how;
 }
 
+/* "reopen": SIGUSR1 over the socket, which only a real master answers
+ * (logrotate's postrotate, instead of a pid file that may be stale). */
+static void command_reopen(struct master *m, struct control_conn *cc)
+{
+	char err[300];
+
+	if (logfiles_reopen(m, err, sizeof(err)) == -1)
+		control_finish(cc, false, "%s", err);
+	else
+		control_finish(cc, true, "log files reopened");
+}
+
 void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 {
 	struct master *m = ctl->ctl_data;
@@ -301,13 +314,15 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 	} else if (strncmp(cmd, "drain ", 6) == 0 ||
 		   strncmp(cmd, "enable ", 7) == 0) {
 		command_drain(m, cc, cmd);
+	} else if (strcmp(cmd, "reopen") == 0) {
+		command_reopen(m, cc);
 	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "quit") == 0) {
 		command_stop(m, cc, cmd[0] == 's');
 	} else {
 		control_finish(cc, false,
 			       "unknown command '%.64s' (commands: "
-			       "status, reload, upgrade, stop, quit, "
-			       "drain, enable)",
+			       "status, reload, upgrade, reopen, stop, "
+			       "quit, drain, enable)",
 			       cmd);
 	}
 }

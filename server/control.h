@@ -17,7 +17,8 @@
  * then the master closes the connection.  Commands: "status" (answers at
  * once), "reload" (answers when the new generation serves, or with the
  * FILE:LINE:COL errors of the config as "| " lines and ERR), "upgrade"
- * (answers when the new binary's master serves, or ERR), "stop" and
+ * (answers when the new binary's master serves, or ERR), "reopen" (the
+ * log files, as SIGUSR1; answers at once), "stop" and
  * "quit" (fast and graceful stop: answer OK when every worker has exited,
  * just before the master exits).  Nothing is ever waited on without a
  * bound: a client has CONTROL_IO_TIMEOUT_MS to send its command and to

@@ -4,7 +4,7 @@
  *   portcullis [-c FILE]       run in the foreground
  *   portcullis -d [-c FILE]    run as a classic daemon
  *   portcullis -t [-c FILE]    validate the configuration
- *   portcullis [-c FILE] reload|status|stop|quit|upgrade
+ *   portcullis [-c FILE] reload|status|stop|quit|upgrade|reopen
  *   portcullis [-c FILE] drain|enable BACKEND SERVER
  *                              ask the running master (server/cli.h)
  *   portcullis -V | -h
@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		"           status    generations, workers, listeners, backends\n"
 		"           stop      fast stop        quit      graceful stop\n"
 		"           upgrade   start the binary again on the same sockets\n"
+		"           reopen    reopen the log files (for logrotate)\n"
 		"           drain BACKEND SERVER   no new requests to SERVER\n"
 		"           enable BACKEND SERVER  put it back in rotation\n"
 		"       portcullis -V                print the version\n"

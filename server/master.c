@@ -22,6 +22,7 @@
 #include "server/command.h"
 #include "server/control.h"
 #include "server/listen.h"
+#include "server/logfiles.h"
 #include "server/master_types.h"
 #include "server/notify.h"
 #include "server/pidfile.h"
@@ -312,22 +313,6 @@ static void master_cleanup(struct master *m)
 /* ---- the loop --------------------------------------------------------------
  */
 
-static void master_reopen_logs(struct master *m)
-{
-	const struct config *cfg = m->m_cur.mg_cfg;
-	char why[256];
-
-	if (log_reopen(why, sizeof(why)) == -1)
-		log_error("reopening the error log: %s", why);
-	/* a rotated access log is re-created here, owned by the workers */
-	if (cfg != NULL && access_prepare(cfg->access_log_path, m->m_cur.mg_uid,
-					  m->m_cur.mg_gid, why,
-					  sizeof(why)) == -1)
-		log_error("access log %s: %s", cfg->access_log_path, why);
-	supervisor_signal_all(m, SIGUSR1);
-	log_notice("error log reopened");
-}
-
 /* waitpid() every child that exited: the new master of an upgrade, or
  * a worker. */
 static void master_reap(struct master *m)
@@ -372,7 +357,7 @@ static void master_handle_signals(struct master *m)
 	}
 	if (sig_usr1) {
 		sig_usr1 = 0;
-		master_reopen_logs(m);
+		(void)logfiles_reopen(m, err, sizeof(err));
 	}
 	if (sig_usr2) {
 		sig_usr2 = 0;

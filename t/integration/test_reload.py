@@ -11,6 +11,7 @@ import time
 import unittest
 
 import harness as h
+import opslib as ops
 
 LOG_PREFIX = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[\w+\] \d+: "
 
@@ -313,6 +314,20 @@ class ReloadTest(unittest.TestCase):
         self.assertIsNotNone(pc.wait_log(r"reload: generation 2 serving", 5), pc.describe())
         with open(path + ".1") as f:
             self.assertNotIn("generation 2 serving", f.read())
+
+    def test_reopen_command(self):
+        """`portcullis reopen` (logrotate's postrotate): the same as
+        SIGUSR1, answered by the master: exit 0 and "log files reopened",
+        and the next lines go to the new file."""
+        pc = self.start()
+        path = pc.error_log_path
+        os.rename(path, path + ".1")
+        rc, out, err = ops.ctl(pc, "reopen")
+        self.assertEqual((rc, out.strip()), (0, "log files reopened"), err)
+        self.assertTrue(os.path.exists(path))
+        pc.write_config(self.config(backend="b"))
+        pc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(pc.wait_log(r"reload: generation 2 serving", 5), pc.describe())
 
 
 if __name__ == "__main__":
