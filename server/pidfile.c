@@ -2,6 +2,7 @@
 #include "server/pidfile.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -12,9 +13,15 @@
 
 #include "common/log.h"
 
+/*
+ * Written to a temporary name and renamed into place, so that a reader
+ * (systemd, a script waiting for `-d`) sees either no file or the whole
+ * pid, never the empty file between creation and write.
+ */
 int pidfile_write(struct pidfile *pf, const char *path)
 {
-	char buf[32], *dir;
+	char buf[32], tmp[4200], *dir;
+	bool ok;
 	int fd, n;
 
 	dir = strdup(path);
@@ -22,18 +29,26 @@ int pidfile_write(struct pidfile *pf, const char *path)
 		(void)mkdir(dirname(dir), 0755);
 		free(dir);
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	n = snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		log_error("pid file %s: path too long", path);
+		return -1;
+	}
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0644);
 	if (fd == -1) {
-		log_error("pid file %s: %s", path, strerror(errno));
+		log_error("pid file %s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (write(fd, buf, (size_t)n) != n) {
+	ok = write(fd, buf, (size_t)n) == n;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) == -1) {
 		log_error("pid file %s: %s", path, strerror(errno));
-		close(fd);
+		(void)unlink(tmp);
 		return -1;
 	}
-	close(fd);
 	free(pf->pf_path);
 	pf->pf_path = strdup(path);
 	return 0;
