@@ -5,6 +5,7 @@
 
 struct scoreboard_slot {
 	_Atomic uint32_t sb_conns;	    /* open client connections */
+	_Atomic uint32_t sb_gen;	    /* its worker's generation, 0: free */
 	_Atomic uint64_t sb_beat;	    /* last loop turn, monotonic ms */
 	char sb_pad[64 - 2 * sizeof(uint64_t)]; /* a cache line a worker */
 };
@@ -79,6 +80,25 @@ void scoreboard_reset(struct scoreboard *sb, size_t i)
 			      memory_order_relaxed);
 	atomic_store_explicit(&sb->sb_slots[i].sb_beat, 0,
 			      memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_slots[i].sb_gen, 0, memory_order_relaxed);
+}
+
+void scoreboard_set_gen(struct scoreboard *sb, size_t i, unsigned gen)
+{
+	if (sb != NULL && i < sb->sb_n)
+		atomic_store_explicit(&sb->sb_slots[i].sb_gen, gen,
+				      memory_order_relaxed);
+}
+
+void scoreboard_peers(struct scoreboard *sb, struct worker_peers *out)
+{
+	*out = (struct worker_peers){0};
+	if (sb == NULL || sb->sb_n == 0)
+		return;
+	out->wp_conns = &sb->sb_slots[0].sb_conns;
+	out->wp_gens = &sb->sb_slots[0].sb_gen;
+	out->wp_stride = sizeof(sb->sb_slots[0]);
+	out->wp_n = sb->sb_n;
 }
 
 _Atomic uint64_t *scoreboard_beat(struct scoreboard *sb, size_t i)

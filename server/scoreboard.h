@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/shm.h"
+#include "worker/worker.h"
 
 struct scoreboard;
 
@@ -38,7 +39,13 @@ uint32_t scoreboard_get(const struct scoreboard *sb, size_t i);
 _Atomic uint64_t *scoreboard_beat(struct scoreboard *sb, size_t i);
 uint64_t scoreboard_last_beat(const struct scoreboard *sb, size_t i);
 
-/* Zero slot i's connection count and heartbeat before a new worker. */
+/* Slot i now belongs to a worker of generation gen (peers, below). */
+void scoreboard_set_gen(struct scoreboard *sb, size_t i, unsigned gen);
+
+/* Where the workers read each other's connection counts and generations. */
+void scoreboard_peers(struct scoreboard *sb, struct worker_peers *out);
+
+/* Zero slot i's connection count, generation and heartbeat. */
 void scoreboard_reset(struct scoreboard *sb, size_t i);
 
 /*

@@ -45,6 +45,7 @@ static void supervisor_become(struct master *m, struct master_gen *g,
 	};
 	const int *row;
 
+	scoreboard_peers(m->m_board, &rep.wr_peers);
 	close(m->m_report[0]);
 	control_close_fds(&m->m_ctl);
 	if (m->m_next.mg_ctl.cs_fd != -1)
@@ -81,6 +82,7 @@ int supervisor_spawn(struct master *m, struct master_gen *g, unsigned slot)
 	}
 	idx = (size_t)(mw - m->m_workers);
 	scoreboard_reset(m->m_board, idx);
+	scoreboard_set_gen(m->m_board, idx, g->mg_num);
 	pid = fork();
 	if (pid == -1) {
 		log_error("fork: %s", strerror(errno));

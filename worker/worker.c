@@ -26,6 +26,9 @@
 #define WORKER_BUF_CACHE 512
 #define WORKER_DRAIN_SWEEP 1024 /* accepts left queued when drain starts */
 #define WORKER_BEAT_MS 1000     /* an idle worker still turns this often */
+#define WORKER_SHARE_MS 10      /* the fair share is recomputed this often */
+#define WORKER_SHARE_SLACK 16   /* connections past the share before yielding */
+#define WORKER_YIELD_MS 5       /* how long an over-share worker lets others accept */
 
 static void worker_accepting(struct worker *w, bool on)
 {
@@ -95,6 +98,62 @@ static void worker_full(struct worker *w)
 	w->w_is_full = true;
 }
 
+static uint32_t worker_peer_load(const _Atomic uint32_t *base, size_t stride,
+				 size_t k)
+{
+	return atomic_load_explicit(
+		(const _Atomic uint32_t *)((const char *)base + k * stride),
+		memory_order_relaxed);
+}
+
+/*
+ * A fair share of new connections: 5/4 of the average over the workers of
+ * this generation, plus some slack; 0 when there is nobody to share with.
+ * Recomputed at most every WORKER_SHARE_MS from the master's scoreboard.
+ */
+static size_t worker_fair_share(struct worker *w)
+{
+	const struct worker_peers *p = &w->w_report.wr_peers;
+	size_t total = 0, n = 0;
+
+	if (p->wp_n == 0)
+		return 0;
+	if (w->w_share_at != 0 &&
+	    w->w_loop.lp_now - w->w_share_at < WORKER_SHARE_MS)
+		return w->w_share;
+	for (size_t k = 0; k < p->wp_n; k++) {
+		if (worker_peer_load(p->wp_gens, p->wp_stride, k) !=
+		    w->w_generation)
+			continue;
+		n++;
+		total += worker_peer_load(p->wp_conns, p->wp_stride, k);
+	}
+	w->w_share = n > 1 ? total * 5 / (4 * n) + WORKER_SHARE_SLACK : 0;
+	w->w_share_at = w->w_loop.lp_now;
+	return w->w_share;
+}
+
+/*
+ * With one shared listening socket, the worker that wakes first takes a
+ * whole burst while the others sleep (91/9 seen between two workers).
+ * A worker past its fair share stops accepting for WORKER_YIELD_MS, so
+ * that the next wakeups go to the others.  Not for per-worker
+ * (reuseport) sockets: nobody else accepts from those.
+ */
+static bool worker_yields(struct worker *w, const struct worker_listener *wl)
+{
+	size_t share;
+
+	if (wl->wl_cfg->reuseport)
+		return false;
+	share = worker_fair_share(w);
+	if (share == 0 || proxy_count(w) <= share)
+		return false;
+	worker_accepting(w, false);
+	loop_timer_in(&w->w_loop, &w->w_accept_timer, WORKER_YIELD_MS);
+	return true;
+}
+
 static void worker_on_accept(struct loop_io *io, uint32_t ev)
 {
 	struct worker_listener *wl = io->io_data;
@@ -109,6 +168,8 @@ static void worker_on_accept(struct loop_io *io, uint32_t ev)
 			worker_full(w);
 			break;
 		}
+		if (worker_yields(w, wl))
+			break;
 		len = sizeof(peer);
 		fd = accept4(io->io_fd, (struct sockaddr *)&peer, &len,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -31,6 +31,18 @@ struct worker_msg {
 	int32_t wm_event;       /* enum worker_event */
 };
 
+/*
+ * Read-only view of every worker's connection count and generation (the
+ * master's scoreboard), for a fair share of new connections: slot k's
+ * count is at wp_conns + k * wp_stride bytes.  wp_n 0: none.
+ */
+struct worker_peers {
+	const _Atomic uint32_t *wp_conns;
+	const _Atomic uint32_t *wp_gens;
+	size_t wp_stride;           /* bytes from one slot to the next */
+	size_t wp_n;
+};
+
 /* Where a worker reports to its master; both are optional. */
 struct worker_report {
 	int wr_fd;                  /* report pipe, write end; -1: none */
@@ -40,6 +52,7 @@ struct worker_report {
 					connections to it; NULL: none */
 	_Atomic uint64_t *wr_beat;  /* heartbeat for the master's watchdog:
 				       monotonic ms of the last loop turn */
+	struct worker_peers wr_peers; /* the other workers' counts */
 	unsigned wr_slot;           /* this worker's slot in its generation */
 	unsigned wr_nslots;         /* workers in the generation (health
 				       checks: who owns which server) */
@@ -71,6 +84,9 @@ struct worker {
 	struct timer w_beat_timer;         /* a loop turn at least every
 					      WORKER_BEAT_MS, even when idle */
 	uint64_t w_beat_shown;             /* last time put in wr_beat */
+	uint64_t w_share_at;               /* when w_share was computed */
+	size_t w_share;                    /* fair share of the generation's
+					      connections, plus slack */
 };
 
 /*
