@@ -27,7 +27,7 @@
 #define WORKER_DRAIN_SWEEP 1024 /* accepts left queued when drain starts */
 #define WORKER_BEAT_MS 1000     /* an idle worker still turns this often */
 #define WORKER_SHARE_MS 10      /* the fair share is recomputed this often */
-#define WORKER_SHARE_SLACK 16   /* connections past the share before yielding */
+#define WORKER_SHARE_SLACK 32   /* connections past the share before yielding */
 #define WORKER_YIELD_MS 5       /* how long an over-share worker lets others accept */
 
 static void worker_accepting(struct worker *w, bool on)
@@ -107,28 +107,37 @@ static uint32_t worker_peer_load(const _Atomic uint32_t *base, size_t stride,
 }
 
 /*
- * A fair share of new connections: 5/4 of the average over the workers of
- * this generation, plus some slack; 0 when there is nobody to share with.
- * Recomputed at most every WORKER_SHARE_MS from the master's scoreboard.
+ * The most connections any other worker of this generation holds, plus
+ * half again and some slack: past that this worker has clearly taken more
+ * than its part.  0 when it has no sibling.  Recomputed at most every
+ * WORKER_SHARE_MS from the master's scoreboard (the others' counts are a
+ * loop turn old at most).
  */
 static size_t worker_fair_share(struct worker *w)
 {
 	const struct worker_peers *p = &w->w_report.wr_peers;
-	size_t total = 0, n = 0;
+	const _Atomic uint32_t *mine = w->w_report.wr_conns;
+	size_t most = 0, n = 0;
 
-	if (p->wp_n == 0)
+	if (p->wp_n == 0 || mine == NULL)
 		return 0;
 	if (w->w_share_at != 0 &&
 	    w->w_loop.lp_now - w->w_share_at < WORKER_SHARE_MS)
 		return w->w_share;
 	for (size_t k = 0; k < p->wp_n; k++) {
-		if (worker_peer_load(p->wp_gens, p->wp_stride, k) !=
-		    w->w_generation)
+		const _Atomic uint32_t *conns = (const _Atomic uint32_t *)(
+			(const char *)p->wp_conns + k * p->wp_stride);
+		uint32_t c;
+
+		if (conns == mine || worker_peer_load(p->wp_gens, p->wp_stride,
+						      k) != w->w_generation)
 			continue;
 		n++;
-		total += worker_peer_load(p->wp_conns, p->wp_stride, k);
+		c = atomic_load_explicit(conns, memory_order_relaxed);
+		if (c > most)
+			most = c;
 	}
-	w->w_share = n > 1 ? total * 5 / (4 * n) + WORKER_SHARE_SLACK : 0;
+	w->w_share = n > 0 ? most * 3 / 2 + WORKER_SHARE_SLACK : 0;
 	w->w_share_at = w->w_loop.lp_now;
 	return w->w_share;
 }
@@ -136,8 +145,10 @@ static size_t worker_fair_share(struct worker *w)
 /*
  * With one shared listening socket, the worker that wakes first takes a
  * whole burst while the others sleep (91/9 seen between two workers).
- * A worker past its fair share stops accepting for WORKER_YIELD_MS, so
- * that the next wakeups go to the others.  Not for per-worker
+ * A worker far past the busiest of the others (worker_fair_share) stops
+ * accepting for WORKER_YIELD_MS, so that the next wakeups go to them;
+ * measured against the busiest, not the average, so that two workers
+ * never both hold back on slightly stale counts.  Not for per-worker
  * (reuseport) sockets: nobody else accepts from those.
  */
 static bool worker_yields(struct worker *w, const struct worker_listener *wl)

@@ -166,8 +166,8 @@ class AcceptShareTest(unittest.TestCase):
     def test_burst_is_shared(self):
         """wrk opens 200 keep-alive connections at once on one shared
         listening socket: each of the 2 workers takes at least a fifth of
-        them (issue #14 item 7: 91/9 was seen; a worker past 5/4 of the
-        average plus 16 now lets the other accept)."""
+        them (issue #14 item 7: 91/9 was seen; a worker past 3/2 of the
+        busiest other plus 32 now lets the other accept)."""
         ngx = h.Nginx(h.make_tmpdir())
         self.addCleanup(ngx.stop)
         pc, port = h.one_route_proxy(self, h.backend_block(ngx.address), workers=2)
