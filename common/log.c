@@ -57,8 +57,12 @@ static int log_open_as(const char *path, int flags, uid_t uid, gid_t gid)
 	uid_t old_uid;
 	gid_t old_gid;
 
-	if (ngroups == -1 || setgroups(1, &gid) == -1)
+	if (ngroups == -1 || setgroups(1, &gid) == -1) {
+		/* cannot act as uid:gid (more groups than we can restore):
+		 * the caller takes the root path, which never chowns */
+		errno = EPERM;
 		return -1;
+	}
 	old_gid = (gid_t)setfsgid(gid);
 	old_uid = (uid_t)setfsuid(uid);
 	if ((uid_t)setfsuid((uid_t)-1) != uid ||
