@@ -54,13 +54,33 @@ struct shm_route {
 	_Atomic uint64_t rt_status[6]; /* [1]..[5]: 1xx..5xx answers */
 } __attribute__((aligned(64)));
 
-#define SHM_MAGIC UINT64_C(0x706373686d763031) /* "pcshmv01": layout */
+/*
+ * TLS session-ticket keys (worker/tls.c): [0] encrypts, all decrypt.
+ * Written by the master only, under tk_seq (odd: writing); read by
+ * every worker at each ticket it issues or accepts.
+ */
+#define SHM_TICKET_KEYS 3
+struct shm_ticket_key {
+	uint8_t tk_name[16];
+	uint8_t tk_aes[32];            /* AES-256-CBC */
+	uint8_t tk_hmac[32];           /* HMAC-SHA256 */
+	uint64_t tk_created;           /* wall-clock ms; 0 = empty slot */
+};
+
+struct shm_tickets {
+	_Atomic uint32_t tk_seq;
+	uint32_t tk_n;                 /* keys in use */
+	struct shm_ticket_key tk_keys[SHM_TICKET_KEYS];
+} __attribute__((aligned(64)));
+
+#define SHM_MAGIC UINT64_C(0x706373686d763032) /* "pcshmv02": layout */
 
 struct shm_zone {
 	uint64_t z_magic;              /* SHM_MAGIC: same layout, same binary family */
 	uint64_t z_size;               /* sizeof(struct shm_zone) */
 	struct shm_server z_servers[SHM_MAX_SERVERS];
 	struct shm_route z_routes[SHM_MAX_ROUTES];
+	struct shm_tickets z_tickets;
 };
 
 /*

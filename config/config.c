@@ -7,6 +7,7 @@
  * problem is collected; a config with any problem is freed, never returned.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -727,6 +728,8 @@ void config_free(struct config *cfg)
 
 	if (!cfg)
 		return;
+	if (cfg->tls_free)
+		cfg->tls_free(cfg);
 	for (i = 0; i < cfg->nlisteners; i++)
 		config_listener_free(&cfg->listeners[i]);
 	free(cfg->listeners);
@@ -742,6 +745,21 @@ void config_free(struct config *cfg)
 	free(cfg->error_log_path);
 	free(cfg->access_log_path);
 	free(cfg);
+}
+
+void config_error_at(struct config_errors *errs, const char *path, int line,
+		     int col, const char *fmt, ...)
+{
+	char msg[512], *full;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (errs->count < CONFIG_MAX_ERRORS &&
+	    asprintf(&full, "%s:%d:%d: %s", path, line, col, msg) != -1)
+		errs->msgs[errs->count] = full;
+	errs->count++;
 }
 
 void config_errors_clear(struct config_errors *errs)

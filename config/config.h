@@ -103,6 +103,55 @@ struct cfg_server {
 	int slot;               /* shared-memory slot, set by the master */
 };
 
+struct tls_server; /* worker/tls.h */
+struct tls_client;
+
+/* One certificate of a TLS listener: PEM chain (leaf first) and its key. */
+struct cfg_tls_cert {
+	char *cert;                 /* (required) absolute path */
+	char *key;                  /* (required) absolute path */
+	int line, col;              /* of the list item */
+};
+
+enum cfg_tls_verify {
+	CFG_TLS_VERIFY_NONE = 0,    /* no client_ca: no client certificate asked */
+	CFG_TLS_VERIFY_OPTIONAL,    /* asked; a missing one is accepted */
+	CFG_TLS_VERIFY_REQUIRED,    /* default with client_ca */
+};
+
+/*
+ * A listener's tls: (TLS termination).  The contexts built from it
+ * (worker/tls.h) hang off ctx, owned by the config.
+ */
+struct cfg_tls {
+	int line, col;              /* of the tls: key */
+	struct cfg_tls_cert *certs; /* (required) at least one; [0] is the default */
+	size_t ncerts;
+	unsigned min_version;       /* 12 (TLSv1.2, default) or 13 (TLSv1.3) */
+	char *ciphers;              /* TLS 1.2 cipher list; NULL = safe AEAD default */
+	uint32_t ticket_rotation_ms; /* default 12h */
+	uint32_t handshake_timeout_ms; /* default 10s */
+	char *client_ca;            /* mTLS: CA file (PEM); NULL = off */
+	enum cfg_tls_verify verify; /* REQUIRED with client_ca unless set */
+	uint32_t verify_depth;      /* default 4 */
+	char *subject_header;       /* default X-Client-Subject */
+	char *fingerprint_header;   /* default X-Client-Fingerprint */
+	uint32_t hsts;              /* Strict-Transport-Security max-age; 0 = off */
+	struct tls_server *ctx;     /* built by tls_config_load() */
+};
+
+/* A backend's tls: (TLS to the servers). */
+struct cfg_upstream_tls {
+	int line, col;
+	bool verify;                /* default true */
+	char *ca_file;              /* default "system": the system store */
+	char *sni;                  /* default: the server's host name; "" = none
+				       when the address is an IP literal */
+	char *cert, *key;           /* client certificate; both or neither */
+	unsigned min_version;       /* 12 (default) or 13 */
+	struct tls_client *ctx;     /* built by tls_config_load() */
+};
+
 struct cfg_backend {
 	char *name;                 /* the mapping key under backends: */
 	int line, col;
@@ -121,14 +170,17 @@ struct cfg_backend {
 				       server is used; 50, 0 = never */
 	struct cfg_server *servers; /* (required) at least one */
 	size_t nservers;
+	struct cfg_upstream_tls *tls; /* NULL = plain */
 };
 
 struct cfg_route {
 	char **hosts;          /* exact "a.com" or wildcard "*.a.com"; lowercased */
 	size_t nhosts;         /* 0 = any host */
 	char *path_prefix;     /* default "/" */
-	char *backend_name;    /* (required) */
+	char *backend_name;    /* (required) unless redirect is set */
 	struct cfg_backend *backend; /* resolved, borrowed from config */
+	unsigned redirect_status;    /* redirect: {scheme: https, status}: 301,
+					302, 307 or 308 (default); 0 = none */
 	struct cfg_limits limits;    /* inherited from the listener */
 	int line, col;
 	int slot;                    /* shared-memory slot, set by the master */
@@ -148,6 +200,7 @@ struct cfg_listener {
 	struct cfg_backend *backend;
 	struct cidr *trusted_proxies; /* peers whose X-Forwarded-For is kept */
 	size_t ntrusted_proxies;
+	struct cfg_tls *tls;         /* NULL = plain */
 };
 
 struct config {
@@ -170,6 +223,11 @@ struct config {
 	size_t nlisteners;
 	struct cfg_backend *backends;
 	size_t nbackends;
+	/*
+	 * The TLS contexts of the listeners and backends (worker/tls.c) are
+	 * freed through this when the config is: config/ links no OpenSSL.
+	 */
+	void (*tls_free)(struct config *cfg);
 };
 
 /* Errors collected while loading, each "FILE:LINE:COL: message". */
@@ -190,6 +248,14 @@ struct config *config_load_string(const char *path, const char *yaml,
 
 /* Free a config and everything it owns.  NULL is fine. */
 void config_free(struct config *cfg);
+
+/*
+ * Append "PATH:LINE:COL: message" to errs, for checks made after loading
+ * (TLS keys and certificates: worker/tls.c).
+ */
+void config_error_at(struct config_errors *errs, const char *path, int line,
+		     int col, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 /* Free the messages held by errs and reset it to empty. */
 void config_errors_clear(struct config_errors *errs);
