@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "common/log.h"
 
 #define BALANCE_POINTS_PER_WEIGHT 40 /* ketama points per unit of weight */
@@ -120,6 +122,8 @@ void balance_free(struct balance_backend *bes, size_t n)
 	if (bes == NULL)
 		return;
 	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < bes[i].be_nservers; j++)
+			SSL_SESSION_free(bes[i].be_servers[j].srv_tls_session);
 		free(bes[i].be_servers);
 		free(bes[i].be_ring);
 	}
@@ -429,4 +433,29 @@ void balance_succeeded(struct balance_server *s)
 
 	if (atomic_load_explicit(&sv->sv_fails, memory_order_relaxed) != 0)
 		atomic_store_explicit(&sv->sv_fails, 0, memory_order_relaxed);
+}
+
+const char *balance_server_host(const struct balance_server *s, char *buf,
+				size_t cap)
+{
+	const struct cfg_upstream_tls *tls = s->srv_be->tls;
+	const char *a = s->srv_cfg->addr.str, *end;
+	size_t n;
+
+	if (tls != NULL && tls->sni != NULL) {
+		(void)snprintf(buf, cap, "%s", tls->sni);
+		return buf;
+	}
+	if (a[0] == '[') {
+		a++;
+		end = strchr(a, ']');
+	} else {
+		end = strrchr(a, ':');
+	}
+	n = end ? (size_t)(end - a) : strlen(a);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, a, n);
+	buf[n] = '\0';
+	return buf;
 }

@@ -27,6 +27,8 @@ struct balance_server {
 	uint32_t srv_active;     /* connections of this worker in use */
 	_Atomic uint32_t *srv_share; /* srv_active, published for the
 					master (scoreboard); NULL: none */
+	struct ssl_session_st *srv_tls_session; /* backend tls: the last
+						   session, offered again */
 };
 
 struct balance_point {
@@ -63,6 +65,14 @@ struct balance_backend *balance_init(const struct config *cfg,
 				     _Atomic uint32_t *shares);
 
 void balance_free(struct balance_backend *bes, size_t n);
+
+/*
+ * The name TLS to s is for (SNI and the certificate check): the backend's
+ * tls.sni when set, else the host part of the server's address, without
+ * port or brackets.  Written into buf.
+ */
+const char *balance_server_host(const struct balance_server *s, char *buf,
+				size_t cap);
 
 /* The balance_backend for a config backend (same index in cfg). */
 struct balance_backend *balance_find(struct balance_backend *bes,

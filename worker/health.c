@@ -20,6 +20,8 @@
 
 #include "common/log.h"
 #include "common/shm.h"
+#include "worker/tls.h"
+#include "worker/transport.h"
 #include "worker/worker.h"
 
 #define HEALTH_BUF 4096
@@ -28,12 +30,15 @@
 enum hc_state {
 	HC_IDLE,
 	HC_CONNECTING,
+	HC_HANDSHAKE,                /* TLS to the server */
 	HC_SENDING,
 	HC_READING,
 };
 
 struct health_check {
 	struct loop_io hc_io;
+	struct transport hc_t;       /* the check's connection, plain or TLS */
+	struct transport_ready hc_rdy;
 	struct timer hc_tick;        /* the next check */
 	struct timer hc_deadline;    /* timeout of the running check */
 	struct worker *hc_w;
@@ -63,7 +68,7 @@ static void health_close(struct health_check *hc)
 	loop_timer_del(lp, &hc->hc_deadline);
 	if (hc->hc_io.io_fd >= 0) {
 		loop_del_fd(lp, &hc->hc_io);
-		close(hc->hc_io.io_fd);
+		transport_close(&hc->hc_t);
 		hc->hc_io.io_fd = -1;
 	}
 	hc->hc_state = HC_IDLE;
@@ -119,14 +124,15 @@ static void health_request(struct health_check *hc)
 
 static void health_send(struct health_check *hc)
 {
-	ssize_t n = send(hc->hc_io.io_fd, hc->hc_buf + hc->hc_sent,
-			 hc->hc_len - hc->hc_sent, MSG_NOSIGNAL);
+	struct iovec iov = {hc->hc_buf + hc->hc_sent, hc->hc_len - hc->hc_sent};
+	ssize_t n = transport_sendv(&hc->hc_t, &iov, 1, &hc->hc_rdy);
 	char why[128];
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n == TRANSPORT_AGAIN)
 		return;
 	if (n < 0) {
-		snprintf(why, sizeof(why), "send: %s", strerror(errno));
+		snprintf(why, sizeof(why), "send: %s",
+			 hc->hc_t.t_error ? hc->hc_t.t_error : strerror(errno));
 		health_done(hc, false, why);
 		return;
 	}
@@ -211,11 +217,12 @@ static void health_body(struct health_check *hc)
 
 static void health_read(struct health_check *hc)
 {
-	for (;;) {
-		ssize_t n = recv(hc->hc_io.io_fd, hc->hc_buf + hc->hc_len,
-				 sizeof(hc->hc_buf) - hc->hc_len, 0);
+	while (hc->hc_rdy.rd) {
+		ssize_t n = transport_recv(&hc->hc_t, hc->hc_buf + hc->hc_len,
+					   sizeof(hc->hc_buf) - hc->hc_len,
+					   &hc->hc_rdy);
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n == TRANSPORT_AGAIN)
 			return;
 		if (n <= 0) {
 			health_done(hc, false,
@@ -244,6 +251,39 @@ static void health_read(struct health_check *hc)
 	}
 }
 
+/* The connection is up (TCP, and TLS if the backend has it). */
+static void health_connected(struct health_check *hc)
+{
+	if (hc->hc_cfg->type == CFG_CHECK_TCP) {
+		health_done(hc, true, transport_is_tls(&hc->hc_t)
+					      ? "TLS handshake ok"
+					      : "connect ok");
+		return;
+	}
+	hc->hc_state = HC_SENDING;
+	health_request(hc);
+}
+
+static void health_handshake(struct health_check *hc)
+{
+	char why[300];
+
+	switch (transport_handshake(&hc->hc_t, &hc->hc_rdy)) {
+	case TRANSPORT_HS_DONE:
+		tls_client_keep_session(hc->hc_t.t_ssl,
+					&hc->hc_srv->srv_tls_session);
+		health_connected(hc);
+		break;
+	case TRANSPORT_HS_AGAIN:
+		break;
+	default:
+		snprintf(why, sizeof(why), "TLS handshake: %s",
+			 hc->hc_t.t_error ? hc->hc_t.t_error : "failed");
+		health_done(hc, false, why);
+		break;
+	}
+}
+
 static void health_on_io(struct loop_io *io, uint32_t ev)
 {
 	struct health_check *hc = io->io_data;
@@ -251,7 +291,15 @@ static void health_on_io(struct loop_io *io, uint32_t ev)
 	socklen_t len = sizeof(err);
 	char why[128];
 
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		hc->hc_rdy.rd = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		hc->hc_rdy.hup = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		hc->hc_rdy.wr = true;
 	if (hc->hc_state == HC_CONNECTING) {
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
 		if (getsockopt(io->io_fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
 		if (err != 0) {
@@ -259,14 +307,14 @@ static void health_on_io(struct loop_io *io, uint32_t ev)
 			health_done(hc, false, why);
 			return;
 		}
-		if (hc->hc_cfg->type == CFG_CHECK_TCP) {
-			health_done(hc, true, "connect ok");
-			return;
-		}
-		hc->hc_state = HC_SENDING;
-		health_request(hc);
+		if (transport_is_tls(&hc->hc_t))
+			hc->hc_state = HC_HANDSHAKE;
+		else
+			health_connected(hc);
 	}
-	if (hc->hc_state == HC_SENDING && (ev & (EPOLLOUT | EPOLLERR)))
+	if (hc->hc_state == HC_HANDSHAKE)
+		health_handshake(hc);
+	if (hc->hc_state == HC_SENDING && hc->hc_rdy.wr)
 		health_send(hc);
 	if (hc->hc_state == HC_READING)
 		health_read(hc);
@@ -279,6 +327,26 @@ static void health_on_timeout(struct timer *t)
 
 	snprintf(why, sizeof(why), "timeout after %ums", hc->hc_cfg->timeout_ms);
 	health_done(hc, false, why);
+}
+
+/* Plain, or TLS when the backend has tls: (a session resumed if kept). */
+static int health_transport(struct health_check *hc, int fd)
+{
+	const struct cfg_upstream_tls *tls = hc->hc_srv->srv_be->tls;
+	char host[256];
+	SSL *ssl;
+
+	if (tls == NULL) {
+		transport_init_plain(&hc->hc_t, fd);
+		return 0;
+	}
+	ssl = tls_client_ssl(tls->ctx, fd,
+			     balance_server_host(hc->hc_srv, host, sizeof(host)),
+			     hc->hc_srv->srv_tls_session);
+	if (ssl == NULL)
+		return -1;
+	transport_init_tls(&hc->hc_t, fd, ssl);
+	return 0;
 }
 
 static void health_on_tick(struct timer *t)
@@ -301,10 +369,16 @@ static void health_on_tick(struct timer *t)
 		health_done(hc, false, why);
 		return;
 	}
+	if (health_transport(hc, fd) == -1) {
+		close(fd);
+		health_done(hc, false, "TLS setup failed");
+		return;
+	}
+	hc->hc_rdy = (struct transport_ready){0};
 	loop_io_init(&hc->hc_io, fd, health_on_io, hc);
 	if (loop_add_fd(&hc->hc_w->w_loop, &hc->hc_io,
 			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
-		close(fd);
+		transport_close(&hc->hc_t);
 		hc->hc_io.io_fd = -1;
 		health_done(hc, false, "epoll_ctl failed");
 		return;

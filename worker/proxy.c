@@ -36,6 +36,8 @@
 #include "worker/access.h"
 #include "worker/http.h"
 #include "worker/keepalive.h"
+#include "worker/tls.h"
+#include "worker/transport.h"
 
 #define PROXY_LINGER_MS 2000     /* wait for the client's FIN after ours */
 #define PROXY_DRAIN_GRACE_MS 1000 /* idle keep-alive grace while draining */
@@ -47,6 +49,7 @@
 #define PROXY_FIRST_READ 8192      /* a response's first read, at most */
 
 enum conn_state {
+	CS_HANDSHAKE, /* TLS listener: the handshake, before any request */
 	CS_HEAD,   /* waiting for / reading a request head */
 	CS_PROXY,  /* request handed to an upstream, bytes flowing */
 	CS_REPLY,  /* writing a proxy-generated response, then close */
@@ -82,9 +85,10 @@ struct upstream {
 	struct keepalive_link u_link; /* in its server's idle pool */
 	struct upstream *u_next;      /* dead list */
 	struct buf u_in;              /* response bytes from the server */
-	bool u_connected;
-	bool u_rd_ready, u_wr_ready;
-	bool u_has_hup;               /* FIN/error seen: read to the end */
+	bool u_tcp_up;                /* the TCP connect succeeded */
+	bool u_connected;             /* ... and the TLS handshake, if any */
+	struct transport u_t;         /* its bytes: plain or TLS */
+	struct transport_ready u_rdy; /* what epoll said of it */
 	bool u_eof;
 	bool u_reused;                /* came from the idle pool */
 	bool u_wr_shut;               /* tunnel: our FIN sent */
@@ -162,9 +166,11 @@ struct conn {
 	struct worker_listener *c_wl;
 	struct conn *c_prev, *c_next;   /* p_conns */
 	struct conn *c_dead;            /* p_dead chain */
+	struct conn *c_pending_next;    /* p_pending chain */
+	bool c_is_pending;              /* on p_pending */
 	enum conn_state c_state;        /* changed by conn_set_state() only */
-	bool c_rd_ready, c_wr_ready;
-	bool c_has_hup;                 /* FIN/error seen: read to the end */
+	struct transport c_t;           /* its bytes: plain or TLS */
+	struct transport_ready c_rdy;   /* what epoll said of it */
 	bool c_eof;                     /* client sent FIN */
 	bool c_moved;                   /* bytes moved in this pump */
 	bool c_is_idle;                 /* no byte of the next request yet */
@@ -187,6 +193,7 @@ struct proxy {
 	struct conn *p_conns;           /* every client connection */
 	size_t p_nconns;
 	struct conn *p_dead;            /* closed, freed after the turn */
+	struct conn *p_pending;         /* TLS plaintext held, no edge to come */
 	struct upstream *p_dead_up;
 	struct conn *p_conn_cache;      /* freed structs kept for reuse */
 	size_t p_nconn_cache;
@@ -195,6 +202,7 @@ struct proxy {
 static struct http_msg proxy_msg; /* scratch: one head is parsed at a time */
 
 static const char *const conn_state_names[] = {
+	[CS_HANDSHAKE] = "handshake",
 	[CS_HEAD] = "head",     [CS_PROXY] = "proxy",   [CS_REPLY] = "reply",
 	[CS_LINGER] = "linger", [CS_TUNNEL] = "tunnel", [CS_CLOSED] = "closed",
 };
@@ -242,14 +250,11 @@ static void conn_pipe_close(struct conn *c);
 /* ---- small I/O helpers ------------------------------------------------ */
 
 /*
- * Read into b.  >0 bytes, 0 EOF, -1 would block (ready cleared), -2 error.
- * A short read means the socket is drained: with edge-triggered events
- * the next byte brings a new event, so ready is cleared without paying
- * for a read that returns EAGAIN -- unless the peer's FIN is pending
- * (has_hup), which brings no further event and must still be read.
+ * Read into b from t.  >0 bytes, 0 EOF, -1 would block (a ready flag
+ * cleared), -2 error.
  */
-static ssize_t io_read(int fd, struct buf *b, size_t max, bool *ready,
-		       bool has_hup)
+static ssize_t io_read(struct transport *t, struct buf *b, size_t max,
+		       struct transport_ready *r)
 {
 	size_t want;
 	ssize_t n;
@@ -259,39 +264,31 @@ static ssize_t io_read(int fd, struct buf *b, size_t max, bool *ready,
 	if (buf_space(b) == 0)
 		return -1;
 	want = buf_space(b) < max ? buf_space(b) : max;
-	do
-		n = read(fd, buf_wptr(b), want);
-	while (n == -1 && errno == EINTR);
+	n = transport_recv(t, buf_wptr(b), want, r);
 	if (n > 0) {
 		buf_commit(b, (size_t)n);
-		if ((size_t)n < want && !has_hup)
-			*ready = false;
 		return n;
 	}
 	if (n == 0)
 		return 0;
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		*ready = false;
-		return -1;
-	}
-	return -2;
+	return n == TRANSPORT_AGAIN ? -1 : -2;
 }
 
 /*
- * Write a then b.  Bytes written (0 = would block, ready cleared), -1 error.
- * One buffer goes out with send(); two small ones (a response head and a
- * short body) are joined on the stack for one send() too, since copying a
- * few hundred bytes costs less than sendmsg's msghdr and iovec import;
- * only larger pairs take sendmsg.
+ * Write a then b to t.  Bytes written (0 = would block, a ready flag
+ * cleared), -1 error.  Two small buffers (a response head and a short
+ * body) are joined on the stack for one send(), since copying a few
+ * hundred bytes costs less than sendmsg's msghdr and iovec import; only
+ * larger pairs go as two iovecs.
  */
 #define IO_JOIN_MAX 2048
 
-static ssize_t io_write2(int fd, const char *a, size_t alen, const char *b,
-			 size_t blen, bool *ready)
+static ssize_t io_write2(struct transport *t, const char *a, size_t alen,
+			 const char *b, size_t blen, struct transport_ready *r)
 {
 	char joined[IO_JOIN_MAX];
 	struct iovec iov[2];
-	struct msghdr mh = {.msg_iov = iov};
+	int niov = 0;
 	ssize_t n;
 
 	if (alen && blen && alen + blen <= sizeof(joined)) {
@@ -301,28 +298,18 @@ static ssize_t io_write2(int fd, const char *a, size_t alen, const char *b,
 		alen += blen;
 		blen = 0;
 	}
-	if (!alen || !blen) {
-		do
-			n = send(fd, alen ? a : b, alen ? alen : blen,
-				 MSG_NOSIGNAL);
-		while (n == -1 && errno == EINTR);
-	} else {
-		iov[0].iov_base = (void *)a;
-		iov[0].iov_len = alen;
-		iov[1].iov_base = (void *)b;
-		iov[1].iov_len = blen;
-		mh.msg_iovlen = 2;
-		do
-			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		while (n == -1 && errno == EINTR);
+	if (alen) {
+		iov[niov].iov_base = (void *)a;
+		iov[niov++].iov_len = alen;
 	}
+	if (blen) {
+		iov[niov].iov_base = (void *)b;
+		iov[niov++].iov_len = blen;
+	}
+	n = transport_sendv(t, iov, niov, r);
 	if (n >= 0)
 		return n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		*ready = false;
-		return 0;
-	}
-	return -1;
+	return n == TRANSPORT_AGAIN ? 0 : -1;
 }
 
 /* Append to a buffer; -1 when it does not fit. */
@@ -418,7 +405,7 @@ static void up_close(struct upstream *u)
 		return;
 	loop_timer_del(&w->w_loop, &u->u_timer);
 	loop_forget_fd(&u->u_io);
-	close(u->u_io.io_fd);
+	transport_close(&u->u_t);
 	u->u_io.io_fd = -1;
 	buf_drop(&u->u_in);
 	if (up_is_idle(u))
@@ -428,6 +415,26 @@ static void up_close(struct upstream *u)
 	u->u_conn = NULL;
 	u->u_next = w->w_proxy->p_dead_up;
 	w->w_proxy->p_dead_up = u;
+}
+
+/* Plain, or TLS when the backend has tls: (the last session offered). */
+static int up_transport(struct upstream *u, int fd)
+{
+	const struct cfg_upstream_tls *tls = u->u_srv->srv_be->tls;
+	char host[256];
+	SSL *ssl;
+
+	if (tls == NULL) {
+		transport_init_plain(&u->u_t, fd);
+		return 0;
+	}
+	ssl = tls_client_ssl(tls->ctx, fd,
+			     balance_server_host(u->u_srv, host, sizeof(host)),
+			     u->u_srv->srv_tls_session);
+	if (ssl == NULL)
+		return -1;
+	transport_init_tls(&u->u_t, fd, ssl);
+	return 0;
 }
 
 /* Start a non-blocking connect to s.  NULL (errno set) on failure. */
@@ -458,13 +465,19 @@ static struct upstream *up_connect(struct worker *w, struct balance_server *s)
 	}
 	u->u_w = w;
 	u->u_srv = s;
+	if (up_transport(u, fd) == -1) {
+		close(fd);
+		free(u);
+		errno = EPROTO;
+		return NULL;
+	}
 	loop_io_init(&u->u_io, fd, up_on_io, u);
 	timer_init(&u->u_timer, up_on_timer, u);
 	if (loop_add_fd(&w->w_loop, &u->u_io,
 			EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
 		int saved = errno;
 
-		close(fd);
+		transport_close(&u->u_t);
 		free(u);
 		errno = saved;
 		return NULL;
@@ -483,7 +496,7 @@ static struct upstream *up_pool_get(struct balance_server *s)
 		return NULL;
 	u = up_of_link(l);
 	u->u_reused = true;
-	u->u_wr_ready = true;
+	u->u_rdy.wr = true;
 	loop_timer_del(&u->u_w->w_loop, &u->u_timer);
 	balance_use(s, +1);
 	return u;
@@ -496,12 +509,14 @@ static void up_pool_put(struct upstream *u)
 
 	u->u_conn = NULL;
 	if (u->u_w->w_draining || keepalive_is_full(&s->srv_idle, s->srv_be->keepalive) ||
-	    buf_len(&u->u_in) != 0 || u->u_eof || u->u_has_hup) {
+	    buf_len(&u->u_in) != 0 || u->u_eof || u->u_rdy.hup) {
 		up_close(u);
 		return;
 	}
 	balance_use(s, -1);
 	buf_release(&u->u_in);
+	if (transport_is_tls(&u->u_t)) /* its TLS 1.3 ticket has come by now */
+		tls_client_keep_session(u->u_t.t_ssl, &s->srv_tls_session);
 	keepalive_put(&s->srv_idle, &u->u_link);
 	loop_timer_in(&u->u_w->w_loop, &u->u_timer, PROXY_UPSTREAM_IDLE_MS);
 }
@@ -528,36 +543,87 @@ static int up_connect_result(struct upstream *u)
 
 static enum step conn_connect_failed(struct conn *c, const char *why);
 
+/*
+ * An idle pooled connection got an event.  The server closed it or sent
+ * junk -- except that a TLS server may send a record that carries no data
+ * (a TLS 1.3 session ticket), which is read and the connection kept.
+ */
+static void up_idle_event(struct upstream *u, uint32_t ev)
+{
+	char b[1];
+
+	if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return; /* EPOLLOUT alone just says the socket is writable */
+	if (transport_is_tls(&u->u_t) &&
+	    !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		u->u_rdy.rd = true;
+		if (transport_recv(&u->u_t, b, sizeof(b), &u->u_rdy) ==
+		    TRANSPORT_AGAIN)
+			return;
+	}
+	up_close(u);
+}
+
+/*
+ * The connect finished: TCP, then the TLS handshake if the backend has
+ * one, all within connect_timeout.  false while it is still under way or
+ * once it failed (c was told).
+ */
+static bool up_established(struct upstream *u, uint32_t ev)
+{
+	struct conn *c = u->u_conn;
+
+	if (!u->u_tcp_up) {
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return false;
+		if (up_connect_result(u) == -1) {
+			c->c_x.x_connect_timed_out = false;
+			(void)conn_connect_failed(c, strerror(errno));
+			conn_pump(c);
+			return false;
+		}
+		u->u_tcp_up = true;
+	}
+	switch (transport_handshake(&u->u_t, &u->u_rdy)) {
+	case TRANSPORT_HS_DONE:
+		break;
+	case TRANSPORT_HS_AGAIN:
+		return false;
+	default: {
+		char why[300];
+
+		(void)snprintf(why, sizeof(why), "TLS handshake: %s",
+			       u->u_t.t_error ? u->u_t.t_error : "failed");
+		c->c_x.x_connect_timed_out = false;
+		(void)conn_connect_failed(c, why);
+		conn_pump(c);
+		return false;
+	}
+	}
+	if (transport_is_tls(&u->u_t))
+		tls_client_keep_session(u->u_t.t_ssl, &u->u_srv->srv_tls_session);
+	u->u_connected = true;
+	c->c_x.x_connect_ms = (int64_t)(u->u_w->w_loop.lp_now - c->c_x.x_connect_at);
+	return true;
+}
+
 static void up_on_io(struct loop_io *io, uint32_t ev)
 {
 	struct upstream *u = io->io_data;
 	struct conn *c = u->u_conn;
 
 	if (up_is_idle(u)) {
-		/* idle in the pool: the server closed it or sent junk
-		 * (EPOLLOUT alone just says the socket is writable) */
-		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-			up_close(u);
+		up_idle_event(u, ev);
 		return;
 	}
-	if (!u->u_connected) {
-		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-			return;
-		if (up_connect_result(u) == -1) {
-			c->c_x.x_connect_timed_out = false;
-			(void)conn_connect_failed(c, strerror(errno));
-			conn_pump(c);
-			return;
-		}
-		u->u_connected = true;
-		c->c_x.x_connect_ms = (int64_t)(u->u_w->w_loop.lp_now - c->c_x.x_connect_at);
-	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		u->u_rd_ready = true;
+		u->u_rdy.rd = true;
 	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		u->u_has_hup = true;
+		u->u_rdy.hup = true;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		u->u_wr_ready = true;
+		u->u_rdy.wr = true;
+	if (!u->u_connected && !up_established(u, ev))
+		return;
 	conn_pump(c);
 }
 
@@ -664,7 +730,7 @@ static enum step conn_close(struct conn *c)
 	conn_detach_up(c, false);
 	loop_timer_del(&w->w_loop, &c->c_timer);
 	loop_forget_fd(&c->c_io);
-	close(c->c_io.io_fd);
+	transport_close(&c->c_t);
 	(void)conn_set_state(c, CS_CLOSED);
 	c->c_io.io_fd = -1;
 	conn_pipe_close(c);
@@ -690,7 +756,7 @@ static enum step conn_linger(struct conn *c)
 	buf_drop(&c->c_out);
 	buf_drop(&c->c_rh);
 	buf_drop(&c->c_in);
-	if (shutdown(c->c_io.io_fd, SHUT_WR) == -1 || c->c_eof)
+	if (transport_shutdown_wr(&c->c_t) == -1 || c->c_eof)
 		return conn_close(c);
 	loop_timer_in(&c->c_w->w_loop, &c->c_timer, PROXY_LINGER_MS);
 	return conn_set_state(c, CS_LINGER);
@@ -733,6 +799,59 @@ static struct conn *conn_alloc(struct worker *w)
 	return calloc(1, sizeof(*c));
 }
 
+/*
+ * The connection is ready for its first request (after the TLS
+ * handshake, if any): a tcp listener connects to its backend at once.
+ */
+static enum step conn_start(struct conn *c)
+{
+	struct worker *w = c->c_w;
+	struct worker_listener *wl = c->c_wl;
+
+	if (wl->wl_cfg->protocol == CFG_PROTO_TCP) {
+		c->c_x.x_be = balance_find(w->w_bes, w->w_cfg, wl->wl_cfg->backend);
+		c->c_x.x_hash = balance_hash(c->c_peer, strlen(c->c_peer));
+		c->c_x.x_attempts_left = 1 + c->c_x.x_be->be_cfg->retries;
+		(void)conn_set_state(c, CS_TUNNEL);
+		return conn_connect(c);
+	}
+	(void)conn_next_request(c);
+	c->c_is_idle = false; /* a new connection owes us a request head */
+	loop_timer_in(&w->w_loop, &c->c_timer, c->c_x.x_lim->client_header_timeout_ms);
+	return STEP_NEXT;
+}
+
+/*
+ * The TLS handshake.  A client that speaks plain HTTP to this port gets a
+ * 400 in plain text; one that fails or gives up is closed, with the reason
+ * logged at info level (handshake failures are the clients' business, and
+ * a scan would flood a warning log).
+ */
+static enum step conn_step_handshake(struct conn *c)
+{
+	switch (transport_handshake(&c->c_t, &c->c_rdy)) {
+	case TRANSPORT_HS_DONE:
+		c->c_moved = true;
+		return conn_start(c);
+	case TRANSPORT_HS_AGAIN:
+		return STEP_BLOCKED;
+	case TRANSPORT_HS_PLAIN:
+		log_info("listener %s: client %s: plain HTTP on a TLS port",
+			 c->c_wl->wl_cfg->name, c->c_peer);
+		transport_downgrade(&c->c_t);
+		if (c->c_wl->wl_cfg->protocol == CFG_PROTO_TCP)
+			return conn_close(c);
+		(void)conn_next_request(c);
+		c->c_is_idle = false;
+		return conn_reply(c, 400);
+	default:
+		log_info("listener %s: client %s: TLS handshake failed: %s",
+			 c->c_wl->wl_cfg->name, c->c_peer,
+			 c->c_t.t_error ? c->c_t.t_error : "unknown");
+		return conn_close(c);
+	}
+}
+
 void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		  const struct sockaddr_storage *peer)
 {
@@ -764,26 +883,32 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		c->c_next->c_prev = c;
 	w->w_proxy->p_conns = c;
 	w->w_proxy->p_nconns++;
-	if (wl->wl_cfg->protocol == CFG_PROTO_TCP) {
-		(void)conn_set_state(c, CS_TUNNEL);
-		c->c_x.x_lim = &wl->wl_cfg->limits;
-		c->c_x.x_be = balance_find(w->w_bes, w->w_cfg, wl->wl_cfg->backend);
-		c->c_x.x_hash = balance_hash(c->c_peer, strlen(c->c_peer));
-		c->c_x.x_attempts_left = 1 + c->c_x.x_be->be_cfg->retries;
-		if (conn_connect(c) != STEP_GONE)
-			conn_pump(c);
+	c->c_x.x_lim = &wl->wl_cfg->limits;
+	/*
+	 * Clients send their request (or ClientHello) right after the TCP
+	 * handshake, so it is usually here already: read it now, and register
+	 * with epoll only once the connection has to wait for the client
+	 * (conn_pump).
+	 */
+	c->c_rdy.rd = c->c_rdy.wr = true;
+	if (wl->wl_cfg->tls != NULL) {
+		SSL *ssl = tls_server_ssl(wl->wl_cfg->tls->ctx, fd);
+
+		if (ssl == NULL) {
+			transport_init_plain(&c->c_t, fd);
+			(void)conn_close(c);
+			return;
+		}
+		transport_init_tls(&c->c_t, fd, ssl);
+		(void)conn_set_state(c, CS_HANDSHAKE);
+		loop_timer_in(&w->w_loop, &c->c_timer,
+			      wl->wl_cfg->tls->handshake_timeout_ms);
+		conn_pump(c);
 		return;
 	}
-	(void)conn_next_request(c);
-	c->c_is_idle = false; /* a new connection owes us a request head */
-	loop_timer_in(&w->w_loop, &c->c_timer, c->c_x.x_lim->client_header_timeout_ms);
-	/*
-	 * Clients send their request right after the handshake, so it is
-	 * usually here already: read it now, and register with epoll only
-	 * once the connection has to wait for the client (conn_pump).
-	 */
-	c->c_rd_ready = c->c_wr_ready = true;
-	conn_pump(c);
+	transport_init_plain(&c->c_t, fd);
+	if (conn_start(c) != STEP_GONE)
+		conn_pump(c);
 }
 
 /* ---- proxy-generated replies ----------------------------------------- */
@@ -1000,7 +1125,9 @@ static int conn_forwarded_headers(struct conn *c, const char *base,
 		has_proto |= is_proto;
 		has_host |= is_host;
 	}
-	if (!has_proto && out_str(o, "X-Forwarded-Proto: http\r\n"))
+	if (!has_proto && out_str(o, transport_is_tls(&c->c_t)
+					     ? "X-Forwarded-Proto: https\r\n"
+					     : "X-Forwarded-Proto: http\r\n"))
 		return -1;
 	if (!has_host && m->host_idx >= 0 && m->headers[m->host_idx].value.len &&
 	    (out_str(o, "X-Forwarded-Host: ") ||
@@ -1708,7 +1835,7 @@ static enum step conn_response_done(struct conn *c)
 	 * the rest of a body the server did not wait for): linger.
 	 */
 	if (req_done && buf_len(&c->c_in) == 0 &&
-	    (c->c_eof || (c->c_x.x_client_closes && !c->c_rd_ready)))
+	    (c->c_eof || (c->c_x.x_client_closes && !c->c_rdy.rd)))
 		return conn_close(c);
 	if (!req_done || c->c_x.x_close_after || c->c_eof)
 		return conn_linger(c);
@@ -1725,10 +1852,9 @@ static enum step conn_read_client(struct conn *c)
 {
 	ssize_t n;
 
-	if (!c->c_rd_ready || c->c_eof || buf_reserve(&c->c_in) == -1)
+	if (!c->c_rdy.rd || c->c_eof || buf_reserve(&c->c_in) == -1)
 		return STEP_BLOCKED;
-	n = io_read(c->c_io.io_fd, &c->c_in, SIZE_MAX, &c->c_rd_ready,
-		    c->c_has_hup);
+	n = io_read(&c->c_t, &c->c_in, SIZE_MAX, &c->c_rdy);
 	if (n == -1) {
 		buf_release(&c->c_in); /* nothing came: hold no buffer idle */
 		return STEP_BLOCKED;
@@ -1748,6 +1874,13 @@ static enum step conn_step_head(struct conn *c)
 	size_t len = buf_len(&c->c_in), head;
 	enum step r;
 
+	if (len > 0 && buf_rptr(&c->c_in)[0] == 0x16) {
+		/* a TLS ClientHello: https:// to a plain port gets no answer
+		 * it could read, so no hang either */
+		log_info("listener %s: client %s: TLS on a plain HTTP port",
+			 c->c_wl->wl_cfg->name, c->c_peer);
+		return conn_close(c);
+	}
 	if (len > 0) {
 		head = http_head_end(buf_rptr(&c->c_in), len,
 				     &c->c_x.x_head_scanned);
@@ -1781,12 +1914,11 @@ static enum step conn_write_upstream(struct conn *c)
 	size_t hlen = buf_len(&c->c_rh) - c->c_x.x_rh_sent;
 	ssize_t n;
 
-	if (!u->u_connected || !u->u_wr_ready ||
+	if (!u->u_connected || !u->u_rdy.wr ||
 	    (hlen == 0 && c->c_x.x_req_fwd == 0))
 		return STEP_BLOCKED;
-	n = io_write2(u->u_io.io_fd, buf_rptr(&c->c_rh) + c->c_x.x_rh_sent,
-		      hlen, buf_rptr(&c->c_in), c->c_x.x_req_fwd,
-		      &u->u_wr_ready);
+	n = io_write2(&u->u_t, buf_rptr(&c->c_rh) + c->c_x.x_rh_sent,
+		      hlen, buf_rptr(&c->c_in), c->c_x.x_req_fwd, &u->u_rdy);
 	if (n == -1)
 		return conn_upstream_eof(c, true);
 	if ((size_t)n > hlen) {
@@ -1815,7 +1947,8 @@ static bool conn_can_splice(const struct conn *c)
 
 	if (c->c_pipe_len > 0)
 		return true;
-	return c->c_x.x_resp_head_done && c->c_x.x_resp_body == HTTP_BODY_LENGTH &&
+	return transport_can_splice(&c->c_t) && transport_can_splice(&u->u_t) &&
+	       c->c_x.x_resp_head_done && c->c_x.x_resp_body == HTTP_BODY_LENGTH &&
 	       !c->c_x.x_resp_scanned && c->c_x.x_resp_left >= PROXY_SPLICE_MIN &&
 	       c->c_x.x_resp_fwd == 0 && buf_len(&c->c_out) == 0 &&
 	       (u->u_in.b_data == NULL || buf_len(&u->u_in) == 0);
@@ -1886,12 +2019,11 @@ static enum step conn_splice_in(struct conn *c)
 	size_t want = c->c_pipe_cap - c->c_pipe_len;
 	ssize_t n;
 
-	if (!u->u_rd_ready || u->u_eof || c->c_x.x_resp_left == 0 || want == 0)
+	if (!u->u_rdy.rd || u->u_eof || c->c_x.x_resp_left == 0 || want == 0)
 		return STEP_BLOCKED;
 	if (want > c->c_x.x_resp_left)
 		want = (size_t)c->c_x.x_resp_left;
-	n = splice(u->u_io.io_fd, NULL, c->c_pipe[1], NULL, want,
-		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	n = transport_splice_in(&u->u_t, c->c_pipe[1], want);
 	if (n > 0) {
 		c->c_pipe_len += (size_t)n;
 		c->c_x.x_resp_left -= (uint64_t)n;
@@ -1902,7 +2034,7 @@ static enum step conn_splice_in(struct conn *c)
 		u->u_eof = true; /* cut short: conn_check_eof says so */
 		return STEP_MOVED;
 	}
-	if (errno != EAGAIN)
+	if (n != TRANSPORT_AGAIN)
 		return conn_upstream_eof(c, true);
 	/*
 	 * Either side may be the one that would block: a pipe counts pages,
@@ -1911,7 +2043,7 @@ static enum step conn_splice_in(struct conn *c)
 	 * makes room and we try again.
 	 */
 	if (c->c_pipe_len == 0)
-		u->u_rd_ready = false;
+		u->u_rdy.rd = false;
 	return STEP_BLOCKED;
 }
 
@@ -1920,18 +2052,17 @@ static enum step conn_splice_out(struct conn *c)
 {
 	ssize_t n;
 
-	if (!c->c_wr_ready || c->c_pipe_len == 0)
+	if (!c->c_rdy.wr || c->c_pipe_len == 0)
 		return STEP_BLOCKED;
-	n = splice(c->c_pipe[0], NULL, c->c_io.io_fd, NULL, c->c_pipe_len,
-		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	n = transport_splice_out(&c->c_t, c->c_pipe[0], c->c_pipe_len);
 	if (n > 0) {
 		c->c_pipe_len -= (size_t)n;
 		c->c_x.x_bytes_out += (uint64_t)n;
 		c->c_moved = true;
 		return STEP_MOVED;
 	}
-	if (n == -1 && errno == EAGAIN) {
-		c->c_wr_ready = false; /* the pipe is not empty: the socket is full */
+	if (n == TRANSPORT_AGAIN) {
+		c->c_rdy.wr = false; /* the pipe is not empty: the socket is full */
 		return STEP_BLOCKED;
 	}
 	return conn_abort(c);
@@ -1957,7 +2088,7 @@ static enum step conn_read_upstream(struct conn *c)
 	struct upstream *u = c->c_up;
 	ssize_t n;
 
-	if (!u->u_connected || !u->u_rd_ready || u->u_eof ||
+	if (!u->u_connected || !u->u_rdy.rd || u->u_eof ||
 	    c->c_x.x_resp_scanned || conn_can_splice(c) ||
 	    buf_reserve(&u->u_in) == -1)
 		return STEP_BLOCKED;
@@ -1967,11 +2098,11 @@ static enum step conn_read_upstream(struct conn *c)
 	 * small body, and a large body then goes through splice() almost
 	 * whole instead of being copied in and out of u_in.
 	 */
-	n = io_read(u->u_io.io_fd, &u->u_in,
+	n = io_read(&u->u_t, &u->u_in,
 		    c->c_x.x_resp_head_done || buf_len(&u->u_in) > 0
 			    ? SIZE_MAX
 			    : PROXY_FIRST_READ,
-		    &u->u_rd_ready, u->u_has_hup);
+		    &u->u_rdy);
 	if (n == -1)
 		return STEP_BLOCKED;
 	if (n == -2)
@@ -1991,10 +2122,10 @@ static enum step conn_write_client(struct conn *c)
 	size_t hlen = buf_len(&c->c_out);
 	ssize_t n;
 
-	if (!c->c_wr_ready || (hlen == 0 && c->c_x.x_resp_fwd == 0))
+	if (!c->c_rdy.wr || (hlen == 0 && c->c_x.x_resp_fwd == 0))
 		return STEP_BLOCKED;
-	n = io_write2(c->c_io.io_fd, buf_rptr(&c->c_out), hlen,
-		      buf_rptr(&u->u_in), c->c_x.x_resp_fwd, &c->c_wr_ready);
+	n = io_write2(&c->c_t, buf_rptr(&c->c_out), hlen,
+		      buf_rptr(&u->u_in), c->c_x.x_resp_fwd, &c->c_rdy);
 	if (n == -1)
 		return conn_abort(c);
 	if (n == 0)
@@ -2073,10 +2204,10 @@ static enum step conn_step_reply(struct conn *c)
 {
 	ssize_t n;
 
-	if (!c->c_wr_ready)
+	if (!c->c_rdy.wr)
 		return STEP_BLOCKED;
-	n = io_write2(c->c_io.io_fd, buf_rptr(&c->c_out), buf_len(&c->c_out),
-		      NULL, 0, &c->c_wr_ready);
+	n = io_write2(&c->c_t, buf_rptr(&c->c_out), buf_len(&c->c_out),
+		      NULL, 0, &c->c_rdy);
 	if (n == -1)
 		return conn_close(c);
 	buf_consume(&c->c_out, (size_t)n);
@@ -2090,14 +2221,12 @@ static enum step conn_step_linger(struct conn *c)
 	char junk[4096];
 	ssize_t n;
 
-	while (c->c_rd_ready) {
-		n = read(c->c_io.io_fd, junk, sizeof(junk));
+	while (c->c_rdy.rd) {
+		n = transport_recv(&c->c_t, junk, sizeof(junk), &c->c_rdy);
 		if (n > 0)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c->c_rd_ready = false;
+		if (n == TRANSPORT_AGAIN)
 			break;
-		}
 		return conn_close(c);
 	}
 	return STEP_BLOCKED;
@@ -2110,10 +2239,9 @@ static enum step conn_tunnel_read_upstream(struct conn *c)
 	struct upstream *u = c->c_up;
 	ssize_t n;
 
-	if (u->u_eof || !u->u_rd_ready || buf_reserve(&u->u_in) == -1)
+	if (u->u_eof || !u->u_rdy.rd || buf_reserve(&u->u_in) == -1)
 		return STEP_BLOCKED;
-	n = io_read(u->u_io.io_fd, &u->u_in, SIZE_MAX, &u->u_rd_ready,
-		    u->u_has_hup);
+	n = io_read(&u->u_t, &u->u_in, SIZE_MAX, &u->u_rdy);
 	if (n == -1)
 		return STEP_BLOCKED;
 	if (n == 0 || n == -2)
@@ -2137,7 +2265,7 @@ static enum step conn_step_tunnel(struct conn *c)
 	if (step_ends(conn_write_upstream(c), &r))
 		return r;
 	if (c->c_eof && c->c_x.x_req_fwd == 0 && !u->u_wr_shut) {
-		(void)shutdown(u->u_io.io_fd, SHUT_WR);
+		(void)transport_shutdown_wr(&u->u_t);
 		u->u_wr_shut = true;
 	}
 	(void)step_ends(conn_tunnel_read_upstream(c), &r);
@@ -2148,7 +2276,8 @@ static enum step conn_step_tunnel(struct conn *c)
 		if (c->c_eof && u->u_wr_shut)
 			return conn_close(c);
 		if (!c->c_eof) {
-			(void)shutdown(c->c_io.io_fd, SHUT_WR);
+			if (!c->c_t.t_wr_shut)
+				(void)transport_shutdown_wr(&c->c_t);
 			if (u->u_wr_shut)
 				return conn_close(c);
 		}
@@ -2175,8 +2304,27 @@ static enum conn_phase conn_phase_now(const struct conn *c)
  */
 static bool conn_wants_events(const struct conn *c)
 {
-	return !(c->c_state == CS_PROXY && c->c_wr_ready && c->c_x.x_client_closes &&
+	return !(c->c_state == CS_PROXY && c->c_rdy.wr && c->c_x.x_client_closes &&
 		 c->c_x.x_req_scanned);
+}
+
+/*
+ * Bytes a TLS transport decrypted and holds bring no epoll edge.  The
+ * transports clear a read flag only once OpenSSL wants the socket, so
+ * none should be left behind; if one is, it is served in a pass after
+ * the loop turn (redis's tlsProcessPendingData) instead of stalling.
+ */
+static void conn_check_pending(struct conn *c)
+{
+	bool held = (!c->c_rdy.rd && transport_pending(&c->c_t) > 0) ||
+		    (c->c_up != NULL && !c->c_up->u_rdy.rd &&
+		     transport_pending(&c->c_up->u_t) > 0);
+
+	if (!held || c->c_is_pending)
+		return;
+	c->c_is_pending = true;
+	c->c_pending_next = c->c_w->w_proxy->p_pending;
+	c->c_w->w_proxy->p_pending = c;
 }
 
 /*
@@ -2191,6 +2339,7 @@ static void conn_pump(struct conn *c)
 	c->c_moved = false;
 	do {
 		switch (c->c_state) {
+		case CS_HANDSHAKE: r = conn_step_handshake(c); break;
 		case CS_HEAD: r = conn_step_head(c); break;
 		case CS_PROXY: r = conn_step_proxy(c); break;
 		case CS_REPLY: r = conn_step_reply(c); break;
@@ -2201,6 +2350,7 @@ static void conn_pump(struct conn *c)
 	} while (r == STEP_MOVED || r == STEP_NEXT);
 	if (r == STEP_GONE)
 		return;
+	conn_check_pending(c);
 	if (c->c_state == CS_PROXY || c->c_state == CS_TUNNEL)
 		conn_set_phase(c, conn_phase_now(c));
 	if (!c->c_io.io_added && conn_wants_events(c) &&
@@ -2217,18 +2367,18 @@ static void conn_on_io(struct loop_io *io, uint32_t ev)
 	struct conn *c = io->io_data;
 
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		c->c_rd_ready = true;
+		c->c_rdy.rd = true;
 	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		c->c_has_hup = true;
+		c->c_rdy.hup = true;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		c->c_wr_ready = true;
+		c->c_rdy.wr = true;
 	conn_pump(c);
 }
 
 /* Is the client the one not reading (our bytes wait for it)? */
 static bool conn_client_stalls(const struct conn *c)
 {
-	return !c->c_wr_ready &&
+	return !c->c_rdy.wr &&
 	       (buf_len(&c->c_out) > 0 || c->c_x.x_resp_fwd > 0 ||
 		c->c_pipe_len > 0);
 }
@@ -2296,6 +2446,11 @@ static void conn_on_timer(struct timer *t)
 	enum step r;
 
 	switch (c->c_state) {
+	case CS_HANDSHAKE:
+		log_info("listener %s: client %s: TLS handshake timed out",
+			 c->c_wl->wl_cfg->name, c->c_peer);
+		r = conn_close(c);
+		break;
 	case CS_HEAD:
 		r = c->c_is_idle ? conn_linger(c) : conn_reply(c, 408);
 		break;
@@ -2336,6 +2491,34 @@ void proxy_close_all(struct worker *w)
 {
 	while (w->w_proxy->p_conns != NULL)
 		(void)conn_close(w->w_proxy->p_conns);
+}
+
+void proxy_run_pending(struct worker *w)
+{
+	struct proxy *px = w->w_proxy;
+
+	for (int round = 0; round < 16 && px->p_pending != NULL; round++) {
+		struct conn *list = px->p_pending;
+
+		px->p_pending = NULL;
+		while (list != NULL) {
+			struct conn *c = list;
+
+			list = c->c_pending_next;
+			c->c_is_pending = false;
+			if (c->c_state == CS_CLOSED)
+				continue;
+			c->c_rdy.rd = true;
+			if (c->c_up != NULL)
+				c->c_up->u_rdy.rd = true;
+			conn_pump(c);
+		}
+	}
+	/* still held after 16 rounds: a transport bug; never keep a list
+	 * that could outlive its connections (proxy_reap frees them) */
+	for (struct conn *c = px->p_pending; c != NULL; c = c->c_pending_next)
+		c->c_is_pending = false;
+	px->p_pending = NULL;
 }
 
 void proxy_reap(struct worker *w)

@@ -43,6 +43,12 @@ void proxy_drop_pipes(void);
 /* Free the objects closed during this loop turn (loop lp_after hook). */
 void proxy_reap(struct worker *w);
 
+/*
+ * Serve the connections whose TLS transport holds decrypted bytes that no
+ * epoll edge will announce; after each loop turn, before proxy_reap.
+ */
+void proxy_run_pending(struct worker *w);
+
 /* Close everything, free cached structures, idle upstream connections
  * and the table itself at exit. */
 void proxy_cleanup(struct worker *w);

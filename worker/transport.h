@@ -52,7 +52,6 @@ enum transport_hs {
 
 struct transport_ops {
 	const char *name;
-	/* 0 done, or an enum transport_hs */
 	enum transport_hs (*handshake)(struct transport *t,
 				       struct transport_ready *r);
 	/* >0 bytes, 0 end of stream, TRANSPORT_AGAIN, TRANSPORT_ERROR */
@@ -67,12 +66,15 @@ struct transport_ops {
 	void (*close)(struct transport *t);
 	/* plaintext already decrypted and waiting to be read; NULL: never */
 	size_t (*pending)(const struct transport *t);
-	/* socket -> pipe and pipe -> socket without a copy; NULL: not
-	 * possible (TLS in user space), use the buffered path */
-	ssize_t (*splice_in)(struct transport *t, int pipe_wr, size_t len,
-			     struct transport_ready *r);
-	ssize_t (*splice_out)(struct transport *t, int pipe_rd, size_t len,
-			      struct transport_ready *r);
+	/*
+	 * socket -> pipe and pipe -> socket without a copy; NULL: not
+	 * possible (TLS in user space), use the buffered path.  These leave
+	 * the ready flags alone: on TRANSPORT_AGAIN either the socket or the
+	 * pipe may be the side that would block, and only the caller, who
+	 * knows what is in the pipe, can tell which.
+	 */
+	ssize_t (*splice_in)(struct transport *t, int pipe_wr, size_t len);
+	ssize_t (*splice_out)(struct transport *t, int pipe_rd, size_t len);
 };
 
 struct transport {
@@ -145,6 +147,18 @@ static inline size_t transport_pending(const struct transport *t)
 static inline bool transport_can_splice(const struct transport *t)
 {
 	return t->t_ops->splice_in != NULL;
+}
+
+static inline ssize_t transport_splice_in(struct transport *t, int pipe_wr,
+					  size_t len)
+{
+	return t->t_ops->splice_in(t, pipe_wr, len);
+}
+
+static inline ssize_t transport_splice_out(struct transport *t, int pipe_rd,
+					   size_t len)
+{
+	return t->t_ops->splice_out(t, pipe_rd, len);
 }
 
 #endif

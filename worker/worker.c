@@ -327,8 +327,10 @@ static void worker_after_turn(struct loop *lp)
 	struct worker *w = (struct worker *)((char *)lp -
 					     offsetof(struct worker, w_loop));
 
-	size_t n = proxy_count(w);
+	size_t n;
 
+	proxy_run_pending(w);
+	n = proxy_count(w);
 	proxy_reap(w);
 	access_flush();
 	worker_check_done(w);

@@ -1,0 +1,7 @@
+#include "worker/tls.h"
+SSL *tls_server_ssl(struct tls_server *ts, int fd) { return NULL; }
+int tls_config_load(struct config *cfg, struct config_errors *errs) { return 0; }
+void tls_tickets_rotate(struct shm_zone *z, uint64_t now, uint32_t r) {}
+uint32_t tls_ticket_rotation(const struct config *cfg) { return 0; }
+SSL *tls_client_ssl(struct tls_client *tc, int fd, const char *host, SSL_SESSION *session) { return NULL; }
+void tls_client_keep_session(SSL *ssl, SSL_SESSION **slot) {}
