@@ -16,6 +16,7 @@
 
 #include "common/timer.h"
 #include "config/config.h"
+#include "server/conf.h"
 #include "server/control.h"
 
 #define CLI_DEFAULT_SOCKET	"/run/portcullis/portcullis.sock"
@@ -358,7 +359,7 @@ done:
 static void cli_print_config_errors(const char *path)
 {
 	struct config_errors errs = {0};
-	struct config *cfg = config_load(path, &errs);
+	struct config *cfg = conf_load(path, &errs);
 
 	for (size_t i = 0; i < errs.count && i < CONFIG_MAX_ERRORS; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);

@@ -17,6 +17,7 @@
 
 #include "common/version.h"
 #include "config/config.h"
+#include "server/conf.h"
 #include "server/cli.h"
 #include "server/master.h"
 
@@ -50,7 +51,7 @@ static void usage(FILE *f)
 static int check_config(const char *path)
 {
 	struct config_errors errs = {0};
-	struct config *cfg = config_load(path, &errs);
+	struct config *cfg = conf_load(path, &errs);
 
 	if (cfg == NULL) {
 		for (size_t i = 0; i < errs.count && i < CONFIG_MAX_ERRORS; i++)

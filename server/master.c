@@ -19,6 +19,7 @@
 #include "worker/access.h"
 #include "common/timer.h"
 #include "config/config.h"
+#include "server/conf.h"
 #include "server/command.h"
 #include "server/control.h"
 #include "server/listen.h"
@@ -29,6 +30,7 @@
 #include "server/reload.h"
 #include "server/scoreboard.h"
 #include "server/upgrade.h"
+#include "worker/tls.h"
 #include "server/supervisor.h"
 
 static volatile sig_atomic_t sig_hup, sig_term, sig_quit, sig_usr1, sig_usr2,
@@ -161,7 +163,7 @@ static int master_make_channels(struct master *m)
 static int master_load_first(struct master *m)
 {
 	struct config_errors errs = {0};
-	struct config *cfg = config_load(m->m_path, &errs);
+	struct config *cfg = conf_load(m->m_path, &errs);
 
 	if (cfg == NULL) {
 		for (size_t i = 0; i < errs.count && i < CONFIG_MAX_ERRORS; i++)
@@ -376,6 +378,29 @@ static int64_t master_min(int64_t a, int64_t b)
 }
 
 /* Everything due by now; returns ms until the next deadline, or -1. */
+/*
+ * TLS session-ticket keys: a new one every ticket_rotation, made here and
+ * shared with every worker through the zone (worker/tls.h).  Checked once
+ * a minute; the serving generation's config says how often.
+ */
+#define MASTER_TICKET_CHECK_MS 60000
+
+static int64_t master_tickets(struct master *m, uint64_t now)
+{
+	uint32_t rotation;
+
+	if (m->m_cur.mg_cfg == NULL)
+		return -1;
+	rotation = tls_ticket_rotation(m->m_cur.mg_cfg);
+	if (rotation == 0)
+		return -1;
+	if (now >= m->m_tickets_at) {
+		tls_tickets_rotate(shm_zone(), shm_wall_ms(), rotation);
+		m->m_tickets_at = now + MASTER_TICKET_CHECK_MS;
+	}
+	return (int64_t)(m->m_tickets_at - now);
+}
+
 static int64_t master_timers(struct master *m)
 {
 	uint64_t now = timer_now_ms();
@@ -387,6 +412,7 @@ static int64_t master_timers(struct master *m)
 	next = master_min(next, control_timers(&m->m_ctl, now));
 	next = master_min(next, upgrade_timers(m, now));
 	next = master_min(next, supervisor_drain_log(m, now));
+	next = master_min(next, master_tickets(m, now));
 	return next;
 }
 

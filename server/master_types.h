@@ -93,6 +93,7 @@ struct master {
 	struct master_gen m_cur;    /* serving; mg_num 0 before generation 1 */
 	struct master_gen m_next;   /* starting, while MASTER_STARTING */
 	unsigned m_last_gen;        /* the last generation number given out */
+	uint64_t m_tickets_at;      /* next check of the TLS ticket key (ms) */
 	enum master_phase m_phase;
 	uint64_t m_phase_deadline;  /* readiness / retirement bound */
 	char m_next_failed[160];    /* why m_next cannot start, "" = no reason */

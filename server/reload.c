@@ -18,10 +18,12 @@
 #include "worker/access.h"
 #include "common/timer.h"
 #include "common/version.h"
+#include "server/conf.h"
 #include "server/control.h"
 #include "server/notify.h"
 #include "server/slots.h"
 #include "server/supervisor.h"
+#include "worker/tls.h"
 
 /* ---- generations -------------------------------------------------------- */
 
@@ -231,6 +233,8 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	}
 	if (reload_assign_shm(m, cfg, err, errlen) == -1)
 		goto fail_listen;
+	/* a ticket key before the first TLS client; master_timers rotates */
+	tls_tickets_rotate(shm_zone(), shm_wall_ms(), tls_ticket_rotation(cfg));
 	if (!first && reload_log_differs(cfg, m->m_cur.mg_cfg))
 		(void)reload_open_log(g);
 	return 0;
@@ -400,7 +404,7 @@ static void reload_begin(struct master *m)
 		    (unsigned long long)ts.tv_sec * 1000000ULL +
 			    (unsigned long long)ts.tv_nsec / 1000);
 	log_notice("reload: reading %s", m->m_path);
-	cfg = config_load(m->m_path, &errs);
+	cfg = conf_load(m->m_path, &errs);
 	if (cfg == NULL) {
 		char *all[CONFIG_MAX_ERRORS + 1];
 		size_t n = 0;

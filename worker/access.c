@@ -275,6 +275,11 @@ static size_t access_json(char *line, const struct access_rec *r,
 	n = access_json_str(line, n, "request_id", r->request_id, 128);
 	n = access_json_str(line, n, "referer", r->referer, 1024);
 	n = access_json_str(line, n, "user_agent", r->agent, 1024);
+	n = access_json_str(line, n, "tls_version", cstr(r->tls_version), 32);
+	n = access_json_str(line, n, "tls_cipher", cstr(r->tls_cipher), 64);
+	n = access_json_str(line, n, "client_subject", r->client_subject, 1024);
+	n = access_json_str(line, n, "client_fingerprint",
+			    r->client_fingerprint, 64);
 	return put(line, n, "}\n");
 }
 

@@ -35,6 +35,10 @@ struct access_rec {
 	unsigned upstream_status;      /* 0: no response from a server */
 	int64_t upstream_connect_ms;   /* -1: no connect was needed / made */
 	int64_t upstream_response_ms;  /* -1: no response head */
+	const char *tls_version;       /* "TLSv1.3"; NULL: plain */
+	const char *tls_cipher;
+	struct access_str client_subject;     /* verified client certificate */
+	struct access_str client_fingerprint; /* SHA-256, hex */
 };
 
 /*

@@ -243,6 +243,9 @@ static void conn_on_timer(struct timer *t);
 static void up_on_io(struct loop_io *io, uint32_t ev);
 static void up_on_timer(struct timer *t);
 static enum step conn_reply(struct conn *c, unsigned status);
+static enum step conn_reply_with(struct conn *c, unsigned status,
+				 const char *hname, const char *hvalue,
+				 size_t hlen);
 static enum step conn_abort(struct conn *c);
 static enum step conn_connect(struct conn *c);
 static void conn_pipe_close(struct conn *c);
@@ -677,6 +680,25 @@ static void conn_count_route(const struct conn *c)
 					  memory_order_relaxed);
 }
 
+/*
+ * The client's verified certificate (mTLS): its subject, made safe for a
+ * header value, and SHA-256 fingerprint.  false: none was verified.
+ */
+static bool conn_client_cert(const struct conn *c, char *subject, size_t cap,
+			     char fp[65])
+{
+	const struct cfg_tls *tls = c->c_wl->wl_cfg->tls;
+
+	if (tls == NULL || tls->client_ca == NULL || c->c_t.t_ssl == NULL ||
+	    !tls_peer_subject(c->c_t.t_ssl, subject, cap) ||
+	    !tls_peer_fingerprint(c->c_t.t_ssl, fp))
+		return false;
+	for (char *p = subject; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return true;
+}
+
 /* One access-log line for the request in progress, once. */
 static void conn_log(struct conn *c)
 {
@@ -714,6 +736,18 @@ static void conn_log(struct conn *c)
 	r.upstream_status = c->c_x.x_up_status;
 	r.upstream_connect_ms = c->c_x.x_connect_ms;
 	r.upstream_response_ms = c->c_x.x_resp_ms;
+	if (transport_is_tls(&c->c_t)) {
+		char subject[512], fp[65];
+
+		r.tls_version = SSL_get_version(c->c_t.t_ssl);
+		r.tls_cipher = SSL_get_cipher_name(c->c_t.t_ssl);
+		if (conn_client_cert(c, subject, sizeof(subject), fp)) {
+			r.client_subject = (struct access_str){subject, strlen(subject)};
+			r.client_fingerprint = (struct access_str){fp, 64};
+		}
+		access_log(&r);
+		return;
+	}
 	access_log(&r);
 }
 
@@ -916,6 +950,10 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 static const char *status_reason(unsigned status)
 {
 	switch (status) {
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
@@ -936,10 +974,13 @@ static const char *status_reason(unsigned status)
 /*
  * Answer with a short, neutral error and close.  If part of a response
  * already went out, the only honest thing left is to cut the connection.
+ * A header (name: value) may be added: a redirect's Location.
  */
-static enum step conn_reply(struct conn *c, unsigned status)
+static enum step conn_reply_with(struct conn *c, unsigned status,
+				 const char *hname, const char *hvalue,
+				 size_t hlen)
 {
-	char msg[256];
+	char line[160];
 	const char *reason = status_reason(status);
 	int n;
 
@@ -949,22 +990,34 @@ static enum step conn_reply(struct conn *c, unsigned status)
 	if (buf_reserve(&c->c_out) == -1)
 		return conn_close(c);
 	c->c_out.b_r = c->c_out.b_w = 0;
-	n = snprintf(msg, sizeof(msg),
+	n = snprintf(line, sizeof(line),
 		     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%u %s\n",
-		     status, reason, strlen(reason) + 5, status, reason);
-	if (c->c_x.x_is_head_req)
-		n = (int)(strstr(msg, "\r\n\r\n") + 4 - msg);
-	(void)out_put(&c->c_out, msg, (size_t)n);
+		     "Content-Length: %zu\r\nConnection: close\r\n",
+		     status, reason, strlen(reason) + 5);
+	if (out_put(&c->c_out, line, (size_t)n) ||
+	    (hname != NULL &&
+	     (out_str(&c->c_out, hname) || out_put(&c->c_out, ": ", 2) ||
+	      out_put(&c->c_out, hvalue, hlen) ||
+	      out_put(&c->c_out, "\r\n", 2))) ||
+	    out_put(&c->c_out, "\r\n", 2))
+		return conn_close(c);
+	n = snprintf(line, sizeof(line), "%u %s\n", status, reason);
+	if (!c->c_x.x_is_head_req && out_put(&c->c_out, line, (size_t)n))
+		return conn_close(c);
 	if (c->c_state == CS_HEAD && !c->c_is_idle)
 		c->c_x.x_req_open = true; /* refused before dispatch: log it too */
 	c->c_x.x_status = status;
-	c->c_x.x_bytes_out += (uint64_t)n;
+	c->c_x.x_bytes_out += buf_len(&c->c_out);
 	conn_log(c);
 	c->c_x.x_phase = PH_NONE;
 	loop_timer_in(&c->c_w->w_loop, &c->c_timer,
 		      c->c_x.x_lim->client_body_timeout_ms);
 	return conn_set_state(c, CS_REPLY);
+}
+
+static enum step conn_reply(struct conn *c, unsigned status)
+{
+	return conn_reply_with(c, status, NULL, NULL, 0);
 }
 
 /* Cut the connection: used when a response cannot be completed. */
@@ -1162,6 +1215,36 @@ static void conn_note_header(struct conn *c, const char *base,
 		c->c_x.x_rid = at;
 }
 
+/*
+ * The headers that carry the client certificate to servers are ours
+ * alone on a TLS listener with client_ca: a client's are dropped.
+ */
+static bool is_client_cert_header(const struct conn *c, const char *base,
+				  struct http_slice name)
+{
+	const struct cfg_tls *tls = c->c_wl->wl_cfg->tls;
+
+	return tls != NULL && tls->client_ca != NULL &&
+	       (http_slice_eq(base, name, tls->subject_header) ||
+		http_slice_eq(base, name, tls->fingerprint_header));
+}
+
+static int conn_client_cert_headers(struct conn *c)
+{
+	const struct cfg_tls *tls = c->c_wl->wl_cfg->tls;
+	struct buf *o = &c->c_rh;
+	char subject[512], fp[65];
+
+	if (!conn_client_cert(c, subject, sizeof(subject), fp))
+		return 0;
+	if (out_str(o, tls->subject_header) || out_put(o, ": ", 2) ||
+	    out_str(o, subject) || out_put(o, "\r\n", 2) ||
+	    out_str(o, tls->fingerprint_header) || out_put(o, ": ", 2) ||
+	    out_str(o, fp) || out_put(o, "\r\n", 2))
+		return -1;
+	return 0;
+}
+
 /* Write the request head the server gets into c_rh.  0 or -1 (too big). */
 static int conn_build_request(struct conn *c, const char *base,
 			      const struct http_msg *m)
@@ -1196,6 +1279,7 @@ static int conn_build_request(struct conn *c, const char *base,
 			continue;
 		}
 		if (http_is_hop_by_hop(base, m, i) ||
+		    is_client_cert_header(c, base, h->name) ||
 		    (fwd && is_forwarding_header(base, h->name)) ||
 		    (fwd && (int)i == rid && !is_good_request_id(base, h->value)))
 			continue;
@@ -1228,6 +1312,8 @@ static int conn_build_request(struct conn *c, const char *base,
 			return -1;
 	}
 	if (fwd && conn_forwarded_headers(c, base, m) == -1)
+		return -1;
+	if (conn_client_cert_headers(c) == -1)
 		return -1;
 	return out_put(o, "\r\n", 2);
 }
@@ -1300,6 +1386,30 @@ static uint32_t request_hash(const struct conn *c, const char *base,
 	return balance_hash(c->c_peer, strlen(c->c_peer));
 }
 
+/*
+ * A route with redirect: answer with its status and Location
+ * https://HOST/URI, so that port 80 needs no backend.  The head is
+ * consumed; any body closes the connection with the answer.
+ */
+static enum step conn_redirect(struct conn *c, const struct cfg_route *r,
+			       const char *base, const struct http_msg *m)
+{
+	char loc[8192 + 300];
+	char host[256];
+	size_t hlen = request_host(base, m, host, sizeof(host));
+	int n;
+
+	if (hlen == 0)
+		return conn_reply(c, 400); /* nowhere to send it */
+	n = snprintf(loc, sizeof(loc), "https://%s%s%.*s", host,
+		     m->path_needs_slash ? "/" : "", (int)m->path.len,
+		     base + m->path.off);
+	if (n < 0 || (size_t)n >= sizeof(loc))
+		return conn_reply(c, 414);
+	c->c_x.x_method_len = 0; /* logged from the raw request line */
+	return conn_reply_with(c, r->redirect_status, "Location", loc, (size_t)n);
+}
+
 /* A complete head is at the front of c_in: parse, route and dispatch. */
 static enum step conn_dispatch(struct conn *c, size_t head_len)
 {
@@ -1325,6 +1435,8 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	}
 	c->c_x.x_lim = &r->limits;
 	c->c_x.x_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
+	if (r->redirect_status != 0)
+		return conn_redirect(c, r, base, m);
 	if (m->body == HTTP_BODY_LENGTH && c->c_x.x_lim->max_body_size &&
 	    m->content_length > c->c_x.x_lim->max_body_size) {
 		return conn_reply(c, 413);
@@ -1608,6 +1720,24 @@ static int conn_scan_response(struct conn *c)
 	return 0;
 }
 
+/*
+ * tls.hsts: Strict-Transport-Security on the responses of a TLS listener
+ * (RFC 6797 §7.2: never over plain HTTP), unless the server sent its own.
+ */
+static int conn_hsts(const struct conn *c, const char *base,
+		     const struct http_msg *m, struct buf *o)
+{
+	const struct cfg_tls *tls = c->c_wl->wl_cfg->tls;
+	char line[80];
+
+	if (tls == NULL || tls->hsts == 0 || !transport_is_tls(&c->c_t) ||
+	    http_find_header(base, m, "Strict-Transport-Security") >= 0)
+		return 0;
+	(void)snprintf(line, sizeof(line),
+		       "Strict-Transport-Security: max-age=%u\r\n", tls->hsts);
+	return out_str(o, line);
+}
+
 static int conn_build_response(struct conn *c, const char *base,
 			       const struct http_msg *m)
 {
@@ -1651,6 +1781,8 @@ static int conn_build_response(struct conn *c, const char *base,
 		if (out_header(o, base, h))
 			return -1;
 	}
+	if (conn_hsts(c, base, m, o) == -1)
+		return -1;
 	if (m->status >= 200 && c->c_x.x_close_after) {
 		if (out_str(o, "Connection: close\r\n"))
 			return -1;
