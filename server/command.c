@@ -16,6 +16,7 @@
 #include "server/scoreboard.h"
 #include "server/upgrade.h"
 #include "server/supervisor.h"
+#include "worker/tls.h"
 
 static const char *command_phase(const struct master *m)
 {
@@ -131,6 +132,19 @@ static void command_status_gens(struct master *m, struct control_conn *cc,
 				   now);
 }
 
+/* A TLS listener's certificates: names and expiry, one line each. */
+static void command_status_certs(struct control_conn *cc,
+				 const struct tls_server *ts)
+{
+	char text[4096];
+	char *line, *save = NULL;
+
+	(void)tls_server_describe(ts, text, sizeof(text));
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		control_line(cc, "%s", line);
+}
+
 static void command_status_listeners(struct master *m, struct control_conn *cc)
 {
 	const struct config *cfg = m->m_cur.mg_cfg;
@@ -156,6 +170,8 @@ static void command_status_listeners(struct master *m, struct control_conn *cc)
 				     l->reuseport ? "reuseport fds" : "fd",
 				     off ? fds : "-1");
 		}
+		if (l->tls != NULL && l->tls->ctx != NULL)
+			command_status_certs(cc, l->tls->ctx);
 	}
 }
 
