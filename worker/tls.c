@@ -7,3 +7,4 @@ SSL *tls_client_ssl(struct tls_client *tc, int fd, const char *host, SSL_SESSION
 void tls_client_keep_session(SSL *ssl, SSL_SESSION **slot) {}
 bool tls_peer_subject(SSL *ssl, char *out, size_t cap) { return false; }
 bool tls_peer_fingerprint(SSL *ssl, char out[65]) { return false; }
+size_t tls_server_describe(const struct tls_server *ts, char *out, size_t cap) { if (cap) out[0] = 0; return 0; }
