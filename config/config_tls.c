@@ -160,6 +160,7 @@ void config_tls_load(struct schema_ctx *c, struct cfg_tls **out,
 {
 	struct cfg_tls *t;
 	yaml_node_t *verify_key;
+	bool has_ca;
 
 	if (schema_is_false(v))
 		return;
@@ -169,10 +170,13 @@ void config_tls_load(struct schema_ctx *c, struct cfg_tls **out,
 	*out = t;
 	if (!schema_walk(c, v, tls_keys, "tls", t))
 		return;
+	/* Whether client_ca is written, not stored: a bad path is its own
+	 * error and must not make verify: one too. */
+	has_ca = schema_get(c, v, "client_ca", NULL) != NULL;
 	if (!schema_get(c, v, "verify", &verify_key))
 		t->verify = t->client_ca ? CFG_TLS_VERIFY_REQUIRED
 					 : CFG_TLS_VERIFY_NONE;
-	else if (!t->client_ca)
+	else if (!has_ca)
 		schema_error(c, verify_key,
 			     "'verify' is only valid with 'client_ca'");
 }

@@ -289,6 +289,10 @@ START_TEST(test_err_listener_tls_values)
 		     "t.yaml:9:15: 'verify' must be required or optional");
 	EXPECT_ERROR(LISTENER_TLS("      client_ca: ca.pem\n"),
 		     "t.yaml:8:18: 'client_ca' must be an absolute path");
+	/* A bad client_ca is one error, not also one at verify. */
+	EXPECT_ERROR(LISTENER_TLS("      client_ca: ca.pem\n"
+				  "      verify: optional\n"),
+		     "t.yaml:8:18: 'client_ca' must be an absolute path");
 	EXPECT_ERROR(LISTENER_TLS("      verify_depth: 17\n"),
 		     "t.yaml:8:21: 'verify_depth' must be between 1 and 16");
 	EXPECT_ERROR(LISTENER_TLS("      verify_depth: 0\n"),
