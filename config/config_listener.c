@@ -415,10 +415,24 @@ static void listener_target(struct schema_ctx *c, struct config *cfg,
 		schema_error(c, n, "listener: missing required key 'backend'");
 }
 
+/* hsts and client_cert_headers act on HTTP: a tcp listener has none. */
+static void listener_tls_tcp(struct schema_ctx *c, yaml_node_t *tls)
+{
+	static const char *const http_only[] = {"hsts", "client_cert_headers"};
+	yaml_node_t *key;
+	size_t i;
+
+	for (i = 0; i < sizeof(http_only) / sizeof(http_only[0]); i++)
+		if (schema_get(c, tls, http_only[i], &key))
+			schema_error(c, key,
+				     "'%s' is only valid for http listeners",
+				     http_only[i]);
+}
+
 static void listener_load(struct schema_ctx *c, struct config *cfg,
 			  struct cfg_listener *l, yaml_node_t *n)
 {
-	yaml_node_t *v, *key;
+	yaml_node_t *v, *key, *tls;
 
 	l->line = (int)n->start_mark.line + 1;
 	l->col = (int)n->start_mark.column + 1;
@@ -430,10 +444,13 @@ static void listener_load(struct schema_ctx *c, struct config *cfg,
 		listener_name(c, cfg, l, v);
 	if ((v = schema_get(c, n, "bind", NULL)))
 		listener_binds(c, cfg, l, v);
-	if ((v = schema_get(c, n, "tls", &key)))
-		config_tls_load(c, &l->tls, key, v);
-	if (listener_protocol(c, l, schema_get(c, n, "protocol", NULL)))
-		listener_target(c, cfg, l, n);
+	if ((tls = schema_get(c, n, "tls", &key)))
+		config_tls_load(c, &l->tls, key, tls);
+	if (!listener_protocol(c, l, schema_get(c, n, "protocol", NULL)))
+		return;
+	listener_target(c, cfg, l, n);
+	if (l->tls && l->protocol == CFG_PROTO_TCP)
+		listener_tls_tcp(c, tls);
 }
 
 void config_load_listeners(struct schema_ctx *c, struct config *cfg,

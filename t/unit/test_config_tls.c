@@ -201,6 +201,19 @@ START_TEST(test_listener_tls_tcp)
 	ck_assert_ptr_nonnull(cfg->listeners[0].tls);
 	ck_assert_uint_eq(cfg->listeners[0].tls->ncerts, 1);
 	config_free(cfg);
+
+	/* Headers are HTTP's: refused rather than ignored on tcp. */
+	EXPECT_ERRORS("listeners:\n"
+		      "  - name: db\n"
+		      "    bind: 127.0.0.1:5433\n"
+		      "    protocol: tcp\n"
+		      "    backend: app\n" TLS_HEAD TLS_CERTS
+		      "      hsts: 0\n"
+		      "      client_cert_headers: { subject: X-S }\n"
+			      BACKEND_APP,
+		      "t.yaml:8:7: 'hsts' is only valid for http listeners",
+		      "t.yaml:9:7: 'client_cert_headers' is only valid for "
+		      "http listeners");
 }
 END_TEST
 
