@@ -132,8 +132,7 @@ static void redirect_status(struct schema_ctx *c, const char *key,
 
 static const struct schema_key redirect_keys[] = {
 	SK_KEY("scheme", SCHEMA_CUSTOM, 0, 0, 0, true, redirect_scheme),
-	SK_CUSTOM("status", struct cfg_route, redirect_status,
-		  redirect_status),
+	SK_CUSTOM("status", struct cfg_route, redirect_status, redirect_status),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(redirect_keys);

@@ -14,7 +14,7 @@
 
 #define TLS_DEFAULT_SUBJECT_HEADER     "X-Client-Subject"
 #define TLS_DEFAULT_FINGERPRINT_HEADER "X-Client-Fingerprint"
-#define TLS_MIN_TICKET_ROTATION_MS     (60u * 1000)           /* 1m */
+#define TLS_MIN_TICKET_ROTATION_MS     (60u * 1000)	       /* 1m */
 #define TLS_MAX_TICKET_ROTATION_MS     (7u * 24 * 3600 * 1000) /* 7d */
 
 static void tls_pos(struct cfg_tls_cert *cert, const yaml_node_t *n)
@@ -215,8 +215,8 @@ static void upstream_ca_file(struct schema_ctx *c, const char *key,
 }
 
 /* sni: a host name, or "" to send none. */
-static void upstream_sni(struct schema_ctx *c, const char *key,
-			 yaml_node_t *v, void *field)
+static void upstream_sni(struct schema_ctx *c, const char *key, yaml_node_t *v,
+			 void *field)
 {
 	const char *s = schema_scalar(v);
 	char **out = field, *copy;
