@@ -207,7 +207,7 @@ static const struct schema_key backend_keys[] = {
 	SK_REQUIRED("servers"),
 	SK_WHOLE("hash_key", backend_hash_key),
 	SK_UNSUPPORTED("proxy_protocol"),
-	SK_UNSUPPORTED("tls"),
+	SK_LATER("tls"),
 	SK_CUSTOM("health_check", struct cfg_backend, health, backend_health),
 	SK_WHOLE("passive", backend_passive),
 	SK_CUSTOM("panic_threshold", struct cfg_backend, panic_threshold,
@@ -268,7 +268,7 @@ static void backend_load(struct schema_ctx *c, struct cfg_backend *b,
 			 yaml_node_t *key, yaml_node_t *v)
 {
 	char what[96];
-	yaml_node_t *n;
+	yaml_node_t *n, *tls_key;
 
 	b->line = (int)key->start_mark.line + 1;
 	b->col = (int)key->start_mark.column + 1;
@@ -287,6 +287,8 @@ static void backend_load(struct schema_ctx *c, struct cfg_backend *b,
 		backend_servers(c, b, n);
 	if (schema_get(c, v, "hash_key", &n) && b->balance != CFG_BALANCE_HASH)
 		schema_error(c, n, "'hash_key' is only used with balance: hash");
+	if ((n = schema_get(c, v, "tls", &tls_key)))
+		config_upstream_tls_load(c, &b->tls, tls_key, n);
 }
 
 /* Check the name in key; 0 if it may name a new backend. */
@@ -357,4 +359,5 @@ void config_backend_free(struct cfg_backend *b)
 	free(b->health.path);
 	free(b->health.host);
 	free(b->health.body);
+	config_upstream_tls_free(b->tls);
 }

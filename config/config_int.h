@@ -3,7 +3,8 @@
  *
  * config.c loads the document and the top level, config_backend.c the
  * backends: mapping, config_listener.c the listeners: list and its routes,
- * config_scalar.c the scalar forms.  Nothing outside config/ includes this.
+ * config_tls.c the tls: sections of both, config_scalar.c the scalar
+ * forms.  Nothing outside config/ includes this.
  */
 #ifndef PORTCULLIS_CONFIG_INT_H
 #define PORTCULLIS_CONFIG_INT_H
@@ -59,6 +60,20 @@ void config_load_listeners(struct schema_ctx *c, struct config *cfg,
 			   yaml_node_t *n);
 void config_backend_free(struct cfg_backend *b);
 void config_listener_free(struct cfg_listener *l);
+
+/*
+ * The tls: sections (config_tls.c).  key is the tls: key node (positions),
+ * v its value; false/off/~ leave *out NULL, anything else sets *out to a
+ * new section with its defaults, which the caller owns even when errors
+ * were reported.  The _free functions leave ctx alone and take NULL.
+ */
+void config_tls_load(struct schema_ctx *c, struct cfg_tls **out,
+		     yaml_node_t *key, yaml_node_t *v);
+void config_tls_free(struct cfg_tls *t);
+void config_upstream_tls_load(struct schema_ctx *c,
+			      struct cfg_upstream_tls **out, yaml_node_t *key,
+			      yaml_node_t *v);
+void config_upstream_tls_free(struct cfg_upstream_tls *t);
 
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);

@@ -104,11 +104,55 @@ static void route_path_prefix(struct schema_ctx *c, const char *key,
 	schema_string(c, key, v, field);
 }
 
+/* redirect: scheme: https, the one there is; field is unused. */
+static void redirect_scheme(struct schema_ctx *c, const char *key,
+			    yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+
+	(void)field;
+	if (!s || strcmp(s, "https"))
+		schema_error(c, v, "'%s' must be https", key);
+}
+
+/* redirect: status: 301 | 302 | 307 | 308. */
+static void redirect_status(struct schema_ctx *c, const char *key,
+			    yaml_node_t *v, void *field)
+{
+	const char *s = schema_scalar(v);
+	uint64_t code;
+
+	if (!s || config_parse_uint(s, &code) < 0 ||
+	    (code != 301 && code != 302 && code != 307 && code != 308)) {
+		schema_error(c, v, "'%s' must be 301, 302, 307 or 308", key);
+		return;
+	}
+	*(unsigned *)field = (unsigned)code;
+}
+
+static const struct schema_key redirect_keys[] = {
+	SK_KEY("scheme", SCHEMA_CUSTOM, 0, 0, 0, true, redirect_scheme),
+	SK_CUSTOM("status", struct cfg_route, redirect_status, redirect_status),
+	SK_END,
+};
+SCHEMA_TABLE_CHECK(redirect_keys);
+
+/* redirect: {scheme, status}; field is the route. */
+static void route_redirect(struct schema_ctx *c, const char *key,
+			   yaml_node_t *v, void *field)
+{
+	struct cfg_route *r = field;
+
+	r->redirect_status = 308;
+	schema_walk(c, v, redirect_keys, key, r);
+}
+
 static const struct schema_key route_keys[] = {
 	SK_WHOLE("host", route_hosts),
 	SK_CUSTOM("path_prefix", struct cfg_route, path_prefix,
 		  route_path_prefix),
-	SK_REQUIRED("backend"),
+	SK_LATER("backend"),
+	SK_WHOLE("redirect", route_redirect),
 	SK_SIZE64("max_body_size", struct cfg_route, limits.max_body_size),
 	SK_DURATION("client_body_timeout", struct cfg_route,
 		    limits.client_body_timeout_ms, 1),
@@ -144,7 +188,7 @@ static void route_load(struct schema_ctx *c, struct config *cfg,
 		       struct cfg_listener *l, struct cfg_route *r,
 		       yaml_node_t *n)
 {
-	yaml_node_t *v;
+	yaml_node_t *v, *key;
 
 	r->line = (int)n->start_mark.line + 1;
 	r->col = (int)n->start_mark.column + 1;
@@ -152,8 +196,18 @@ static void route_load(struct schema_ctx *c, struct config *cfg,
 	r->path_prefix = schema_strdup(c, "/");
 	if (!schema_walk(c, n, route_keys, "route", r))
 		return;
-	if ((v = schema_get(c, n, "backend", NULL)))
+	/* A redirect answers by itself: backend is NULL, never looked up. */
+	v = schema_get(c, n, "backend", &key);
+	if (schema_get(c, n, "redirect", NULL)) {
+		if (v)
+			schema_error(c, key,
+				     "a route with 'redirect' must not name a "
+				     "'backend'");
+	} else if (v) {
 		listener_backend_ref(c, cfg, v, &r->backend_name, &r->backend);
+	} else {
+		schema_error(c, n, "route: missing required key 'backend'");
+	}
 }
 
 static void listener_routes(struct schema_ctx *c, struct config *cfg,
@@ -220,7 +274,7 @@ static const struct schema_key listener_keys[] = {
 	SK_UNSUPPORTED("proxy_protocol"),
 	SK_CUSTOM("trusted_proxies", struct cfg_listener, trusted_proxies,
 		  listener_trusted),
-	SK_UNSUPPORTED("tls"),
+	SK_LATER("tls"),
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
 	SK_UNSUPPORTED("rate_limit"),
@@ -360,10 +414,24 @@ static void listener_target(struct schema_ctx *c, struct config *cfg,
 		schema_error(c, n, "listener: missing required key 'backend'");
 }
 
+/* hsts and client_cert_headers act on HTTP: a tcp listener has none. */
+static void listener_tls_tcp(struct schema_ctx *c, yaml_node_t *tls)
+{
+	static const char *const http_only[] = {"hsts", "client_cert_headers"};
+	yaml_node_t *key;
+	size_t i;
+
+	for (i = 0; i < sizeof(http_only) / sizeof(http_only[0]); i++)
+		if (schema_get(c, tls, http_only[i], &key))
+			schema_error(c, key,
+				     "'%s' is only valid for http listeners",
+				     http_only[i]);
+}
+
 static void listener_load(struct schema_ctx *c, struct config *cfg,
 			  struct cfg_listener *l, yaml_node_t *n)
 {
-	yaml_node_t *v;
+	yaml_node_t *v, *key, *tls;
 
 	l->line = (int)n->start_mark.line + 1;
 	l->col = (int)n->start_mark.column + 1;
@@ -375,8 +443,13 @@ static void listener_load(struct schema_ctx *c, struct config *cfg,
 		listener_name(c, cfg, l, v);
 	if ((v = schema_get(c, n, "bind", NULL)))
 		listener_binds(c, cfg, l, v);
-	if (listener_protocol(c, l, schema_get(c, n, "protocol", NULL)))
-		listener_target(c, cfg, l, n);
+	if ((tls = schema_get(c, n, "tls", &key)))
+		config_tls_load(c, &l->tls, key, tls);
+	if (!listener_protocol(c, l, schema_get(c, n, "protocol", NULL)))
+		return;
+	listener_target(c, cfg, l, n);
+	if (l->tls && l->protocol == CFG_PROTO_TCP)
+		listener_tls_tcp(c, tls);
 }
 
 void config_load_listeners(struct schema_ctx *c, struct config *cfg,
@@ -428,4 +501,5 @@ void config_listener_free(struct cfg_listener *l)
 	free(l->name);
 	free(l->trusted_proxies);
 	config_limits_free(&l->limits);
+	config_tls_free(l->tls);
 }

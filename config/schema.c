@@ -199,6 +199,16 @@ bool schema_is_null(const yaml_node_t *n)
 	       !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
+bool schema_is_false(const yaml_node_t *v)
+{
+	const char *s = schema_scalar(v);
+	bool b;
+
+	if (!s)
+		return false;
+	return schema_is_null(v) || (schema_bool(s, &b) == 0 && !b);
+}
+
 int schema_bool(const char *s, bool *out)
 {
 	static const char *const yes[] = {"true", "yes", "on"};
@@ -322,15 +332,12 @@ static void schema_unknown(struct schema_ctx *c, const yaml_node_t *k,
 static bool schema_is_off(const yaml_node_t *v)
 {
 	const char *s = schema_scalar(v);
-	bool b;
 
 	if (v->type == YAML_SEQUENCE_NODE)
 		return SCHEMA_ITEMS(v) == 0;
 	if (v->type == YAML_MAPPING_NODE)
 		return SCHEMA_PAIRS(v) == 0;
-	if (schema_is_null(v) || !strcmp(s, "0"))
-		return true;
-	return schema_bool(s, &b) == 0 && !b;
+	return !strcmp(s, "0") || schema_is_false(v);
 }
 
 /* "1g" "16k" "512": how a byte count reads best in a message. */

@@ -138,6 +138,12 @@ const char *schema_scalar(const yaml_node_t *n);
 /* true if n is a plain empty, "~" or "null" scalar: a key with no value. */
 bool schema_is_null(const yaml_node_t *n);
 
+/*
+ * true if n is null or a false boolean (false/no/off, ~, empty): an
+ * optional section written in its "off" form (tls: off).
+ */
+bool schema_is_false(const yaml_node_t *n);
+
 /* Parse a YAML 1.1 boolean (true/false/yes/no/on/off). 0 or -1. */
 int schema_bool(const char *s, bool *out);
 

@@ -815,14 +815,6 @@ START_TEST(test_err_unsupported)
 		     "  bind: 127.0.0.1:9901\n" LISTENER_WEB BACKEND_APP,
 		     "t.yaml:1:1: 'admin' is not supported by this version of "
 		     "portcullis");
-	EXPECT_ERROR("listeners:\n"
-		     "  - name: web\n"
-		     "    bind: 127.0.0.1:8443\n"
-		     "    tls: {certificates: []}\n"
-		     "    routes:\n"
-		     "      - backend: app\n" BACKEND_APP,
-		     "t.yaml:4:5: 'tls' is not supported by this version of "
-		     "portcullis");
 	EXPECT_ERROR(LISTENER_WEB "        allow: [10.0.0.0/8]\n" BACKEND_APP,
 		     "t.yaml:6:9: 'allow' is not supported by this version of "
 		     "portcullis");
