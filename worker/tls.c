@@ -68,7 +68,8 @@ struct tls_cert {
 	X509 *tc_x509;               /* the leaf */
 	STACK_OF(X509) *tc_chain;    /* the rest of the file, in order */
 	EVP_PKEY *tc_key;
-	char **tc_names;             /* lowercased SAN DNS names (else CN), sorted */
+	char **tc_names;             /* lowercased SAN DNS names (else CN),
+					in the certificate's order */
 	size_t tc_nnames;
 	int tc_type;                 /* EVP_PKEY base id: one per context */
 	size_t tc_group;             /* index of its context in ts_ctx */
@@ -247,11 +248,6 @@ static int tls_days_left(const ASN1_TIME *t)
 
 /* --- certificates -------------------------------------------------------- */
 
-static int tls_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int tls_add_name(struct tls_cert *tc, const unsigned char *s, int len)
 {
 	char **names, *name;
@@ -305,8 +301,6 @@ static int tls_cert_names(struct tls_cert *tc)
 				rc = -1;
 		}
 	}
-	if (tc->tc_nnames > 1)
-		qsort(tc->tc_names, tc->tc_nnames, sizeof(char *), tls_name_cmp);
 	ERR_clear_error();
 	return rc;
 }
@@ -879,7 +873,7 @@ static void tls_server_free(struct tls_server *ts)
 
 	if (!ts)
 		return;
-	for (i = 0; i < ts->ts_nctx; i++)
+	for (i = 0; ts->ts_ctx && i < ts->ts_nctx; i++)
 		SSL_CTX_free(ts->ts_ctx[i]);
 	free(ts->ts_ctx);
 	for (i = 0; i < ts->ts_ncerts; i++)
@@ -891,16 +885,26 @@ static void tls_server_free(struct tls_server *ts)
 	free(ts);
 }
 
+/* Every name of a is one of b's. */
+static bool tls_names_within(const struct tls_cert *a, const struct tls_cert *b)
+{
+	size_t i, j;
+
+	for (i = 0; i < a->tc_nnames; i++) {
+		for (j = 0; j < b->tc_nnames; j++)
+			if (strcmp(a->tc_names[i], b->tc_names[j]) == 0)
+				break;
+		if (j == b->tc_nnames)
+			return false;
+	}
+	return true;
+}
+
+/* The same set of names, in any order. */
 static bool tls_same_names(const struct tls_cert *a, const struct tls_cert *b)
 {
-	size_t i;
-
-	if (a->tc_nnames != b->tc_nnames)
-		return false;
-	for (i = 0; i < a->tc_nnames; i++)
-		if (strcmp(a->tc_names[i], b->tc_names[i]) != 0)
-			return false;
-	return true;
+	return a->tc_nnames == b->tc_nnames && tls_names_within(a, b) &&
+	       tls_names_within(b, a);
 }
 
 /*
@@ -1257,17 +1261,26 @@ fail:
 	return NULL;
 }
 
+/*
+ * The slot holds a copy: SSL_free of a connection that did not shut down
+ * cleanly marks its session not resumable, and a server connection that
+ * timed out in the idle pool must not spoil the next one's resumption
+ * (nginx keeps such sessions too, through a quiet shutdown).
+ */
 void tls_client_keep_session(SSL *ssl, SSL_SESSION **slot)
 {
-	SSL_SESSION *sess = SSL_get1_session(ssl);
+	SSL_SESSION *sess = SSL_get0_session(ssl), *copy;
 
 	/* TLS 1.3: no ticket yet, right after the handshake */
-	if (!sess || !SSL_SESSION_is_resumable(sess)) {
-		SSL_SESSION_free(sess);
+	if (!sess || !SSL_SESSION_is_resumable(sess))
+		return;
+	copy = SSL_SESSION_dup(sess);
+	if (!copy) {
+		ERR_clear_error();
 		return;
 	}
 	SSL_SESSION_free(*slot);
-	*slot = sess;
+	*slot = copy;
 }
 
 /* --- the peer ------------------------------------------------------------- */
