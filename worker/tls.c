@@ -42,9 +42,9 @@
 #include "common/shm.h"
 
 /* TLS 1.2: forward-secret AEAD only (TLS 1.3 suites are all of that kind). */
-#define TLS_AEAD_CIPHERS                                                      \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"          \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"          \
+#define TLS_AEAD_CIPHERS                                                       \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"           \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_GROUPS "X25519:P-256:P-384"
 /*
@@ -53,43 +53,43 @@
  * their record buffers back.  No automatic chain: a listener serves the
  * chain its file holds, never one built from the client CA store.
  */
-#define TLS_MODES                                                             \
+#define TLS_MODES                                                              \
 	(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | \
 	 SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN)
-#define TLS_ALPN_HTTP11 "\x08http/1.1"
-#define TLS_WARN_DAYS 30           /* a certificate this close to expiry is logged */
-#define TLS_MAX_FILE (16 << 20)    /* larger PEM files are refused */
-#define TLS_SEQ_TRIES 10000        /* seqlock retries before giving up */
+#define TLS_ALPN_HTTP11	  "\x08http/1.1"
+#define TLS_WARN_DAYS	  30 /* a certificate this close to expiry is logged */
+#define TLS_MAX_FILE	  (16 << 20) /* larger PEM files are refused */
+#define TLS_SEQ_TRIES	  10000	     /* seqlock retries before giving up */
 #define TLS_DEFAULT_DEPTH 4
 
 /* One configured certificate: its chain, key and names. */
 struct tls_cert {
-	const char *tc_path;         /* borrowed from the config */
-	X509 *tc_x509;               /* the leaf */
-	STACK_OF(X509) *tc_chain;    /* the rest of the file, in order */
+	const char *tc_path;	   /* borrowed from the config */
+	X509 *tc_x509;		   /* the leaf */
+	STACK_OF(X509) * tc_chain; /* the rest of the file, in order */
 	EVP_PKEY *tc_key;
-	char **tc_names;             /* lowercased SAN DNS names (else CN),
-					in the certificate's order */
+	char **tc_names; /* lowercased SAN DNS names (else CN),
+			    in the certificate's order */
 	size_t tc_nnames;
-	int tc_type;                 /* EVP_PKEY base id: one per context */
-	size_t tc_group;             /* index of its context in ts_ctx */
+	int tc_type;	 /* EVP_PKEY base id: one per context */
+	size_t tc_group; /* index of its context in ts_ctx */
 };
 
 /* A name of the SNI tables, and the context that serves it. */
 struct tls_name {
-	const char *tn_name;         /* borrowed from a tls_cert; wildcards
-					without the leading "*." */
+	const char *tn_name; /* borrowed from a tls_cert; wildcards
+				without the leading "*." */
 	size_t tn_group;
 };
 
 struct tls_server {
-	struct tls_cert *ts_certs;   /* in config order */
+	struct tls_cert *ts_certs; /* in config order */
 	size_t ts_ncerts;
-	SSL_CTX **ts_ctx;            /* one per name set; [0] the default */
+	SSL_CTX **ts_ctx; /* one per name set; [0] the default */
 	size_t ts_nctx;
-	struct tls_name *ts_exact;   /* sorted by name, first group kept */
+	struct tls_name *ts_exact; /* sorted by name, first group kept */
 	size_t ts_nexact;
-	struct tls_name *ts_wild;    /* "*.b.c" stored as "b.c", sorted */
+	struct tls_name *ts_wild; /* "*.b.c" stored as "b.c", sorted */
 	size_t ts_nwild;
 	/* The ticket key when there is no zone (or it has none yet): made
 	 * before fork, so still shared by one generation's workers. */
@@ -98,17 +98,17 @@ struct tls_server {
 
 struct tls_client {
 	SSL_CTX *tc_ctx;
-	bool tc_verify;              /* host names are checked too */
+	bool tc_verify; /* host names are checked too */
 };
 
 /* Where errors of the object being loaded are reported. */
 struct tls_where {
-	const char *path;            /* the config file */
+	const char *path; /* the config file */
 	int line, col;
 	struct config_errors *errs;
 };
 
-#define TLS_ERR(w, ...)                                                       \
+#define TLS_ERR(w, ...)                                                        \
 	config_error_at((w)->errs, (w)->path, (w)->line, (w)->col, __VA_ARGS__)
 
 /* --- OpenSSL errors ---------------------------------------------------- */
@@ -188,7 +188,7 @@ static void tls_wipe_free(char *buf, size_t len)
  * Every certificate of a PEM buffer, in order.  NULL when there is none
  * or one of them does not parse.
  */
-static STACK_OF(X509) *tls_pem_certs(const char *buf, size_t len)
+static STACK_OF(X509) * tls_pem_certs(const char *buf, size_t len)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	BIO *bio = BIO_new_mem_buf(buf, (int)len);
@@ -232,7 +232,8 @@ static void tls_date(const ASN1_TIME *t, char *out, size_t cap)
 {
 	struct tm tm;
 
-	if (!ASN1_TIME_to_tm(t, &tm) || strftime(out, cap, "%Y-%m-%d", &tm) == 0)
+	if (!ASN1_TIME_to_tm(t, &tm) ||
+	    strftime(out, cap, "%Y-%m-%d", &tm) == 0)
 		(void)snprintf(out, cap, "(unknown date)");
 }
 
@@ -332,7 +333,8 @@ static int tls_cert_check(struct tls_cert *tc, struct tls_where *w)
 		if (X509_check_issued(issuer, x) != X509_V_OK) {
 			TLS_ERR(w,
 				"certificate %s: chain out of order: "
-				"certificate %d is not issued by certificate %d",
+				"certificate %d is not issued by certificate "
+				"%d",
 				tc->tc_path, i + 1, i + 2);
 			rc = -1;
 		}
@@ -373,7 +375,7 @@ static int tls_cert_load(struct tls_cert *tc, const char *certpath,
 	char *buf = NULL;
 	size_t len = 0;
 	BIO *bio;
-	STACK_OF(X509) *sk;
+	STACK_OF(X509) * sk;
 
 	memset(tc, 0, sizeof(*tc));
 	tc->tc_path = certpath;
@@ -448,10 +450,10 @@ static int tls_ctx_use_cert(SSL_CTX *ctx, struct tls_cert *tc)
  * errors ("client_ca", "ca_file").
  */
 static X509_STORE *tls_ca_load(const char *file, const char *what,
-			       STACK_OF(X509_NAME) **names,
+			       STACK_OF(X509_NAME) * *names,
 			       struct tls_where *w)
 {
-	STACK_OF(X509) *sk;
+	STACK_OF(X509) * sk;
 	X509_STORE *store = NULL;
 	X509_NAME *nm;
 	char *buf;
@@ -500,7 +502,8 @@ fail:
 	return NULL;
 }
 
-/* --- session tickets ------------------------------------------------------- */
+/* --- session tickets -------------------------------------------------------
+ */
 
 /*
  * Copy the ticket keys into out ([0] current): the zone's, read under
@@ -545,8 +548,8 @@ static int tls_ticket_mac(EVP_MAC_CTX *hctx, uint8_t key[32])
 {
 	OSSL_PARAM params[3];
 
-	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key,
-						      32);
+	params[0] =
+		OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key, 32);
 	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 						     (char *)"SHA256", 0);
 	params[2] = OSSL_PARAM_construct_end();
@@ -574,8 +577,8 @@ static int tls_ticket_cb(SSL *ssl, unsigned char name[16],
 		return 0;
 	if (enc) {
 		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1 ||
-		    EVP_EncryptInit_ex(ectx, cipher, NULL, keys[0].tk_aes, iv) !=
-			    1 ||
+		    EVP_EncryptInit_ex(ectx, cipher, NULL, keys[0].tk_aes,
+				       iv) != 1 ||
 		    tls_ticket_mac(hctx, keys[0].tk_hmac) < 0) {
 			ret = -1;
 			goto done;
@@ -751,7 +754,8 @@ static int tls_sni_cb(SSL *ssl, int *alert, void *arg)
 	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx),
 		       SSL_CTX_get_verify_callback(ctx));
 	SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
-	SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
+	SSL_clear_options(ssl,
+			  SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
 	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
 	return SSL_TLSEXT_ERR_OK;
 }
@@ -762,7 +766,8 @@ static int tls_sni_cb(SSL *ssl, int *alert, void *arg)
  * so tickets resume across workers and reloads but never on another
  * listener or after the client CA changed.
  */
-static int tls_sid_ctx(const struct cfg_listener *l, const struct tls_server *ts,
+static int tls_sid_ctx(const struct cfg_listener *l,
+		       const struct tls_server *ts,
 		       unsigned char out[SHA256_DIGEST_LENGTH])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -799,8 +804,8 @@ done:
 /* Shared by every context of a listener. */
 struct tls_server_setup {
 	const struct cfg_listener *l;
-	X509_STORE *ca_store;        /* client_ca: verify store */
-	STACK_OF(X509_NAME) *ca_names; /* client_ca: names sent */
+	X509_STORE *ca_store;		/* client_ca: verify store */
+	STACK_OF(X509_NAME) * ca_names; /* client_ca: names sent */
 	unsigned char sid[SHA256_DIGEST_LENGTH];
 };
 
@@ -810,7 +815,7 @@ static SSL_CTX *tls_server_ctx(struct tls_server *ts,
 			       struct tls_where *w)
 {
 	const struct cfg_tls *t = su->l->tls;
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 	SSL_CTX *ctx;
 	char ebuf[256];
 	int mode;
@@ -819,13 +824,13 @@ static SSL_CTX *tls_server_ctx(struct tls_server *ts,
 	if (!ctx)
 		goto fail;
 	SSL_CTX_set_app_data(ctx, ts);
-	if (SSL_CTX_set_min_proto_version(ctx, t->min_version == 13 ?
-							TLS1_3_VERSION :
-							TLS1_2_VERSION) != 1 ||
+	if (SSL_CTX_set_min_proto_version(ctx, t->min_version == 13
+						       ? TLS1_3_VERSION
+						       : TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
 		goto fail;
-	if (SSL_CTX_set_cipher_list(ctx, t->ciphers ? t->ciphers :
-						      TLS_AEAD_CIPHERS) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, t->ciphers ? t->ciphers
+						    : TLS_AEAD_CIPHERS) != 1) {
 		TLS_ERR(w, "ciphers '%s' match no TLS 1.2 cipher",
 			t->ciphers ? t->ciphers : TLS_AEAD_CIPHERS);
 		ERR_clear_error();
@@ -838,7 +843,8 @@ static SSL_CTX *tls_server_ctx(struct tls_server *ts,
 	SSL_CTX_set_mode(ctx, TLS_MODES);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1 ||
-	    SSL_CTX_set_session_id_context(ctx, su->sid, sizeof(su->sid)) != 1 ||
+	    SSL_CTX_set_session_id_context(ctx, su->sid, sizeof(su->sid)) !=
+		    1 ||
 	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb) != 1)
 		goto fail;
 	SSL_CTX_set_tlsext_servername_callback(ctx, tls_sni_cb);
@@ -850,9 +856,9 @@ static SSL_CTX *tls_server_ctx(struct tls_server *ts,
 		if (t->verify != CFG_TLS_VERIFY_OPTIONAL)
 			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 		SSL_CTX_set_verify(ctx, mode, NULL);
-		SSL_CTX_set_verify_depth(ctx, t->verify_depth ?
-						      (int)t->verify_depth :
-						      TLS_DEFAULT_DEPTH);
+		SSL_CTX_set_verify_depth(ctx, t->verify_depth
+						      ? (int)t->verify_depth
+						      : TLS_DEFAULT_DEPTH);
 		SSL_CTX_set1_cert_store(ctx, su->ca_store);
 		names = SSL_dup_CA_list(su->ca_names);
 		if (!names)
@@ -995,8 +1001,8 @@ static struct tls_server *tls_server_build(const struct config *cfg,
 					   struct config_errors *errs)
 {
 	const struct cfg_tls *t = l->tls;
-	struct tls_where w = { cfg->path, t->line, t->col, errs };
-	struct tls_server_setup su = { .l = l };
+	struct tls_where w = {cfg->path, t->line, t->col, errs};
+	struct tls_server_setup su = {.l = l};
 	struct tls_server *ts;
 	size_t i;
 	int failed = 0;
@@ -1004,13 +1010,13 @@ static struct tls_server *tls_server_build(const struct config *cfg,
 	ts = calloc(1, sizeof(*ts));
 	if (!ts || t->ncerts == 0 ||
 	    !(ts->ts_certs = calloc(t->ncerts, sizeof(*ts->ts_certs)))) {
-		TLS_ERR(&w, t->ncerts ? "out of memory" :
-					"tls: needs at least one certificate");
+		TLS_ERR(&w, t->ncerts ? "out of memory"
+				      : "tls: needs at least one certificate");
 		goto fail;
 	}
 	for (i = 0; i < t->ncerts; i++) {
-		struct tls_where cw = { cfg->path, t->certs[i].line,
-					t->certs[i].col, errs };
+		struct tls_where cw = {cfg->path, t->certs[i].line,
+				       t->certs[i].col, errs};
 
 		if (tls_cert_load(&ts->ts_certs[i], t->certs[i].cert,
 				  t->certs[i].key, &cw) < 0)
@@ -1136,8 +1142,8 @@ static struct tls_client *tls_client_build(const struct config *cfg,
 					   struct config_errors *errs)
 {
 	const struct cfg_upstream_tls *u = be->tls;
-	struct tls_where w = { cfg->path, u->line, u->col, errs };
-	struct tls_cert cert = { 0 };
+	struct tls_where w = {cfg->path, u->line, u->col, errs};
+	struct tls_cert cert = {0};
 	struct tls_client *tc;
 	X509_STORE *store;
 	char ebuf[256];
@@ -1151,10 +1157,9 @@ static struct tls_client *tls_client_build(const struct config *cfg,
 	tc->tc_ctx = SSL_CTX_new(TLS_client_method());
 	if (!tc->tc_ctx)
 		goto ossl_fail;
-	if (SSL_CTX_set_min_proto_version(tc->tc_ctx,
-					  u->min_version == 13 ?
-						  TLS1_3_VERSION :
-						  TLS1_2_VERSION) != 1 ||
+	if (SSL_CTX_set_min_proto_version(
+		    tc->tc_ctx, u->min_version == 13 ? TLS1_3_VERSION
+						     : TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(tc->tc_ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_cipher_list(tc->tc_ctx, TLS_AEAD_CIPHERS) != 1 ||
 	    SSL_CTX_set1_groups_list(tc->tc_ctx, TLS_GROUPS) != 1 ||
@@ -1234,8 +1239,7 @@ SSL *tls_client_ssl(struct tls_client *tc, int fd, const char *host,
 	if (!ssl || SSL_set_fd(ssl, fd) != 1)
 		goto fail;
 	is_ip = has_host && tls_is_ip(host, ip, sizeof(ip));
-	if (has_host && !is_ip &&
-	    SSL_set_tlsext_host_name(ssl, host) != 1)
+	if (has_host && !is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)
 		goto fail;
 	if (tc->tc_verify && has_host) {
 		if (is_ip) {
@@ -1345,7 +1349,8 @@ bool tls_peer_fingerprint(SSL *ssl, char out[65])
 	return true;
 }
 
-/* --- the configuration ----------------------------------------------------- */
+/* --- the configuration -----------------------------------------------------
+ */
 
 static void tls_free(struct config *cfg)
 {
