@@ -507,8 +507,9 @@ fail:
 
 /*
  * Copy the ticket keys into out ([0] current): the zone's, read under
- * its seqlock, else the listener's own.  The number copied; 0 when the
- * master seems stuck in the middle of a write.
+ * its seqlock, else (no zone, no key yet, or a count that stays odd) the
+ * listener's own.  The number copied, at least 1: an empty TLS 1.3
+ * ticket would break the handshake, so there is always a key.
  */
 static size_t tls_keys_copy(const struct tls_server *ts,
 			    struct shm_ticket_key out[SHM_TICKET_KEYS])
@@ -537,8 +538,8 @@ static size_t tls_keys_copy(const struct tls_server *ts,
 				return n;
 			break; /* no key made yet */
 		}
-		if (i == TLS_SEQ_TRIES)
-			return 0;
+		/* stuck odd: a master died writing; the next rotation
+		 * repairs it, meanwhile tickets still work here */
 	}
 	out[0] = ts->ts_fallback;
 	return 1;
@@ -573,8 +574,6 @@ static int tls_ticket_cb(SSL *ssl, unsigned char name[16],
 	size_t n = tls_keys_copy(ts, keys), i;
 	int ret = 0;
 
-	if (n == 0)
-		return 0;
 	if (enc) {
 		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1 ||
 		    EVP_EncryptInit_ex(ectx, cipher, NULL, keys[0].tk_aes,
