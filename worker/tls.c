@@ -1039,8 +1039,10 @@ static struct tls_server *tls_server_build(const struct config *cfg,
 		goto fail;
 	}
 	ts->ts_ctx = calloc(ts->ts_nctx, sizeof(*ts->ts_ctx));
-	if (!ts->ts_ctx)
+	if (!ts->ts_ctx) {
+		TLS_ERR(&w, "cannot set up TLS: out of memory");
 		goto fail;
+	}
 	for (i = 0; i < ts->ts_nctx; i++) {
 		ts->ts_ctx[i] = tls_server_ctx(ts, &su, &w);
 		if (!ts->ts_ctx[i])
