@@ -146,9 +146,13 @@ size_t access_escape(char *out, size_t cap, struct access_str s, bool json)
 	}
 	for (size_t i = 0; i < s.len; i++) {
 		unsigned char ch = (unsigned char)s.p[i];
+		size_t width = ch == '"' || ch == '\\'     ? 2
+			       : ch >= 0x20 && ch < 0x7f ? 1
+			       : json                    ? 6
+							 : 4;
 
-		if (n + 6 > cap)
-			break;
+		if (n + width > cap)
+			break; /* a character fits whole or not at all */
 		if (ch == '"' || ch == '\\') {
 			out[n++] = '\\';
 			out[n++] = (char)ch;

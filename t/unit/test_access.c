@@ -134,6 +134,30 @@ START_TEST(test_escape)
 }
 END_TEST
 
+/*
+ * A field fills its cap to the last character: a 64-digit fingerprint in
+ * 64 bytes is whole (it lost 5 digits when every character was assumed
+ * to need an escape's 6 bytes), and an escape that does not fit is left
+ * out whole, never cut.
+ */
+START_TEST(test_escape_fills_cap)
+{
+	const char *fp = "e70a0487b6ef219e922cd7219486cae3"
+			 "b7edc0722ae494729c729066b5dfa3ba";
+	struct access_str s = {fp, 64};
+	char out[64];
+	size_t n = access_escape(out, sizeof(out), s, true);
+
+	ck_assert_uint_eq(n, 64);
+	ck_assert_int_eq(memcmp(out, fp, 64), 0);
+	s = (struct access_str){"abc\x01", 4};
+	n = access_escape(out, 8, s, true); /* "abc" + 6 would be 9 */
+	ck_assert_uint_eq(n, 3);
+	n = access_escape(out, 9, s, true);
+	ck_assert_uint_eq(n, 9);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("access");
@@ -145,6 +169,7 @@ int main(void)
 	tcase_add_test(tc, test_json_line);
 	tcase_add_test(tc, test_json_nulls);
 	tcase_add_test(tc, test_escape);
+	tcase_add_test(tc, test_escape_fills_cap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
