@@ -214,7 +214,8 @@ class UpgradeEcho(LineEcho):
 
 class NginxTls:
     """nginx with `listen ... ssl` as a TLS server: 200 "tls-backend sni=SNI
-    reused=r|." on every path ($ssl_session_reused), or 200 "ok" for /ok."""
+    reused=r|." on every path ($ssl_session_reused), 200 "ok" for /ok, and
+    the files in DIR/files/ under /files/."""
 
     def __init__(self, tmp, cert, key, port=None):
         self.port = port or h.free_port()
@@ -243,6 +244,7 @@ http {
         ssl_certificate %(cert)s;
         ssl_certificate_key %(key)s;
         location = /ok { return 200 "ok\\n"; }
+        location /files/ { alias %(d)s/files/; }
         location / {
             add_header X-Backend nginx-tls;
             return 200 "tls-backend sni=$ssl_server_name reused=$ssl_session_reused\\n";
@@ -250,6 +252,9 @@ http {
     }
 }
 """ % {"d": self.dir, "port": self.port, "cert": cert, "key": key})
+        os.makedirs(os.path.join(self.dir, "files"), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        os.chmod(os.path.join(self.dir, "files"), 0o755)
         self.proc = h.spawn(["/usr/sbin/nginx", "-p", self.dir, "-c", conf],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if not h.wait_port(self.port, timeout=10, proc=self.proc):
@@ -400,16 +405,37 @@ class TlsListenerTest(unittest.TestCase):
         self.assertIn("Verify return code: 0 (ok)", out)
         self.assertIn("HTTP/1.1 200", out)
 
+    def test_pipelined_and_keepalive_over_tls(self):
+        """Three requests written in one TLS record, then two more on the same
+        connection one at a time: five responses in order (plaintext the TLS
+        layer holds is served without waiting for another socket event)."""
+        with TlsConn(self.port("https")) as conn:
+            conn.send(b"".join(h.build_request("GET", "/p%d" % i, "a.example.test")
+                               for i in range(3)))
+            for i in range(3):
+                r = conn.read_response(deadline=time.monotonic() + 5)
+                self.assertEqual((r.status, r.body), (200, b"web1 /p%d\n" % i))
+            for i in range(3, 5):
+                conn.send(h.build_request("GET", "/p%d" % i, "a.example.test"))
+                r = conn.read_response(deadline=time.monotonic() + 5)
+                self.assertEqual((r.status, r.body), (200, b"web1 /p%d\n" % i))
+
     # -- 2. SNI --------------------------------------------------------------
     def test_sni(self):
         """SNI picks by subjectAltName: b.example.test -> the b certificate
-        (exact), x.w.example.test -> the a certificate (wildcard), an unknown
-        name and no SNI at all -> the first (default) certificate."""
+        (exact), x.w.example.test -> the a certificate (wildcard), both in any
+        letter case (RFC 6066: DNS names); an unknown name, names the wildcard
+        does not cover (w.example.test, y.x.w.example.test) and no SNI at all
+        -> the first (default) certificate."""
         c = self.c
         cases = [("-servername", "b.example.test", c.b),
                  ("-servername", "x.w.example.test", c.a_ecdsa),
                  ("-servername", "a.example.test", c.a_ecdsa),
+                 ("-servername", "B.Example.TEST", c.b),
+                 ("-servername", "X.W.EXAMPLE.TEST", c.a_ecdsa),
                  ("-servername", "nomatch.example.test", c.a_ecdsa),
+                 ("-servername", "w.example.test", c.a_ecdsa),
+                 ("-servername", "y.x.w.example.test", c.a_ecdsa),
                  ("-noservername", None, c.a_ecdsa)]
         for opt, name, want in cases:
             args = [opt] + ([name] if name else [])
@@ -850,7 +876,7 @@ class UpstreamTlsTest(unittest.TestCase):
         cls.port = h.free_port()
         routes = [{"path_prefix": p, "backend": b} for p, b in
                   (("/good", "good"), ("/ip", "ip"), ("/bad", "bad"), ("/reuse", "reuse"),
-                   ("/hc", "hc"))]
+                   ("/hc", "hc"), ("/files", "good"))]
         hc = {"type": "http", "path": "/ok", "interval": "300ms", "timeout": "300ms",
               "rise": 1, "fall": 1}
         backends = {
@@ -880,6 +906,28 @@ class UpstreamTlsTest(unittest.TestCase):
         r = h.request(self.port, "GET", "/ip/1")
         self.assertEqual(r.status, 200, (r, self.pc.error_log()[-1500:]))
         self.assertIn(b"tls-backend sni= ", r.body)
+
+    def test_big_response_from_tls_server(self):
+        """A 64 MiB file from the TLS server through portcullis, read by a
+        raw client: every byte, checksum equal."""
+        size = 64 * MIB
+        path = os.path.join(self.ngx.dir, "files", "big.bin")
+        sha = hashlib.sha256()
+        with open(path, "wb") as f:
+            for i in range(size // MIB):
+                block = hashlib.sha256(b"%d" % i).digest() * (MIB // 32)
+                f.write(block)
+                sha.update(block)
+        os.chmod(path, 0o644)
+        try:
+            r = h.curl("http://127.0.0.1:%d/files/big.bin" % self.port, timeout=120,
+                       body_file=path + ".out")
+            self.assertEqual((r.rc, r.status), (0, 200), r.stderr)
+            self.assertEqual(h.file_sha256(path + ".out"), sha.hexdigest())
+        finally:
+            for p in (path, path + ".out"):
+                if os.path.exists(p):
+                    os.unlink(p)
 
     def test_unverified_upstream_502(self):
         """ca_file = a CA that did not sign the server's certificate: 502, and
@@ -1065,40 +1113,94 @@ class CertificateCheckTest(unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 class TlsReloadUnderLoadTest(unittest.TestCase):
+    """A TLS listener (ECDSA and RSA) in front of nginx, 2 workers."""
+
+    def setUp(self):
+        self.c = certs()
+        self.tmp = h.make_tmpdir()
+        self.ngx = h.Nginx(self.tmp)
+        self.addCleanup(self.ngx.stop)
+        self.port = h.free_port()
+        self.pc = start(h.Portcullis(self.config(0), tmp=self.tmp))
+        self.addCleanup(self.pc.stop)
+        self.url = "https://127.0.0.1:%d/" % self.port
+
+    def config(self, i):
+        c = self.c
+        routes = [{"path_prefix": "/x%d" % (i % 2), "backend": "ngx"},
+                  {"path_prefix": "/", "backend": "ngx"}]
+        listeners = [{"name": "https", "bind": "127.0.0.1:%d" % self.port,
+                      "tls": tls_block((c.a_ecdsa, c.a_ecdsa_key), (c.a_rsa, c.a_rsa_key)),
+                      "routes": routes}]
+        return h.base_config(self.tmp, listeners, {"ngx": h.backend_block(self.ngx.address)},
+                             workers=2)
+
+    def save_session(self, ver):
+        sess = os.path.join(self.tmp, "sess" + ver)
+        rc, out = s_client(self.port, ver, "-servername", "a.example.test", "-sess_out", sess,
+                           "-ign_eof", data=http_get())
+        self.assertIn("HTTP/1.1 200", out)
+        return sess
+
+    def assert_resumed(self, ver, sess, when):
+        rc, out = s_client(self.port, ver, "-servername", "a.example.test", "-sess_in", sess,
+                           "-ign_eof", data=http_get())
+        self.assertIn("HTTP/1.1 200", out)
+        self.assertEqual(set(session_lines(out)), {("Reused", "TLSv1.%s" % ver[-1])},
+                         "%s, %s\n%s" % (when, ver, out[-2000:]))
+
     def test_wrk_https_with_reloads(self):
-        """wrk over https (64 keep-alive connections, 8 s) while `portcullis
-        reload` runs 5 times: every reload exits 0, no failed request."""
-        c = certs()
-        tmp = h.make_tmpdir()
-        ngx = h.Nginx(tmp)
-        self.addCleanup(ngx.stop)
-        port = h.free_port()
-
-        def config(i):
-            routes = [{"path_prefix": "/x%d" % (i % 2), "backend": "ngx"},
-                      {"path_prefix": "/", "backend": "ngx"}]
-            listeners = [{"name": "https", "bind": "127.0.0.1:%d" % port,
-                          "tls": tls_block((c.a_ecdsa, c.a_ecdsa_key),
-                                           (c.a_rsa, c.a_rsa_key)),
-                          "routes": routes}]
-            return h.base_config(tmp, listeners, {"ngx": h.backend_block(ngx.address)},
-                                 workers=2)
-
-        pc = start(h.Portcullis(config(0), tmp=tmp))
-        self.addCleanup(pc.stop)
-        wrk = ops.Wrk(tmp, "https://127.0.0.1:%d/" % port, threads=2, conns=64, duration=8)
+        """wrk over https (64 keep-alive connections, and 4 with a new TLS
+        handshake per request, 8 s) while `portcullis reload` runs 5 times:
+        every reload exits 0, no failed request."""
+        keep = ops.Wrk(self.tmp, self.url, threads=2, conns=64, duration=8)
+        fresh = ops.Wrk(self.tmp, self.url, threads=1, conns=4, duration=8, close=True)
         reloads = []
         time.sleep(1.0)
         for i in range(1, 6):
-            pc.write_config(config(i))
-            reloads.append(ops.ctl(pc, "reload", timeout=45))
+            self.pc.write_config(self.config(i))
+            reloads.append(ops.ctl(self.pc, "reload", timeout=45))
             time.sleep(1.0)
-        res = wrk.wait()
-        sys.stderr.write("wrk over https:\n%s\n" % wrk.out)
+        rk, rf = keep.wait(), fresh.wait()
+        sys.stderr.write("wrk over https, keep-alive:\n%s\nnew connections:\n%s\n"
+                         % (keep.out, fresh.out))
         self.assertEqual([r[0] for r in reloads], [0] * 5, reloads)
-        self.assertIsNotNone(res["requests"], wrk.out)
-        self.assertGreater(res["lua_ok"] or 0, 500, wrk.out)
-        self.assertEqual(ops.failures(res), 0, wrk.out)
+        self.assertGreater(rk["lua_ok"] or 0, 500, keep.out)
+        self.assertEqual(ops.failures(rk), 0, keep.out)
+        self.assertGreater(rf["lua_ok"] or 0, 20, fresh.out)
+        self.assertEqual(ops.failures(rf), 0, fresh.out)
+
+    def test_upgrade_keeps_sessions(self):
+        """`portcullis upgrade` (a new master from the binary) during a wrk
+        load over https: no failed request, and TLS 1.2 and 1.3 sessions saved
+        before it are resumed by the new master's workers (the ticket keys
+        live in the shared zone the new master adopts)."""
+        pc = self.pc
+        self.assertIsNotNone(pc.wait_log(r"generation 1 serving", 15), pc.describe())
+        sessions = {ver: self.save_session(ver) for ver in ("-tls1_2", "-tls1_3")}
+        keep = ops.Wrk(self.tmp, self.url, threads=1, conns=32, duration=5)
+        time.sleep(1.0)
+        old = pc.pid
+        rc, out, err = ops.ctl(pc, "upgrade")
+        pidfile = os.path.join(self.tmp, "pc.pid")
+        new = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pid = ops.read_pid(pidfile, 1)
+            if pid and pid != old:
+                new = pid
+                ops.adopt_master(pid)
+                self.addCleanup(ops.stop_master, pid)
+                break
+            time.sleep(0.05)
+        self.assertEqual(rc, 0, (out, err, pc.describe()))
+        self.assertIsNotNone(new, pc.describe())
+        self.assertEqual(pc.wait_exit(15), 0, "old master did not exit:\n" + pc.describe())
+        rk = keep.wait()
+        sys.stderr.write("wrk over https across the upgrade:\n%s\n" % keep.out)
+        self.assertEqual(ops.failures(rk), 0, keep.out)
+        for ver, sess in sessions.items():
+            self.assert_resumed(ver, sess, "after the upgrade")
 
 
 if __name__ == "__main__":
