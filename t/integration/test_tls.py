@@ -608,17 +608,64 @@ class TlsListenerTest(unittest.TestCase):
         self.assertIn("O=Portcullis Tests", hd["x-client-subject"][0])
         self.assertEqual(hd.get("x-client-fingerprint"), [tlscerts.fingerprint(c.client)])
 
+    def test_resumption_keeps_client_certificate_rules(self):
+        """Sessions and mTLS: a session made on a listener without client
+        certificates (https), or on the verify: optional listener without
+        one, does not let a client without a certificate into the verify:
+        required listener (no 200, the server never sees the request); a
+        session made on mtls with the client certificate is resumed there
+        and the server still gets X-Client-Fingerprint. TLS 1.2 and 1.3."""
+        c = self.c
+        fp = tlscerts.fingerprint(c.client)
+        for ver in ("-tls1_2", "-tls1_3"):
+            for src, extra in (("https", []), ("mtlsopt", [])):
+                sess = os.path.join(self.tmp, "x-%s%s" % (src, ver))
+                rc, out = s_client(self.port(src), ver, "-servername", "a.example.test",
+                                   "-sess_out", sess, "-ign_eof", *extra, data=http_get())
+                self.assertIn("HTTP/1.1 200", out)
+                path = "/echo?from=%s%s" % (src, ver)
+                rc, out = s_client(self.port("mtls"), ver, "-servername", "a.example.test",
+                                   "-sess_in", sess, "-ign_eof", data=http_get(path=path))
+                self.assertNotIn("HTTP/1.1 200", out,
+                                 "a %s session from listener %s let a client without a "
+                                 "certificate into the verify: required listener:\n%s"
+                                 % (ver, src, out[-2500:]))
+                seen = [q["path"] for q in self.web.requests()["requests"]]
+                self.assertNotIn(path, seen)
+            sess = os.path.join(self.tmp, "mtls%s" % ver)
+            rc, out = s_client(self.port("mtls"), ver, "-servername", "a.example.test",
+                               "-cert", c.client, "-key", c.client_key, "-sess_out", sess,
+                               "-ign_eof", data=http_get(path="/echo"))
+            self.assertIn("HTTP/1.1 200", out)
+            self.assertIn(fp, out)
+            rc, out = s_client(self.port("mtls"), ver, "-servername", "a.example.test",
+                               "-sess_in", sess, "-ign_eof", data=http_get(path="/echo"))
+            self.assertIn(("Reused", "TLSv1.%s" % ver[-1]), session_lines(out), out[-2500:])
+            self.assertIn("HTTP/1.1 200", out)
+            self.assertRegex(out, r'"X-Client-Fingerprint",\s*"%s"' % fp,
+                          "resumed %s mTLS session: no client certificate headers\n%s"
+                          % (ver, out[-2500:]))
+
     def test_mtls_wrong_ca_refused(self):
-        """verify: required: a client certificate from another CA (here the
-        backend's key with a self-made certificate) is refused."""
+        """A client certificate no CA of ours signed (self-made, same subject
+        as the real one): refused by verify: required; on verify: optional
+        either refused or served without any X-Client-* header, never with
+        the unverified subject."""
         c = self.c
         other = os.path.join(self.tmp, "selfsigned.pem")
         subprocess.run(["openssl", "req", "-x509", "-new", "-key", c.client_key, "-out", other,
-                        "-days", "5", "-subj", "/CN=client.example.test"],
+                        "-days", "5", "-subj", "/O=%s/CN=%s" % (tlscerts.CLIENT_O,
+                                                                tlscerts.CLIENT_CN)],
                        check=True, capture_output=True)
         r = https(self.port("mtls"), "/echo?wrongca=1", "--cert", other, "--key", c.client_key)
         self.assertNotEqual(r.rc, 0, "a certificate from an unknown CA was accepted: %r"
                             % (r.body[:300],))
+        r = https(self.port("mtlsopt"), "/echo?wrongca=2", "--cert", other, "--key",
+                  c.client_key)
+        if r.rc == 0:
+            hd = echo_headers(r.body)
+            self.assertNotIn("x-client-subject", hd, "unverified certificate passed on")
+            self.assertNotIn("x-client-fingerprint", hd, "unverified certificate passed on")
 
     def test_mtls_optional(self):
         """verify: optional: without a certificate, 200 and no X-Client-*
