@@ -105,6 +105,64 @@ struct cfg_server {
 
 struct tls_server; /* worker/tls.h */
 struct tls_client;
+struct iptree;     /* common/iptree.h */
+struct htpasswd;   /* worker/auth.h */
+
+/*
+ * allow: / deny: of a listener or a route (issue #12): inline CIDRs and
+ * "file:/path" lists, built into lookup trees when the config is loaded
+ * (in the master, before fork: the workers share them).  Deny wins; no
+ * allow list admits everyone.
+ */
+struct cfg_acl {
+	struct iptree *allow;       /* NULL: everyone */
+	struct iptree *deny;        /* NULL: nobody */
+	int line, col;              /* of allow: (or deny: without allow) */
+};
+
+/* rate_limit: a token bucket per client address (/prefix), all workers. */
+struct cfg_rate_limit {
+	uint32_t rps;               /* requests_per_second; 0 = off */
+	uint32_t burst;             /* default 0: rps alone */
+	uint8_t prefix_v4;          /* key_prefix_v4, default 32 */
+	uint8_t prefix_v6;          /* key_prefix_v6, default 64 */
+	uint32_t id;                /* set by the loader: this limit's key
+				       space in the shared table, the same
+				       across reloads for the same listener
+				       (and route) name */
+};
+
+enum cfg_underscores {
+	CFG_UNDERSCORES_DROP = 0,   /* default: such headers are not forwarded */
+	CFG_UNDERSCORES_REJECT,     /* 400 */
+	CFG_UNDERSCORES_ALLOW,
+};
+
+enum cfg_ambiguous {
+	CFG_AMBIGUOUS_CLOSE = 0,    /* default: forward, then close both sides */
+	CFG_AMBIGUOUS_REJECT,       /* 400 */
+};
+
+enum cfg_normalize {
+	CFG_NORMALIZE_MATCH = 0,    /* default: match on the normalised path,
+				       forward the client's bytes */
+	CFG_NORMALIZE_FORWARD,      /* forward the normalised path too */
+};
+
+enum cfg_proxy_protocol {
+	CFG_PROXY_PROTOCOL_OFF = 0,
+	CFG_PROXY_PROTOCOL_V1,
+	CFG_PROXY_PROTOCOL_V2,
+};
+
+/* auth: HTTP Basic on a route. */
+struct cfg_auth {
+	char *realm;                /* (required) */
+	char *users_file;           /* (required) htpasswd: bcrypt, sha512-crypt */
+	struct htpasswd *users;     /* loaded with the config */
+	bool forward;               /* pass Authorization on; default false */
+	int line, col;
+};
 
 /* One certificate of a TLS listener: PEM chain (leaf first) and its key. */
 struct cfg_tls_cert {
@@ -171,6 +229,7 @@ struct cfg_backend {
 	struct cfg_server *servers; /* (required) at least one */
 	size_t nservers;
 	struct cfg_upstream_tls *tls; /* NULL = plain */
+	enum cfg_proxy_protocol proxy_protocol; /* sent to servers */
 };
 
 struct cfg_route {
@@ -181,6 +240,11 @@ struct cfg_route {
 	struct cfg_backend *backend; /* resolved, borrowed from config */
 	unsigned redirect_status;    /* redirect: {scheme: https, status}: 301,
 					302, 307 or 308 (default); 0 = none */
+	struct cfg_acl acl;          /* checked at dispatch: 403 */
+	struct cfg_rate_limit rate_limit; /* in addition to the listener's */
+	char **methods;              /* allowed methods; NULL = any (405) */
+	size_t nmethods;
+	struct cfg_auth *auth;       /* NULL = none */
 	struct cfg_limits limits;    /* inherited from the listener */
 	int line, col;
 	int slot;                    /* shared-memory slot, set by the master */
@@ -201,6 +265,15 @@ struct cfg_listener {
 	struct cidr *trusted_proxies; /* peers whose X-Forwarded-For is kept */
 	size_t ntrusted_proxies;
 	struct cfg_tls *tls;         /* NULL = plain */
+	struct cfg_acl acl;          /* checked at accept: closed */
+	bool proxy_protocol;         /* PROXY v1/v2 header expected first */
+	uint32_t max_connections;    /* all workers; 0 = unlimited */
+	uint32_t max_connections_per_client; /* all workers; 0 = unlimited */
+	struct cfg_rate_limit rate_limit;
+	enum cfg_underscores underscores_in_headers;
+	enum cfg_ambiguous ambiguous_requests;
+	enum cfg_normalize normalize_path;
+	int slot;                    /* shared-memory slot, set by the master */
 };
 
 struct config {
@@ -219,6 +292,8 @@ struct config {
 	char *access_log_path;      /* NULL = off, "stderr" or a path */
 	enum cfg_access_format access_log_format; /* default combined */
 	struct cfg_limits defaults;
+	uint32_t rate_limit_table;  /* client entries in the shared rate and
+				       connection tables; 100000 */
 	struct cfg_listener *listeners;
 	size_t nlisteners;
 	struct cfg_backend *backends;
