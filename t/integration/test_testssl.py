@@ -6,8 +6,9 @@ The certificate is the test's own: self-signed, so testssl's chain-of-trust
 finding is set aside, and nothing else.  To keep the other certificate
 findings about the defaults and not about a test fixture, the certificate
 names 127.0.0.1, lives a year and names a CRL distribution point.  The
-listener sets hsts (an HTTP header, not a TLS setting: testssl rates its
-absence MEDIUM).
+listener sets hsts, and the server's page carries the security headers an
+application would send (X-Frame-Options and the like): testssl rates their
+absence MEDIUM, and they are HTTP, not TLS, settings.
 
 testssl.sh takes several minutes (it is a shell script that runs openssl
 some hundreds of times): this is the slowest test, labelled slow in ctest.
@@ -60,9 +61,15 @@ class TestsslTest(unittest.TestCase):
         self.addCleanup(pc.stop)
 
         out = os.path.join(tmp, "testssl.json")
+        page = ("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                "Content-Length: 3\r\nX-Frame-Options: DENY\r\n"
+                "X-Content-Type-Options: nosniff\r\n"
+                "Content-Security-Policy: default-src 'none'\r\n"
+                "Referrer-Policy: no-referrer\r\n\r\nok\n")
+        url = "https://127.0.0.1:%d/raw?hex=%s" % (port, page.encode().hex())
         run = subprocess.run(
             [testssl, "--quiet", "--color", "0", "--warnings", "off",
-             "--jsonfile", out, "127.0.0.1:%d" % port],
+             "--jsonfile", out, url],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             timeout=900)
         self.assertTrue(os.path.exists(out),
