@@ -153,6 +153,11 @@ struct exchange {
 	uint64_t x_bytes_out;           /* bytes written to the client */
 	unsigned x_status, x_up_status;
 	unsigned x_route;               /* 1-based index in the listener */
+	/* the client as far as we believe: c_addr, or from X-Forwarded-For
+	 * sent by a trusted proxy; what access control, limits, hash
+	 * balancing and the access log see */
+	const struct sockaddr_storage *x_client;
+	const char *x_client_str;
 	uint16_t x_method_len;          /* c_rh starts "METHOD SP URI SP" */
 	uint32_t x_uri_len;
 	struct http_slice x_referer, x_agent, x_rid; /* offsets into c_rh */
@@ -174,8 +179,13 @@ struct conn {
 	bool c_eof;                     /* client sent FIN */
 	bool c_moved;                   /* bytes moved in this pump */
 	bool c_is_idle;                 /* no byte of the next request yet */
-	char c_peer[INET6_ADDRSTRLEN];
-	bool c_is_trusted;              /* peer is in trusted_proxies */
+	struct sockaddr_storage c_addr; /* the client: the peer, or the
+					   source of its PROXY header */
+	char c_peer[INET6_ADDRSTRLEN];  /* c_addr as text */
+	bool c_is_trusted;              /* c_addr is in trusted_proxies */
+	struct sockaddr_storage c_xff_addr; /* a request's client, from
+					       X-Forwarded-For (x_client) */
+	char c_xff_str[INET6_ADDRSTRLEN];
 
 	struct buf c_in;   /* bytes from the client */
 	struct buf c_out;  /* response head / generated reply to the client */
@@ -246,6 +256,8 @@ static enum step conn_reply(struct conn *c, unsigned status);
 static enum step conn_reply_with(struct conn *c, unsigned status,
 				 const char *hname, const char *hvalue,
 				 size_t hlen);
+static int conn_hsts(const struct conn *c, const char *base,
+		     const struct http_msg *m, struct buf *o);
 static enum step conn_abort(struct conn *c);
 static enum step conn_connect(struct conn *c);
 static void conn_pipe_close(struct conn *c);
@@ -711,7 +723,7 @@ static void conn_log(struct conn *c)
 	if (!access_enabled())
 		return;
 	memset(&r, 0, sizeof(r));
-	r.client = c->c_peer;
+	r.client = c->c_x.x_client_str ? c->c_x.x_client_str : c->c_peer;
 	if (c->c_x.x_method_len) {
 		struct http_slice m = {0, c->c_x.x_method_len};
 		struct http_slice u = {c->c_x.x_method_len + 1u, c->c_x.x_uri_len};
@@ -833,6 +845,99 @@ static struct conn *conn_alloc(struct worker *w)
 	return calloc(1, sizeof(*c));
 }
 
+/* Text form of an address: "192.0.2.1", "2001:db8::1", "unix". */
+static void addr_text(const struct sockaddr_storage *a, char *out, size_t cap)
+{
+	if (a->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr,
+			  out, (socklen_t)cap);
+	else if (a->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr,
+			  out, (socklen_t)cap);
+	else
+		(void)snprintf(out, cap, "unix");
+}
+
+/* The client is at a: the peer, or what its PROXY header says. */
+static void conn_set_client(struct conn *c, const struct sockaddr_storage *a)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+
+	c->c_addr = *a;
+	addr_text(a, c->c_peer, sizeof(c->c_peer));
+	c->c_is_trusted = cidr_match_any(l->trusted_proxies,
+					 l->ntrusted_proxies, a);
+}
+
+/*
+ * X-Forwarded-For from a trusted proxy (nginx's real_ip_recursive): the
+ * client is the rightmost address that is not itself a trusted proxy.
+ * The lists are read right to left, the last header first; an entry that
+ * is not an address ends the walk, and the last trusted address read is
+ * the client.  Only a trusted c_addr is believed at all.
+ */
+static void conn_find_client(struct conn *c, const char *base,
+			     const struct http_msg *m)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	struct sockaddr_storage a;
+	bool found = false;
+
+	c->c_x.x_client = &c->c_addr;
+	c->c_x.x_client_str = c->c_peer;
+	if (!c->c_is_trusted)
+		return;
+	for (int i = (int)m->nheaders - 1; i >= 0 && !found; i--) {
+		const struct http_header *h = &m->headers[i];
+		const char *v = base + h->value.off;
+		size_t end = h->value.len;
+
+		if (!http_slice_eq(base, h->name, "X-Forwarded-For"))
+			continue;
+		while (end > 0 && !found) {
+			size_t start = end, len;
+			char text[INET6_ADDRSTRLEN + 8];
+			struct cidr one;
+
+			while (start > 0 && v[start - 1] != ',')
+				start--;
+			len = end - start;
+			end = start > 0 ? start - 1 : 0;
+			while (len > 0 && (v[start] == ' ' || v[start] == '\t')) {
+				start++;
+				len--;
+			}
+			while (len > 0 && (v[start + len - 1] == ' ' ||
+					   v[start + len - 1] == '\t'))
+				len--;
+			if (len == 0 || len >= sizeof(text))
+				return;
+			memcpy(text, v + start, len);
+			text[len] = '\0';
+			if (cidr_parse(text, &one) == -1 || strchr(text, '/'))
+				return; /* not an address: stop believing */
+			memset(&a, 0, sizeof(a));
+			if (one.cd_family == AF_INET) {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&a;
+
+				s4->sin_family = AF_INET;
+				memcpy(&s4->sin_addr, one.cd_addr, 4);
+			} else {
+				struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a;
+
+				s6->sin6_family = AF_INET6;
+				memcpy(&s6->sin6_addr, one.cd_addr, 16);
+			}
+			c->c_xff_addr = a;
+			addr_text(&a, c->c_xff_str, sizeof(c->c_xff_str));
+			c->c_x.x_client = &c->c_xff_addr;
+			c->c_x.x_client_str = c->c_xff_str;
+			found = !cidr_match_any(l->trusted_proxies,
+						l->ntrusted_proxies, &a);
+		}
+	}
+}
+
 /*
  * The connection is ready for its first request (after the TLS
  * handshake, if any): a tcp listener connects to its backend at once.
@@ -902,16 +1007,7 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 	c->c_wl = wl;
 	loop_io_init(&c->c_io, fd, conn_on_io, c);
 	timer_init(&c->c_timer, conn_on_timer, c);
-	if (peer->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr,
-			  c->c_peer, sizeof(c->c_peer));
-	else if (peer->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
-			  c->c_peer, sizeof(c->c_peer));
-	else
-		strcpy(c->c_peer, "unix");
-	c->c_is_trusted = cidr_match_any(wl->wl_cfg->trusted_proxies,
-					 wl->wl_cfg->ntrusted_proxies, peer);
+	conn_set_client(c, peer);
 	c->c_next = w->w_proxy->p_conns;
 	if (c->c_next != NULL)
 		c->c_next->c_prev = c;
@@ -995,6 +1091,7 @@ static enum step conn_reply_with(struct conn *c, unsigned status,
 		     "Content-Length: %zu\r\nConnection: close\r\n",
 		     status, reason, strlen(reason) + 5);
 	if (out_put(&c->c_out, line, (size_t)n) ||
+	    conn_hsts(c, NULL, NULL, &c->c_out) == -1 ||
 	    (hname != NULL &&
 	     (out_str(&c->c_out, hname) || out_put(&c->c_out, ": ", 2) ||
 	      out_put(&c->c_out, hvalue, hlen) ||
@@ -1217,14 +1314,14 @@ static void conn_note_header(struct conn *c, const char *base,
 
 /*
  * The headers that carry the client certificate to servers are ours
- * alone on a TLS listener with client_ca: a client's are dropped.
+ * alone on a TLS listener: a client's are dropped, with client_ca or not.
  */
 static bool is_client_cert_header(const struct conn *c, const char *base,
 				  struct http_slice name)
 {
 	const struct cfg_tls *tls = c->c_wl->wl_cfg->tls;
 
-	return tls != NULL && tls->client_ca != NULL &&
+	return tls != NULL &&
 	       (http_slice_eq(base, name, tls->subject_header) ||
 		http_slice_eq(base, name, tls->fingerprint_header));
 }
@@ -1383,7 +1480,7 @@ static uint32_t request_hash(const struct conn *c, const char *base,
 	default:
 		break;
 	}
-	return balance_hash(c->c_peer, strlen(c->c_peer));
+	return balance_hash(c->c_x.x_client_str, strlen(c->c_x.x_client_str));
 }
 
 /*
@@ -1424,6 +1521,7 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	if (err != HTTP_OK) {
 		return conn_reply(c, err);
 	}
+	conn_find_client(c, base, m);
 	c->c_x.x_is_http10 = m->version == HTTP_10;
 	c->c_x.x_req_upgrade = m->has_upgrade;
 	c->c_x.x_is_idempotent = is_idempotent(base, m->method);
@@ -1722,7 +1820,8 @@ static int conn_scan_response(struct conn *c)
 
 /*
  * tls.hsts: Strict-Transport-Security on the responses of a TLS listener
- * (RFC 6797 §7.2: never over plain HTTP), unless the server sent its own.
+ * (RFC 6797 §7.2: never over plain HTTP), unless the server sent its own
+ * (m: its response; NULL for our own replies).
  */
 static int conn_hsts(const struct conn *c, const char *base,
 		     const struct http_msg *m, struct buf *o)
@@ -1731,7 +1830,8 @@ static int conn_hsts(const struct conn *c, const char *base,
 	char line[80];
 
 	if (tls == NULL || tls->hsts == 0 || !transport_is_tls(&c->c_t) ||
-	    http_find_header(base, m, "Strict-Transport-Security") >= 0)
+	    (m != NULL &&
+	     http_find_header(base, m, "Strict-Transport-Security") >= 0))
 		return 0;
 	(void)snprintf(line, sizeof(line),
 		       "Strict-Transport-Security: max-age=%u\r\n", tls->hsts);
