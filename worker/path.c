@@ -65,11 +65,12 @@ static enum path_err path_escape(const char *in, size_t avail, unsigned flags,
 	static const char hex[] = "0123456789ABCDEF";
 	int hi = avail >= 3 ? path_hex((unsigned char)in[1]) : -1;
 	int lo = avail >= 3 ? path_hex((unsigned char)in[2]) : -1;
-	unsigned char c = (unsigned char)(hi << 4 | lo);
+	unsigned char c;
 	enum path_err err;
 
 	if (hi < 0 || lo < 0)
 		return PATH_ERR_ESCAPE;
+	c = (unsigned char)(hi << 4 | lo);
 	if (c == 0)
 		return PATH_ERR_NUL;
 	if (path_is_unreserved(c))

@@ -19,7 +19,9 @@
 /*
  * A buffer of PATH_NORM_CAP(len) bytes always holds the normalisation of a
  * len-byte target: the output is never longer than the input, except that
- * the empty path of "http://h?q" becomes "/".
+ * the empty path of "http://h?q" becomes "/".  A smaller cap may fail even
+ * when the result would fit: dot segments are written before they are
+ * taken back.
  */
 #define PATH_NORM_CAP(len) ((len) + 1)
 
