@@ -305,6 +305,31 @@ START_TEST(methods_per_route)
 }
 END_TEST
 
+/* The shipped example writes every key with its default */
+START_TEST(shipped_example)
+{
+	const char *dir = getenv("PORTCULLIS_TEST_DATA");
+	struct config_errors errs = {0};
+	struct config *cfg;
+	char path[4096];
+
+	ck_assert_msg(dir != NULL, "PORTCULLIS_TEST_DATA is not set");
+	snprintf(path, sizeof(path), "%s/../config/portcullis.yaml", dir);
+	cfg = config_load(path, &errs);
+	ck_assert_msg(cfg != NULL, "%s", errs.count ? errs.msgs[0] : "");
+	ck_assert_str_eq(cfg->listeners[0].name, "web");
+	ck_assert_int_eq(cfg->listeners[0].underscores_in_headers,
+			 CFG_UNDERSCORES_DROP);
+	ck_assert_int_eq(cfg->listeners[0].ambiguous_requests,
+			 CFG_AMBIGUOUS_CLOSE);
+	ck_assert_int_eq(cfg->listeners[0].normalize_path,
+			 CFG_NORMALIZE_MATCH);
+	ck_assert_uint_eq(cfg->listeners[0].routes[0].nmethods, 4);
+	ck_assert_str_eq(cfg->listeners[0].routes[0].methods[3], "DELETE");
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *config_hygiene_suite(void)
 {
 	Suite *s = suite_create("config_hygiene");
@@ -318,6 +343,7 @@ static Suite *config_hygiene_suite(void)
 	tcase_add_test(tc, rfc9110_9_1_methods_errors);
 	tcase_add_test(tc, methods_count_bound);
 	tcase_add_test(tc, methods_per_route);
+	tcase_add_test(tc, shipped_example);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -330,7 +330,7 @@ START_TEST(normal_form_is_stable)
 	unsigned seed = 12345, nok = 0;
 	char in[24], once[64], twice[64];
 
-	for (int t = 0; t < 200000; t++) {
+	for (int t = 0; t < 30000; t++) {
 		size_t len = 1 + (seed >> 8) % (sizeof(in) - 2), plen, olen,
 		       plen2, olen2;
 
@@ -362,7 +362,7 @@ START_TEST(normal_form_is_stable)
 			      "'%.*s' -> '%.*s' -> '%.*s'", (int)len, in,
 			      (int)olen, once, (int)olen2, twice);
 	}
-	ck_assert_uint_gt(nok, 1000); /* the generator does reach valid paths */
+	ck_assert_uint_gt(nok, 300); /* the generator does reach valid paths */
 }
 END_TEST
 
@@ -391,6 +391,7 @@ static Suite *path_suite(void)
 	tcase_add_test(tc, cap_exact_and_overflow);
 	tcase_add_test(tc, normal_form_is_stable);
 	tcase_add_test(tc, strerror_names_every_error);
+	tcase_set_timeout(tc, 60); /* the generated paths, on a loaded host */
 	suite_add_tcase(s, tc);
 	return s;
 }
