@@ -55,7 +55,7 @@ static bool hygiene_method_ok(struct schema_ctx *c, yaml_node_t *item,
 	if (hygiene_has_lower(s)) {
 		for (i = 0; i <= len; i++)
 			up[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32
-								    : s[i]);
+								  : s[i]);
 		schema_error(c, item,
 			     "method '%s' is not in capitals (methods are "
 			     "case-sensitive); did you mean '%s'?",
@@ -90,12 +90,12 @@ static void hygiene_method(struct schema_ctx *c, struct cfg_route *r,
 		r->nmethods++;
 }
 
-void config_route_methods(struct schema_ctx *c, const char *key,
-			  yaml_node_t *v, void *field)
+void config_route_methods(struct schema_ctx *c, const char *key, yaml_node_t *v,
+			  void *field)
 {
 	struct cfg_route *r = field;
-	size_t i, n = v->type == YAML_SEQUENCE_NODE ? (size_t)SCHEMA_ITEMS(v)
-						    : 1;
+	size_t i,
+		n = v->type == YAML_SEQUENCE_NODE ? (size_t)SCHEMA_ITEMS(v) : 1;
 
 	if (v->type == YAML_MAPPING_NODE) {
 		schema_error(c, v, "'%s' must be a method or a list of methods",
@@ -148,9 +148,9 @@ void config_underscores(struct schema_ctx *c, const char *key, yaml_node_t *v,
 			void *field)
 {
 	static const char *const words[] = {"drop", "reject", "allow", NULL};
-	static const enum cfg_underscores vals[] = {
-		CFG_UNDERSCORES_DROP, CFG_UNDERSCORES_REJECT,
-		CFG_UNDERSCORES_ALLOW};
+	static const enum cfg_underscores vals[] = {CFG_UNDERSCORES_DROP,
+						    CFG_UNDERSCORES_REJECT,
+						    CFG_UNDERSCORES_ALLOW};
 	int i = hygiene_word(v, words);
 
 	if (i < 0)
@@ -189,9 +189,9 @@ void config_normalize(struct schema_ctx *c, const char *key, yaml_node_t *v,
 
 void config_hygiene_tcp(struct schema_ctx *c, yaml_node_t *n)
 {
-	static const char *const http_only[] = {
-		"underscores_in_headers", "ambiguous_requests",
-		"normalize_path"};
+	static const char *const http_only[] = {"underscores_in_headers",
+						"ambiguous_requests",
+						"normalize_path"};
 	yaml_node_t *key;
 
 	for (size_t i = 0; i < sizeof(http_only) / sizeof(http_only[0]); i++)
