@@ -30,7 +30,7 @@ struct htpasswd_load {
 	const char *path;
 	htpasswd_report_fn *report;
 	void *arg;
-	size_t nerrors;             /* found; only the first few reported */
+	size_t nerrors; /* found; only the first few reported */
 };
 
 static void htpasswd_error(struct htpasswd_load *ld, unsigned line,
@@ -136,8 +136,7 @@ static int htpasswd_check_sha512(struct htpasswd_load *ld, unsigned line,
 	}
 	return 0;
 malformed:
-	htpasswd_error(ld, line, "user '%s': malformed sha512-crypt hash",
-		       who);
+	htpasswd_error(ld, line, "user '%s': malformed sha512-crypt hash", who);
 	return -1;
 }
 

@@ -17,25 +17,25 @@
 
 #define HTPASSWD_MAX_BYTES  (16u << 20) /* a bigger file is refused */
 #define HTPASSWD_MAX_USERS  100000
-#define HTPASSWD_MAX_ERRORS 10        /* reported per file, then counted */
+#define HTPASSWD_MAX_ERRORS 10 /* reported per file, then counted */
 /* The slowest hashes accepted: each check of a new (or wrong) password
  * holds a worker's event loop that long (~0.2 s at these bounds). */
 #define HTPASSWD_MAX_BCRYPT_COST   12
 #define HTPASSWD_MAX_SHA512_ROUNDS 200000
 
 struct htpasswd_user {
-	const char *hu_name;        /* points into ht_text */
-	const char *hu_hash;        /* points into ht_text */
-	uint32_t hu_line;           /* 1-based, for messages */
+	const char *hu_name; /* points into ht_text */
+	const char *hu_hash; /* points into ht_text */
+	uint32_t hu_line;    /* 1-based, for messages */
 };
 
 struct htpasswd {
-	uint64_t ht_id;             /* random, new at each load: names this
-				       generation of the file in caches */
+	uint64_t ht_id;			/* random, new at each load: names this
+					   generation of the file in caches */
 	struct htpasswd_user *ht_users; /* sorted by name (strcmp) */
-	size_t ht_nusers;           /* at least one */
-	char *ht_text;              /* the file, its fields NUL-terminated */
-	size_t ht_len;              /* bytes of ht_text, wiped on free */
+	size_t ht_nusers;		/* at least one */
+	char *ht_text; /* the file, its fields NUL-terminated */
+	size_t ht_len; /* bytes of ht_text, wiped on free */
 };
 
 /* Called with each problem found, "PATH:LINE: message" (or "PATH: ..."). */

@@ -21,7 +21,7 @@
 #include <sys/types.h>
 
 #define AUTH_DIGEST_LEN 32 /* SHA-256 */
-#define AUTH_BUCKETS    (AUTH_CACHE_ENTRIES / AUTH_CACHE_WAYS)
+#define AUTH_BUCKETS	(AUTH_CACHE_ENTRIES / AUTH_CACHE_WAYS)
 
 _Static_assert((AUTH_BUCKETS & (AUTH_BUCKETS - 1)) == 0,
 	       "AUTH_CACHE_ENTRIES / AUTH_CACHE_WAYS must be a power of 2");
@@ -29,20 +29,20 @@ _Static_assert((AUTH_BUCKETS & (AUTH_BUCKETS - 1)) == 0,
 struct auth_entry {
 	unsigned char ae_digest[AUTH_DIGEST_LEN];
 	uint64_t ae_expires_ms; /* 0: empty */
-	uint64_t ae_used_ms;    /* last hit, for eviction */
+	uint64_t ae_used_ms;	/* last hit, for eviction */
 };
 
 /* The decoded credentials of one header: "user:password". */
 struct auth_cred {
 	char ac_buf[AUTH_MAX_CREDENTIALS + 1]; /* + NUL after the password */
 	size_t ac_len;
-	size_t ac_user_len;     /* bytes before the first ':' */
+	size_t ac_user_len; /* bytes before the first ':' */
 };
 
 static struct auth_entry auth_cache[AUTH_BUCKETS][AUTH_CACHE_WAYS];
 static struct crypt_data auth_crypt; /* crypt_r's state: 32 KiB */
 static struct auth_stats auth_counters;
-static EVP_MD *auth_sha256;          /* fetched once */
+static EVP_MD *auth_sha256; /* fetched once */
 static EVP_MD_CTX *auth_md;
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -85,7 +85,8 @@ static ssize_t auth_b64_decode(const char *s, size_t len, char *out,
 		for (k = 0; k < 4; k++) {
 			bool is_pad = i + 4 == len && k >= 4 - (int)pad;
 
-			v = is_pad ? 0 : auth_b64_value((unsigned char)s[i + k]);
+			v = is_pad ? 0
+				   : auth_b64_value((unsigned char)s[i + k]);
 			if (v < 0)
 				return -1;
 			q = q << 6 | (uint32_t)v;

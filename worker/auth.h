@@ -15,11 +15,11 @@
 
 #include "common/htpasswd.h"
 
-#define AUTH_CACHE_ENTRIES 1024                /* per worker */
-#define AUTH_CACHE_WAYS    4                   /* entries per bucket */
-#define AUTH_CACHE_TTL_MS  (5u * 60 * 1000)   /* 5 min after the check */
+#define AUTH_CACHE_ENTRIES   1024	      /* per worker */
+#define AUTH_CACHE_WAYS	     4		      /* entries per bucket */
+#define AUTH_CACHE_TTL_MS    (5u * 60 * 1000) /* 5 min after the check */
 #define AUTH_MAX_CREDENTIALS 1024 /* decoded "user:password" bytes */
-#define AUTH_CHALLENGE_MAX 300    /* auth_challenge() with a 128-byte realm */
+#define AUTH_CHALLENGE_MAX   300  /* auth_challenge() with a 128-byte realm */
 
 enum auth_result {
 	AUTH_OK,      /* the user and password match the users file */

@@ -145,8 +145,8 @@ static void expect_load_errors(int line, const char *text, size_t n, ...)
 /* "Basic " + base64(credentials), in a static buffer. */
 static const char *basic(const char *credentials)
 {
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+				  "stuvwxyz0123456789+/";
 	static char out[2048];
 	const unsigned char *s = (const unsigned char *)credentials;
 	size_t len = strlen(credentials), i, n;
@@ -234,8 +234,8 @@ START_TEST(test_load_many)
 	ck_assert_uint_eq(h->ht_nusers, n);
 	for (i = 0; i < 2 * n; i++) {
 		snprintf(name, sizeof(name), "user%zu", i);
-		ck_assert_msg((htpasswd_lookup(h, name, strlen(name)) != NULL) ==
-				      (i % 2 == 0),
+		ck_assert_msg((htpasswd_lookup(h, name, strlen(name)) !=
+			       NULL) == (i % 2 == 0),
 			      "%s", name);
 	}
 	htpasswd_free(h);
@@ -254,12 +254,14 @@ START_TEST(test_load_unsupported)
 		"carol:$1$saltsalt$qjXMvbEw8oaL.CzflDugX/\n"
 		"dave:rqXexS6ZhobKA\n"
 		"erin:$5$saltsalt$Gcm6FsVtF/Qa77ZKD.iwsJlCVPY0XSMgLJL0Hnww/c1\n"
-		"frank:$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9"
+		"frank:$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o."
+		"9agCG9G317fhZg9"
 		"SqC.5i5rd.RhAtQ7\n"
 		"grace:secret\n",
 		"%s:2: user 'alice': unsupported hash (use bcrypt or "
 		"sha512-crypt)",
-		"%s:3: user 'bob': unsupported hash (use bcrypt or sha512-crypt)",
+		"%s:3: user 'bob': unsupported hash (use bcrypt or "
+		"sha512-crypt)",
 		"%s:4: user 'carol': unsupported hash (use bcrypt or "
 		"sha512-crypt)",
 		"%s:5: user 'dave': unsupported hash (use bcrypt or "
@@ -281,9 +283,9 @@ START_TEST(test_load_errors)
 	/* Duplicate users, each named with the line of the first. */
 	snprintf(text, sizeof(text), "bob:%s\nann:%s\nbob:%s\nann:%s\n", b, b,
 		 b, b);
-	EXPECT_LOAD_ERRORS(text,
-			   "%s:4: user 'ann': duplicate user (first at line 2)",
-			   "%s:3: user 'bob': duplicate user (first at line 1)");
+	EXPECT_LOAD_ERRORS(
+		text, "%s:4: user 'ann': duplicate user (first at line 2)",
+		"%s:3: user 'bob': duplicate user (first at line 1)");
 	/* Lines that are not user:hash. */
 	snprintf(text, sizeof(text), "bob\n:%s\nann\t:%s\n", b, b);
 	EXPECT_LOAD_ERRORS(text, "%s:1: malformed line (want user:hash)",
@@ -452,20 +454,20 @@ START_TEST(test_check_malformed)
 		"Basic ",
 		"Basic  ",
 		"Basi Ym9iOmJvYi1wdw==",
-		"BasicYm9iOmJvYi1wdw==",     /* RFC 9110 11.4: 1*SP */
+		"BasicYm9iOmJvYi1wdw==", /* RFC 9110 11.4: 1*SP */
 		"Basic\tYm9iOmJvYi1wdw==",
 		"Bearer Ym9iOmJvYi1wdw==",
 		"Digest username=\"bob\"",
-		"Basic Ym9iOmJvYi1wdw",       /* RFC 4648 4: padding */
+		"Basic Ym9iOmJvYi1wdw", /* RFC 4648 4: padding */
 		"Basic Ym9iOmJvYi1wdw=",
 		"Basic Ym9iOmJvYi1wdw===",
 		"Basic Ym9iOm=JvYi1wdw==",
 		"Basic Ym9iOmJvYi1wdw==,",
 		"Basic Ym9iOmJvYi1wdw== x",
-		"Basic Ym9iOmJvYi1wdx==",     /* 3.5: non-zero pad bits */
-		"Basic Ym9i-mJvYi1wdw==",     /* base64url is not base64 */
+		"Basic Ym9iOmJvYi1wdx==", /* 3.5: non-zero pad bits */
+		"Basic Ym9i-mJvYi1wdw==", /* base64url is not base64 */
 		"Basic Ym9iOmJvYi1wdw==\r\n",
-		"Basic Ym9i",                 /* "bob": no ':' (RFC 7617 2) */
+		"Basic Ym9i", /* "bob": no ':' (RFC 7617 2) */
 	};
 	size_t i;
 
@@ -504,12 +506,11 @@ START_TEST(test_check_scheme_case)
 	ck_assert_int_eq(check(h, "BASIC Ym9iOmJvYi1wdw==", 0), AUTH_OK);
 	ck_assert_int_eq(check(h, "bAsIc Ym9iOmJvYi1wdw==", 0), AUTH_OK);
 	ck_assert_int_eq(check(h, "Basic   Ym9iOmJvYi1wdw==", 0), AUTH_OK);
-	ck_assert_int_eq(check(h, " \tBasic Ym9iOmJvYi1wdw== \t", 0),
-			 AUTH_OK);
+	ck_assert_int_eq(check(h, " \tBasic Ym9iOmJvYi1wdw== \t", 0), AUTH_OK);
 	/* The length given is what counts, not a NUL. */
-	ck_assert_int_eq(auth_check(h, "Basic Ym9iOmJvYi1wdw==XYZ", 22, 0,
-				    NULL, 0),
-			 AUTH_OK);
+	ck_assert_int_eq(
+		auth_check(h, "Basic Ym9iOmJvYi1wdw==XYZ", 22, 0, NULL, 0),
+		AUTH_OK);
 	htpasswd_free(h);
 }
 END_TEST
@@ -557,7 +558,8 @@ START_TEST(test_cache_hit)
 	ck_assert_int_eq(check(h, v, 2000), AUTH_OK);
 	t2 = now_us();
 	ck_assert_uint_eq(st->as_hashes, hashes + 2);
-	printf("auth: sha512-crypt 5000 rounds: first check %.1f us CPU, cached "
+	printf("auth: sha512-crypt 5000 rounds: first check %.1f us CPU, "
+	       "cached "
 	       "%.2f us\n",
 	       t1 - t0, t2 - t1);
 
@@ -616,8 +618,7 @@ START_TEST(test_cache_bound)
 	}
 	ck_assert_uint_eq(st->as_hashes, hashes + n);
 	/* Each credential past the capacity replaced a live one. */
-	ck_assert_uint_ge(st->as_evictions - evictions,
-			  n - AUTH_CACHE_ENTRIES);
+	ck_assert_uint_ge(st->as_evictions - evictions, n - AUTH_CACHE_ENTRIES);
 	/* And at most AUTH_CACHE_ENTRIES of them are still there. */
 	hits = st->as_hits;
 	for (i = 0; i < n; i++) {
@@ -640,13 +641,12 @@ START_TEST(test_challenge)
 	ck_assert_int_eq(auth_challenge("ops", buf, sizeof(buf)), 34);
 	ck_assert_str_eq(buf, "Basic realm=\"ops\", charset=\"UTF-8\"");
 	ck_assert_int_eq(auth_challenge("a \"b\" \\c", buf, sizeof(buf)), 42);
-	ck_assert_str_eq(buf,
-			 "Basic realm=\"a \\\"b\\\" \\\\c\", charset=\"UTF-8\"");
+	ck_assert_str_eq(
+		buf, "Basic realm=\"a \\\"b\\\" \\\\c\", charset=\"UTF-8\"");
 	/* The longest realm, all escaped, fits in AUTH_CHALLENGE_MAX. */
 	memset(realm, '"', 128);
 	realm[128] = '\0';
-	ck_assert_int_eq(auth_challenge(realm, buf, sizeof(buf)),
-			 31 + 2 * 128);
+	ck_assert_int_eq(auth_challenge(realm, buf, sizeof(buf)), 31 + 2 * 128);
 	/* Too small: -1, never a cut header. */
 	ck_assert_int_eq(auth_challenge("ops", buf, 34), -1);
 	ck_assert_int_eq(auth_challenge("ops", buf, 35), 34);

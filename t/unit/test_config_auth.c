@@ -64,9 +64,8 @@ static char *yaml_with(const char *route_line6)
 {
 	char *s;
 
-	ck_assert_int_ne(asprintf(&s, LISTENER_WEB "%s" BACKEND_APP,
-				  route_line6),
-			 -1);
+	ck_assert_int_ne(
+		asprintf(&s, LISTENER_WEB "%s" BACKEND_APP, route_line6), -1);
 	return s;
 }
 
