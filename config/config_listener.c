@@ -163,6 +163,7 @@ static const struct schema_key route_keys[] = {
 	SK_UNSUPPORTED("deny"),
 	SK_UNSUPPORTED("rate_limit"),
 	SK_WHOLE("methods", config_route_methods),
+	SK_CUSTOM("auth", struct cfg_route, auth, config_auth_load),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(route_keys);
@@ -494,6 +495,7 @@ static void route_free(struct cfg_route *r)
 	free(r->path_prefix);
 	free(r->backend_name);
 	config_route_methods_free(r);
+	config_auth_free(r->auth);
 	config_limits_free(&r->limits);
 }
 
