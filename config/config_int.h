@@ -75,6 +75,10 @@ void config_upstream_tls_load(struct schema_ctx *c,
 			      yaml_node_t *v);
 void config_upstream_tls_free(struct cfg_upstream_tls *t);
 
+/* SCHEMA_CUSTOM handler of a backend's proxy_protocol: off | v1 | v2;
+ * field is an enum cfg_proxy_protocol (config_proxyproto.c). */
+schema_fn config_proxy_protocol;
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 
