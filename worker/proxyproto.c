@@ -33,13 +33,13 @@
 static const uint8_t pp_v2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
 				      0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
-#define PP2_CMD_LOCAL  0x0
-#define PP2_CMD_PROXY  0x1
-#define PP2_TCP4       0x11
-#define PP2_TCP6       0x21
-#define PP2_LEN_INET   12  /* 2 * 4 + 2 * 2 */
-#define PP2_LEN_INET6  36  /* 2 * 16 + 2 * 2 */
-#define PP2_LEN_UNIX   216 /* 2 * 108 */
+#define PP2_CMD_LOCAL	0x0
+#define PP2_CMD_PROXY	0x1
+#define PP2_TCP4	0x11
+#define PP2_TCP6	0x21
+#define PP2_LEN_INET	12  /* 2 * 4 + 2 * 2 */
+#define PP2_LEN_INET6	36  /* 2 * 16 + 2 * 2 */
+#define PP2_LEN_UNIX	216 /* 2 * 108 */
 #define PP2_TYPE_CRC32C 0x03
 
 #define PP_V1_ADDR_MAX 45 /* INET6_ADDRSTRLEN - 1: longest text address */
@@ -187,11 +187,10 @@ static int pp_v1_ipv6(const uint8_t *s, size_t n, struct in6_addr *a)
 
 /* Store address a (4 or 16 bytes) and port (network order) into ss; an
  * IPv4-mapped IPv6 address is stored as AF_INET. */
-static void pp_store(struct sockaddr_storage *ss, int family,
-		     const uint8_t *a, uint16_t port)
+static void pp_store(struct sockaddr_storage *ss, int family, const uint8_t *a,
+		     uint16_t port)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
-					   0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET6 && memcmp(a, mapped, sizeof(mapped)) == 0) {
@@ -245,6 +244,9 @@ static enum proxyproto_result pp_v1_fields(const uint8_t *s, size_t n,
 	uint8_t a[2][16];
 	uint16_t port[2];
 	int family = proto == PP_V1_TCP4 ? AF_INET : AF_INET6;
+	const char *bad_addr = proto == PP_V1_TCP4
+				       ? "v1: not an IPv4 address in TCP4"
+				       : "v1: not an IPv6 address in TCP6";
 
 	for (i = 0; i <= n; i++) {
 		if (i < n && s[i] != ' ')
@@ -264,9 +266,7 @@ static enum proxyproto_result pp_v1_fields(const uint8_t *s, size_t n,
 				       "protocol");
 	for (i = 0; i < 2; i++) {
 		if (pp_v1_addr(proto, f[i], flen[i], a[i]) < 0)
-			return pp_invalid(out, proto == PP_V1_TCP4
-					  ? "v1: not an IPv4 address in TCP4"
-					  : "v1: not an IPv6 address in TCP6");
+			return pp_invalid(out, bad_addr);
 		if (pp_v1_port(f[2 + i], flen[2 + i], &port[i]) < 0)
 			return pp_invalid(out, "v1: port not in 0..65535 "
 					       "without leading zeros");
@@ -389,8 +389,7 @@ static uint32_t pp_crc32c_masked(const uint8_t *hdr, size_t n, size_t off)
 
 /* 2.2: the TLVs at hdr[off..n), each within the header. */
 static enum proxyproto_result pp_v2_tlvs(const uint8_t *hdr, size_t n,
-					 size_t off,
-					 struct proxyproto_hdr *out)
+					 size_t off, struct proxyproto_hdr *out)
 {
 	bool has_crc = false;
 	size_t tlen;
@@ -433,10 +432,14 @@ static int pp_v2_addr_len(uint8_t fam)
 	if (proto == 0)
 		return 0;
 	switch (af) {
-	case 1: return PP2_LEN_INET;
-	case 2: return PP2_LEN_INET6;
-	case 3: return PP2_LEN_UNIX;
-	default: return 0;
+	case 1:
+		return PP2_LEN_INET;
+	case 2:
+		return PP2_LEN_INET6;
+	case 3:
+		return PP2_LEN_UNIX;
+	default:
+		return 0;
 	}
 }
 
@@ -534,17 +537,15 @@ enum proxyproto_result proxyproto_parse(const uint8_t *buf, size_t len,
 
 /* The two ends of a connection as the builders write them. */
 struct pp_ends {
-	int family;         /* AF_INET or AF_INET6, the same for both */
+	int family;	     /* AF_INET or AF_INET6, the same for both */
 	uint8_t addr[2][16]; /* 4 or 16 bytes used */
-	uint16_t port[2];   /* network order */
+	uint16_t port[2];    /* network order */
 };
 
 /* Address of ss into a (4 or 16 bytes) and its family; mapped -> IPv4. */
-static int pp_end(const struct sockaddr_storage *ss, uint8_t *a,
-		  uint16_t *port)
+static int pp_end(const struct sockaddr_storage *ss, uint8_t *a, uint16_t *port)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
-					   0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
 	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
 
@@ -613,8 +614,7 @@ size_t proxyproto_build_v1(char *out, size_t cap,
 }
 
 /* The 16 fixed bytes of a v2 header. */
-static void pp_v2_fixed(uint8_t *out, uint8_t ver_cmd, uint8_t fam,
-			size_t alen)
+static void pp_v2_fixed(uint8_t *out, uint8_t ver_cmd, uint8_t fam, size_t alen)
 {
 	memcpy(out, pp_v2_sig, sizeof(pp_v2_sig));
 	out[12] = ver_cmd;

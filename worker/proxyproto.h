@@ -38,17 +38,17 @@
 
 enum proxyproto_result {
 	PROXYPROTO_NEED_MORE, /* a valid prefix: wait for more bytes */
-	PROXYPROTO_OK,        /* a whole valid header: *consumed bytes */
+	PROXYPROTO_OK,	      /* a whole valid header: *consumed bytes */
 	PROXYPROTO_INVALID,   /* not a valid header: close the connection */
 };
 
 struct proxyproto_hdr {
-	uint8_t pp_version;  /* 1 or 2 */
-	bool pp_has_addr;    /* false: LOCAL (v2), UNKNOWN (v1) or a family
-				we do not relay (v2 UNSPEC, UNIX, DGRAM):
-				keep the real peer; pp_src/pp_dst are zero */
-	bool pp_is_local;    /* v2 command LOCAL: the balancer's own
-				connection (its health check) */
+	uint8_t pp_version; /* 1 or 2 */
+	bool pp_has_addr;   /* false: LOCAL (v2), UNKNOWN (v1) or a family
+			       we do not relay (v2 UNSPEC, UNIX, DGRAM):
+			       keep the real peer; pp_src/pp_dst are zero */
+	bool pp_is_local;   /* v2 command LOCAL: the balancer's own
+			       connection (its health check) */
 	struct sockaddr_storage pp_src; /* the client: AF_INET or AF_INET6,
 					   port set; IPv4-mapped IPv6 comes
 					   out as AF_INET */

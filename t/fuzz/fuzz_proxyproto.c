@@ -38,8 +38,7 @@ static enum proxyproto_result parse_copy(const uint8_t *p, size_t n,
 
 static bool sa_is_valid(const struct sockaddr_storage *ss)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
-					   0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
 
 	if (ss->ss_family == AF_INET)

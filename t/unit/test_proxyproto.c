@@ -122,8 +122,10 @@ static size_t v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam,
 }
 
 /* The address block of TCP over IPv4 192.0.2.1:56324 -> 198.51.100.7:443 */
+// clang-format off
 static const uint8_t V4_BLOCK[12] = {192, 0, 2, 1, 198, 51, 100, 7,
 				     0xDC, 0x04, 0x01, 0xBB};
+// clang-format on
 
 /* ---- v1 (2.1) --------------------------------------------------------- */
 
@@ -294,8 +296,7 @@ START_TEST(test_v1_too_long)
 
 	memset(line, 'x', sizeof(line));
 	memcpy(line, "PROXY UNKNOWN ", 14);
-	ck_assert_int_eq(parse_n(line, 106, &h, &used),
-			 PROXYPROTO_NEED_MORE);
+	ck_assert_int_eq(parse_n(line, 106, &h, &used), PROXYPROTO_NEED_MORE);
 	ck_assert_int_eq(parse_n(line, 107, &h, &used), PROXYPROTO_INVALID);
 	ck_assert_int_eq(parse_n(line, 200, &h, &used), PROXYPROTO_INVALID);
 	/* the CR as byte 107: its LF would make a 108-byte line */
@@ -322,6 +323,7 @@ START_TEST(test_early_refusal)
 		const char *s;
 		size_t n; /* refused with this many bytes, not fewer */
 	} cases[] = {
+		// clang-format off
 		{"GET / HTTP/1.1\r\n", 1},
 		{"\x16\x03\x01\x02\x00", 1},
 		{"POST / HTTP/1.1\r\n", 2},
@@ -332,6 +334,7 @@ START_TEST(test_early_refusal)
 		{"PROXY TCP7", 10},
 		{"\r\n\r\n\0\r\nQUIX", 11},
 		{"\r\nGET", 3},
+		// clang-format on
 	};
 	struct proxyproto_hdr h;
 	size_t i, k, used;
@@ -443,8 +446,8 @@ END_TEST
  * peer kept; their address block must still be as long as they say. */
 START_TEST(test_v2_unrelayed_families)
 {
-	static const uint8_t fams[] = {0x00, 0x12, 0x22, 0x31, 0x32, 0x10,
-				       0x01, 0x02};
+	static const uint8_t fams[] = {0x00, 0x12, 0x22, 0x31,
+				       0x32, 0x10, 0x01, 0x02};
 	uint8_t body[216] = {0}, b[256];
 	struct proxyproto_hdr h;
 	size_t i, n, used;
@@ -505,17 +508,17 @@ static void tlv(uint8_t *body, size_t *len, uint8_t type, const void *v,
 /* 2.2: TLVs after the addresses: skipped, each within the header. */
 START_TEST(test_v2_tlvs)
 {
-	static const uint8_t ssl[] = {0x01, 0, 0, 0, 0, 0x21, 0, 7, 'T', 'L',
-				      'S', 'v', '1', '.', '3'};
+	/* client SSL, verify 0, sub-TLV SSL_VERSION "TLSv1.3" */
+	static const char ssl[] = "\x01\0\0\0\0\x21\0\x07TLSv1.3";
 	uint8_t body[512], b[600];
 	struct proxyproto_hdr h;
 	size_t blen = sizeof(V4_BLOCK), n, used;
 
 	memcpy(body, V4_BLOCK, blen);
-	tlv(body, &blen, 0x04, NULL, 0);                  /* NOOP */
-	tlv(body, &blen, 0x02, "example.com", 11);        /* AUTHORITY */
-	tlv(body, &blen, 0x20, ssl, sizeof(ssl));         /* SSL */
-	tlv(body, &blen, 0xEA, "\x01vpce-0abc", 10);      /* AWS, unknown */
+	tlv(body, &blen, 0x04, NULL, 0);	      /* NOOP */
+	tlv(body, &blen, 0x02, "example.com", 11);    /* AUTHORITY */
+	tlv(body, &blen, 0x20, ssl, sizeof(ssl) - 1); /* SSL */
+	tlv(body, &blen, 0xEA, "\x01vpce-0abc", 10);  /* AWS, unknown */
 	n = v2(b, 0x21, 0x11, body, blen);
 	memcpy(b + n, "GET", 3);
 	ck_assert_int_eq(parse_n(b, n + 3, &h, &used), PROXYPROTO_OK);
@@ -552,8 +555,7 @@ START_TEST(test_v2_crc32c)
 	size_t blen = sizeof(V4_BLOCK), n, used, at;
 	uint32_t crc;
 
-	ck_assert_uint_eq(crc32c((const uint8_t *)"123456789", 9),
-			  0xE3069283u);
+	ck_assert_uint_eq(crc32c((const uint8_t *)"123456789", 9), 0xE3069283u);
 	memcpy(body, V4_BLOCK, blen);
 	tlv(body, &blen, 0x02, "a.example", 9);
 	at = 16 + blen + 3; /* the value of the CRC TLV in the header */
@@ -600,15 +602,13 @@ START_TEST(test_v2_malformed)
 	static const uint8_t bad_vc[] = {0x11, 0x31, 0x01, 0xF1, 0x22, 0x2F};
 	for (i = 0; i < sizeof(bad_vc); i++) {
 		n = v2(b, bad_vc[i], 0x11, V4_BLOCK, sizeof(V4_BLOCK));
-		ck_assert_int_eq(parse_n(b, 13, &h, &used),
-				 PROXYPROTO_INVALID);
+		ck_assert_int_eq(parse_n(b, 13, &h, &used), PROXYPROTO_INVALID);
 	}
 	/* family > 3 or protocol > 2: "must be rejected as invalid" */
 	static const uint8_t bad_fam[] = {0x41, 0x13, 0xF1, 0x1F};
 	for (i = 0; i < sizeof(bad_fam); i++) {
 		n = v2(b, 0x21, bad_fam[i], V4_BLOCK, sizeof(V4_BLOCK));
-		ck_assert_int_eq(parse_n(b, 14, &h, &used),
-				 PROXYPROTO_INVALID);
+		ck_assert_int_eq(parse_n(b, 14, &h, &used), PROXYPROTO_INVALID);
 	}
 	/* an address block shorter than its family: refused at 16 bytes */
 	n = v2(b, 0x21, 0x11, V4_BLOCK, 11);
@@ -675,7 +675,8 @@ START_TEST(test_build_v1)
 	size_t n, used;
 
 	n = proxyproto_build_v1(out, sizeof(out), &s4, &d4);
-	ck_assert_str_eq(out, "PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n");
+	ck_assert_str_eq(out,
+			 "PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n");
 	ck_assert_uint_eq(n, strlen(out));
 	ck_assert_int_eq(parse_n(out, n, &h, &used), PROXYPROTO_OK);
 	ck_assert_uint_eq(used, n);
@@ -762,8 +763,11 @@ END_TEST
 /* Whatever the builders write, the parser reads back the same ends. */
 START_TEST(test_build_round_trip)
 {
-	static const char *const ips[] = {"127.0.0.5", "0.0.0.0",
-					  "255.255.255.255", "::1", "::",
+	static const char *const ips[] = {"127.0.0.5",
+					  "0.0.0.0",
+					  "255.255.255.255",
+					  "::1",
+					  "::",
 					  "fe80::1:2:3:4",
 					  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:"
 					  "ffff"};
@@ -782,9 +786,8 @@ START_TEST(test_build_round_trip)
 				n = v == 1 ? proxyproto_build_v1((char *)out,
 								 sizeof(out),
 								 &s, &d)
-					   : proxyproto_build_v2(out,
-								 sizeof(out),
-								 &s, &d);
+					   : proxyproto_build_v2(
+						     out, sizeof(out), &s, &d);
 				ck_assert_uint_ne(n, 0);
 				ck_assert_int_eq(parse_n(out, n, &h, &used),
 						 PROXYPROTO_OK);
@@ -838,16 +841,14 @@ START_TEST(test_config_keys)
 	size_t i;
 
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		snprintf(yaml, sizeof(yaml),
-			 LISTENER_PP("%s") BACKEND_PP("%s"), ok[i].l,
-			 ok[i].b);
+		snprintf(yaml, sizeof(yaml), LISTENER_PP("%s") BACKEND_PP("%s"),
+			 ok[i].l, ok[i].b);
 		cfg = load(yaml, &errs);
-		ck_assert_msg(cfg != NULL, "%s", errs.count ? errs.msgs[0]
-							    : "?");
+		ck_assert_msg(cfg != NULL, "%s",
+			      errs.count ? errs.msgs[0] : "?");
 		ck_assert_int_eq(cfg->listeners[0].proxy_protocol,
 				 ok[i].want_l);
-		ck_assert_int_eq(cfg->backends[0].proxy_protocol,
-				 ok[i].want_b);
+		ck_assert_int_eq(cfg->backends[0].proxy_protocol, ok[i].want_b);
 		config_free(cfg);
 	}
 	/* the defaults: off both ways */
