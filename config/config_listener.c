@@ -273,7 +273,7 @@ static const struct schema_key listener_keys[] = {
 	CONFIG_LIMIT_KEYS(offsetof(struct cfg_listener, limits)),
 	SK_LATER("routes"),
 	SK_LATER("backend"),
-	SK_UNSUPPORTED("proxy_protocol"),
+	SK_BOOL("proxy_protocol", struct cfg_listener, proxy_protocol),
 	SK_CUSTOM("trusted_proxies", struct cfg_listener, trusted_proxies,
 		  listener_trusted),
 	SK_LATER("tls"),
