@@ -161,7 +161,7 @@ static const struct schema_key route_keys[] = {
 	       UINT32_MAX, false, NULL),
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
-	SK_UNSUPPORTED("rate_limit"),
+	SK_CUSTOM("rate_limit", struct cfg_route, rate_limit, config_rate_limit),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(route_keys);
@@ -277,8 +277,12 @@ static const struct schema_key listener_keys[] = {
 	SK_LATER("tls"),
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
-	SK_UNSUPPORTED("rate_limit"),
-	SK_UNSUPPORTED("max_connections_per_client"),
+	SK_CUSTOM("rate_limit", struct cfg_listener, rate_limit,
+		  config_rate_limit),
+	SK_UINT("max_connections", struct cfg_listener, max_connections, 0,
+		UINT32_MAX),
+	SK_UINT("max_connections_per_client", struct cfg_listener,
+		max_connections_per_client, 0, 65535),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(listener_keys);
