@@ -20,9 +20,8 @@ struct limits_rate {
 };
 
 static const struct schema_key limits_rate_keys[] = {
-	SK_KEY("requests_per_second", SCHEMA_UINT32,
-	       offsetof(struct limits_rate, rps), 0, LIMITS_MAX_RPS, true,
-	       NULL),
+	SK_UINT("requests_per_second", struct limits_rate, rps, 0,
+		LIMITS_MAX_RPS),
 	SK_UINT("burst", struct limits_rate, burst, 0, LIMITS_MAX_BURST),
 	SK_UINT("key_prefix_v4", struct limits_rate, prefix_v4, 1, 32),
 	SK_UINT("key_prefix_v6", struct limits_rate, prefix_v6, 1, 128),
@@ -37,6 +36,9 @@ void config_rate_limit(struct schema_ctx *c, const char *key, yaml_node_t *v,
 	struct limits_rate r = {.prefix_v4 = 32, .prefix_v6 = 64};
 	yaml_node_t *burst_key;
 
+	/* rate_limit: off (or {}, or requests_per_second: 0): no limit */
+	if (schema_is_false(v))
+		return;
 	if (!schema_walk(c, v, limits_rate_keys, key, &r))
 		return;
 	if (r.rps == 0 && r.burst != 0 &&
