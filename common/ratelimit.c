@@ -15,10 +15,10 @@
 
 #include "config/config.h"
 
-#define RATE_MAGIC UINT64_C(0x7063726c74763031) /* "pcrltv01": layout */
+#define RATE_MAGIC     UINT64_C(0x7063726c74763031) /* "pcrltv01": layout */
 #define RATE_NS_PER_MS UINT64_C(1000000)
-#define RATE_NS_PER_S UINT64_C(1000000000)
-#define RATE_TRIES 8 /* lost races before an operation gives up (fail-open) */
+#define RATE_NS_PER_S  UINT64_C(1000000000)
+#define RATE_TRIES     8 /* lost races before an operation gives up (fail-open) */
 
 /*
  * One client entry, 16 bytes.  re_key packs the key's 48-bit tag (0 =
@@ -37,17 +37,17 @@ struct rate_entry {
 
 struct rate_listener {
 	char rl_key[RATE_LISTENER_KEY]; /* "" = free; the master writes it */
-	_Atomic uint32_t rl_gen;        /* newest generation that uses it */
-	_Atomic uint32_t rl_conns;      /* connections, all workers */
+	_Atomic uint32_t rl_gen;	/* newest generation that uses it */
+	_Atomic uint32_t rl_conns;	/* connections, all workers */
 } __attribute__((aligned(128)));
 
 struct rate_table {
-	uint64_t rt_magic;              /* RATE_MAGIC */
-	uint64_t rt_size;               /* bytes mapped */
-	uint64_t rt_seed[2];            /* SipHash key: tags cannot be chosen */
-	uint32_t rt_ngroups;            /* groups of RATE_WAYS entries */
-	int rt_fd;                      /* this process's memfd (not shared) */
-	_Atomic uint64_t rt_evictions;  /* entries replaced */
+	uint64_t rt_magic;	       /* RATE_MAGIC */
+	uint64_t rt_size;	       /* bytes mapped */
+	uint64_t rt_seed[2];	       /* SipHash key: tags cannot be chosen */
+	uint32_t rt_ngroups;	       /* groups of RATE_WAYS entries */
+	int rt_fd;		       /* this process's memfd (not shared) */
+	_Atomic uint64_t rt_evictions; /* entries replaced */
 	char rt_pad[64 - 6 * 8];
 	struct rate_listener rt_listeners[RATE_MAX_LISTENERS];
 	struct rate_entry rt_entries[] __attribute__((aligned(64)));
@@ -58,17 +58,17 @@ struct rate_table {
 #define HOLD_LSLOT(r) ((uint32_t)((r) >> 32) & 0xffff)
 
 struct rate_holds {
-	size_t rh_len;                  /* bytes mapped */
+	size_t rh_len; /* bytes mapped */
 	uint32_t rh_nworkers;
 	uint32_t rh_per_worker;
 	char rh_pad[48];
-	_Atomic uint64_t rh_holds[];    /* [worker][per_worker] */
+	_Atomic uint64_t rh_holds[]; /* [worker][per_worker] */
 };
 
 struct rate_worker {
 	struct rate_table *w_table;
-	_Atomic uint64_t *w_holds;      /* this worker's list in rate_holds */
-	uint32_t *w_free;               /* stack of free hold indices */
+	_Atomic uint64_t *w_holds; /* this worker's list in rate_holds */
+	uint32_t *w_free;	   /* stack of free hold indices */
 	uint32_t w_nfree;
 	uint64_t w_untracked;
 };
@@ -263,7 +263,7 @@ static void rate_key_words(uint64_t what, const struct sockaddr_storage *sa,
 }
 
 struct rate_key {
-	uint64_t tag;   /* 48 bits, never 0 */
+	uint64_t tag; /* 48 bits, never 0 */
 	uint32_t group;
 };
 
@@ -283,8 +283,8 @@ static struct rate_key rate_key(const struct rate_table *t, uint64_t what,
 	return k;
 }
 
-#define KEY_TAG(k) ((k) >> 16)
-#define KEY_CONNS(k) ((uint32_t)((k) & 0xffff))
+#define KEY_TAG(k)   ((k) >> 16)
+#define KEY_CONNS(k) ((uint32_t)((k)&0xffff))
 
 /* ---- finding an entry --------------------------------------------------- */
 
@@ -372,9 +372,9 @@ bool rate_take(struct rate_table *t, const struct cfg_rate_limit *lim,
 
 	if (t == NULL || lim->rps == 0)
 		return true;
-	e = rate_find(t, rate_key(t, lim->id, client, lim->prefix_v4,
-				  lim->prefix_v6),
-		      0);
+	e = rate_find(
+		t, rate_key(t, lim->id, client, lim->prefix_v4, lim->prefix_v6),
+		0);
 	if (e == NULL)
 		return true; /* the group is pinned by connections: fail open */
 	interval = RATE_NS_PER_S / lim->rps;
@@ -410,15 +410,13 @@ static struct rate_key rate_conn_key(const struct rate_table *t, int lslot,
 }
 
 /* One connection less on entry idx, never below 0. */
-static void rate_client_dec(struct rate_table *t, uint32_t idx,
-			    uint64_t now_ns)
+static void rate_client_dec(struct rate_table *t, uint32_t idx, uint64_t now_ns)
 {
 	struct rate_entry *e = &t->rt_entries[idx];
 	uint64_t key = atomic_load_explicit(&e->re_key, memory_order_relaxed);
 
 	while (KEY_CONNS(key) != 0 &&
-	       !atomic_compare_exchange_weak_explicit(&e->re_key, &key,
-						      key - 1,
+	       !atomic_compare_exchange_weak_explicit(&e->re_key, &key, key - 1,
 						      memory_order_acq_rel,
 						      memory_order_relaxed))
 		;
@@ -468,8 +466,8 @@ int rate_listener_claim(struct rate_table *t, const char *name, unsigned gen,
 	for (int i = 0; i < RATE_MAX_LISTENERS; i++) {
 		struct rate_listener *l = &t->rt_listeners[i];
 		uint32_t g = atomic_load(&l->rl_gen);
-		bool in_use = (l->rl_key[0] != '\0' && g >= oldest_live) ||
-			      g == gen;
+		bool in_use =
+			(l->rl_key[0] != '\0' && g >= oldest_live) || g == gen;
 
 		if (in_use) {
 			if (strncmp(l->rl_key, name, RATE_LISTENER_KEY - 1) ==
@@ -513,7 +511,8 @@ uint32_t rate_client_count(struct rate_table *t, int slot,
 	return 0;
 }
 
-/* ---- hold lists ----------------------------------------------------------- */
+/* ---- hold lists -----------------------------------------------------------
+ */
 
 struct rate_holds *rate_holds_create(uint32_t nworkers, uint32_t per_worker)
 {
@@ -649,9 +648,10 @@ static uint64_t rate_hold_rec(struct rate_worker *w, int32_t hold)
  * search starts again.  RATE_OK (counted, or no entry to be had: not
  * counted, fail open) or RATE_OVER_CLIENT (nothing counted).
  */
-static enum rate_verdict rate_client_acquire(
-	struct rate_worker *w, int32_t hold, int lslot,
-	const struct sockaddr_storage *client, uint32_t max, uint64_t now_ns)
+static enum rate_verdict
+rate_client_acquire(struct rate_worker *w, int32_t hold, int lslot,
+		    const struct sockaddr_storage *client, uint32_t max,
+		    uint64_t now_ns)
 {
 	struct rate_table *t = w->w_table;
 	struct rate_key k = rate_conn_key(t, lslot, client);
@@ -674,7 +674,8 @@ static enum rate_verdict rate_client_acquire(
 			}
 			if (atomic_compare_exchange_weak_explicit(
 				    &e->re_key, &key, key + 1,
-				    memory_order_acq_rel, memory_order_relaxed)) {
+				    memory_order_acq_rel,
+				    memory_order_relaxed)) {
 				atomic_store_explicit(&e->re_tat, now_ns,
 						      memory_order_relaxed);
 				return RATE_OK;
@@ -692,8 +693,8 @@ enum rate_verdict rate_conn_acquire(struct rate_worker *w, int lslot,
 				    int32_t *hold)
 {
 	struct rate_table *t;
-	bool by_listener = max_conns != 0 && lslot >= 0 &&
-			   lslot < RATE_MAX_LISTENERS;
+	bool by_listener =
+		max_conns != 0 && lslot >= 0 && lslot < RATE_MAX_LISTENERS;
 	bool by_client = max_per_client != 0 && client != NULL && lslot >= 0;
 	enum rate_verdict v;
 

@@ -37,13 +37,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define RATE_WAYS 16                  /* entries per group (set-associative) */
-#define RATE_MAX_LISTENERS 1024       /* listener slots */
-#define RATE_LISTENER_KEY 120         /* bytes of a listener slot's name */
-#define RATE_MAX_PER_CLIENT 65535     /* max_connections_per_client: 16 bits */
-#define RATE_MIN_ENTRIES RATE_WAYS
-#define RATE_MAX_ENTRIES (1u << 24)   /* 16 Mi entries, 256 MiB */
-#define RATE_ENV_FD "PORTCULLIS_RATE_FD" /* the memfd, over a binary upgrade */
+#define RATE_WAYS	    16	  /* entries per group (set-associative) */
+#define RATE_MAX_LISTENERS  1024  /* listener slots */
+#define RATE_LISTENER_KEY   120	  /* bytes of a listener slot's name */
+#define RATE_MAX_PER_CLIENT 65535 /* max_connections_per_client: 16 bits */
+#define RATE_MIN_ENTRIES    RATE_WAYS
+#define RATE_MAX_ENTRIES    (1u << 24) /* 16 Mi entries, 256 MiB */
+/* the memfd, over a binary upgrade */
+#define RATE_ENV_FD "PORTCULLIS_RATE_FD"
 
 struct cfg_rate_limit; /* config/config.h */
 struct rate_table;
@@ -52,8 +53,8 @@ struct rate_worker;
 
 enum rate_verdict {
 	RATE_OK = 0,
-	RATE_OVER_LISTENER,         /* max_connections of the listener */
-	RATE_OVER_CLIENT,           /* max_connections_per_client */
+	RATE_OVER_LISTENER, /* max_connections of the listener */
+	RATE_OVER_CLIENT,   /* max_connections_per_client */
 };
 
 /* ---- the master ------------------------------------------------------- */

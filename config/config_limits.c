@@ -11,7 +11,7 @@
 #include "common/ratelimit.h"
 #include "config/config_int.h"
 
-#define LIMITS_MAX_RPS 1000000
+#define LIMITS_MAX_RPS	 1000000
 #define LIMITS_MAX_BURST 1000000
 
 /* rate_limit: as written, 32-bit fields for the schema walk. */
@@ -41,8 +41,7 @@ void config_rate_limit(struct schema_ctx *c, const char *key, yaml_node_t *v,
 		return;
 	if (!schema_walk(c, v, limits_rate_keys, key, &r))
 		return;
-	if (r.rps == 0 && r.burst != 0 &&
-	    schema_get(c, v, "burst", &burst_key))
+	if (r.rps == 0 && r.burst != 0 && schema_get(c, v, "burst", &burst_key))
 		schema_error(c, burst_key,
 			     "'burst' needs requests_per_second above 0 (0 "
 			     "turns the limit off)");

@@ -144,16 +144,23 @@ END_TEST
  */
 START_TEST(test_ids_stable)
 {
-	const char *yaml =
-		LISTENER_HEAD
-		"    rate_limit: {requests_per_second: 1}\n" ROUTES(
-			"        rate_limit: {requests_per_second: 1}\n"
-			"      - backend: app\n"
-			"        rate_limit: {requests_per_second: 1}\n")
-		"  - name: api\n"
-		"    bind: 127.0.0.1:8081\n"
-		"    rate_limit: {requests_per_second: 1}\n"
-		"    routes: [{backend: app}]\n" BACKEND_APP;
+	const char
+		*yaml = LISTENER_HEAD "    rate_limit: {requests_per_second: "
+				      "1}\n" ROUTES("        rate_limit: "
+						    "{requests_per_second: 1}\n"
+						    "      - backend: app\n"
+						    "        rate_limit: "
+						    "{requests_per_second: "
+						    "1}\n") "  - name: api\n"
+							    "    bind: "
+							    "127.0.0.1:8081\n"
+							    "    rate_limit: "
+							    "{requests_per_"
+							    "second: 1}\n"
+							    "    routes: "
+							    "[{backend: "
+							    "app}]"
+							    "\n" BACKEND_APP;
 	struct config *a = load_ok(yaml), *b = load_ok(yaml);
 	struct cfg_listener *w = &a->listeners[0], *api = &a->listeners[1];
 
@@ -189,7 +196,8 @@ START_TEST(test_bounds_ok)
 }
 END_TEST
 
-/* ---- errors ---------------------------------------------------------------- */
+/* ---- errors ----------------------------------------------------------------
+ */
 
 START_TEST(test_err_rate_limit)
 {
@@ -200,26 +208,29 @@ START_TEST(test_err_rate_limit)
 			     BACKEND_APP,
 		     "t.yaml:4:18: 'burst' needs requests_per_second above 0 "
 		     "(0 turns the limit off)");
+	EXPECT_ERROR(
+		LISTENER_HEAD
+		"    rate_limit: {requests_per_second: 0, burst: 5}\n" ROUTES(
+			"") BACKEND_APP,
+		"t.yaml:4:42: 'burst' needs requests_per_second above 0 "
+		"(0 turns the limit off)");
+	EXPECT_ERRORS(
+		LISTENER_HEAD
+		"    rate_limit: {requests_per_second: -1, key_prefix_v4: "
+		"33, key_prefix_v6: 0}\n" ROUTES("") BACKEND_APP,
+		"t.yaml:4:39: 'requests_per_second' must be an integer",
+		"t.yaml:4:58: 'key_prefix_v4' must be between 1 and 32",
+		"t.yaml:4:77: 'key_prefix_v6' must be between 1 and 128");
 	EXPECT_ERROR(LISTENER_HEAD
-		     "    rate_limit: {requests_per_second: 0, burst: 5}\n"
-		     ROUTES("") BACKEND_APP,
-		     "t.yaml:4:42: 'burst' needs requests_per_second above 0 "
-		     "(0 turns the limit off)");
-	EXPECT_ERRORS(LISTENER_HEAD
-		      "    rate_limit: {requests_per_second: -1, key_prefix_v4: "
-		      "33, key_prefix_v6: 0}\n" ROUTES("") BACKEND_APP,
-		      "t.yaml:4:39: 'requests_per_second' must be an integer",
-		      "t.yaml:4:58: 'key_prefix_v4' must be between 1 and 32",
-		      "t.yaml:4:77: 'key_prefix_v6' must be between 1 and 128");
-	EXPECT_ERROR(LISTENER_HEAD
-		     "    rate_limit: {requests_per_second: 1000001}\n"
-		     ROUTES("") BACKEND_APP,
+		     "    rate_limit: {requests_per_second: 1000001}\n" ROUTES(
+			     "") BACKEND_APP,
 		     "t.yaml:4:39: 'requests_per_second' must be between 0 "
 		     "and 1000000");
-	EXPECT_ERROR(LISTENER_HEAD
-		     "    rate_limit: {requests_per_second: 5, brust: 5}\n"
-		     ROUTES("") BACKEND_APP,
-		     "t.yaml:4:42: unknown key 'brust'; did you mean 'burst'?");
+	EXPECT_ERROR(
+		LISTENER_HEAD
+		"    rate_limit: {requests_per_second: 5, brust: 5}\n" ROUTES(
+			"") BACKEND_APP,
+		"t.yaml:4:42: unknown key 'brust'; did you mean 'burst'?");
 }
 END_TEST
 
@@ -234,8 +245,9 @@ END_TEST
 
 START_TEST(test_err_connections)
 {
-	EXPECT_ERROR(LISTENER_HEAD "    max_connections_per_client: 65536\n"
-			     ROUTES("") BACKEND_APP,
+	EXPECT_ERROR(LISTENER_HEAD
+		     "    max_connections_per_client: 65536\n" ROUTES("")
+			     BACKEND_APP,
 		     "t.yaml:4:33: 'max_connections_per_client' must be "
 		     "between 0 and 65535");
 	EXPECT_ERROR(LISTENER_HEAD "    max_connections: many\n" ROUTES("")

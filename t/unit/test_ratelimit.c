@@ -43,8 +43,10 @@ static struct sockaddr_storage addr(const char *s)
 
 static struct cfg_rate_limit limit(uint32_t rps, uint32_t burst)
 {
-	return (struct cfg_rate_limit){.rps = rps, .burst = burst,
-				       .prefix_v4 = 32, .prefix_v6 = 64,
+	return (struct cfg_rate_limit){.rps = rps,
+				       .burst = burst,
+				       .prefix_v4 = 32,
+				       .prefix_v6 = 64,
 				       .id = 7};
 }
 
@@ -135,9 +137,9 @@ START_TEST(test_retry_after_rounds_up)
 
 	ck_assert(rate_take(t, &l, &a, 1000, &retry));
 	ck_assert(!rate_take(t, &l, &a, 1000, &retry));
-	ck_assert_uint_eq(retry, 1);   /* 1 s - 1 ms */
+	ck_assert_uint_eq(retry, 1); /* 1 s - 1 ms */
 	ck_assert(!rate_take(t, &l, &a, 1998, &retry));
-	ck_assert_uint_eq(retry, 1);   /* 2 ms: still a whole second */
+	ck_assert_uint_eq(retry, 1); /* 2 ms: still a whole second */
 	ck_assert(rate_take(t, &l, &a, 2000, &retry));
 	/* 100 ms away is 1, not 0 */
 	a = addr("10.0.0.2");
@@ -163,7 +165,8 @@ START_TEST(test_limits_are_separate)
 }
 END_TEST
 
-/* ---- client keys ---------------------------------------------------------- */
+/* ---- client keys ----------------------------------------------------------
+ */
 
 /* key_prefix_v4: 24 puts 10.0.0.0/24 in one bucket. */
 START_TEST(test_prefix_v4)
@@ -217,7 +220,8 @@ START_TEST(test_prefix_mapped_v4)
 }
 END_TEST
 
-/* ---- a full table ---------------------------------------------------------- */
+/* ---- a full table ----------------------------------------------------------
+ */
 
 /*
  * One group of 16: a 17th client replaces the one seen least recently
@@ -266,7 +270,8 @@ START_TEST(test_bounded_under_many_clients)
 }
 END_TEST
 
-/* ---- connection counts ------------------------------------------------------ */
+/* ---- connection counts ------------------------------------------------------
+ */
 
 struct conn_fixture {
 	struct rate_table *t;
@@ -455,8 +460,7 @@ START_TEST(test_connections_pin_entries)
 			rate_conn_acquire(f.w, f.slot, 0, &c[i], 5, 1, &h[i]),
 			RATE_OK);
 	}
-	ck_assert_uint_eq(take_n(f.t, &l, "10.1.0.1", 10, 3),
-			  3);
+	ck_assert_uint_eq(take_n(f.t, &l, "10.1.0.1", 10, 3), 3);
 	for (int i = 0; i < 16; i++)
 		ck_assert_uint_eq(rate_client_count(f.t, f.slot, &c[i]), 1);
 	rate_conn_release(f.w, h[0], 2);
@@ -562,7 +566,8 @@ static void accuracy_child(struct rate_table *t, _Atomic uint64_t *shared)
 		uint64_t now_ns, due;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now_ns = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+		now_ns =
+			(uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 		if (now_ns / 1000000 >= start + 2000)
 			break;
 		due = start * 1000000 + sent * 1000000000 / 750;
@@ -637,7 +642,8 @@ START_TEST(test_cost_printed)
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
 	printf("rate_take: %.1f ns of CPU a call (%u admitted of %u)\n",
 	       ((double)(b.tv_sec - a.tv_sec) * 1e9 +
-		(double)(b.tv_nsec - a.tv_nsec)) / n,
+		(double)(b.tv_nsec - a.tv_nsec)) /
+		       n,
 	       ok, n);
 	ck_assert_uint_gt(ok, 0);
 	free(c);
