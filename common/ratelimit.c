@@ -149,6 +149,51 @@ struct rate_table *rate_table_adopt(int fd)
 	return t;
 }
 
+static uint32_t rate_round(uint32_t nentries)
+{
+	return (nentries + RATE_WAYS - 1) / RATE_WAYS * RATE_WAYS;
+}
+
+bool rate_table_fits(const struct rate_table *t, uint32_t nentries)
+{
+	return t != NULL && rate_table_capacity(t) == rate_round(nentries);
+}
+
+struct rate_table *rate_table_open(uint32_t nentries, bool *adopted,
+				   bool *size_kept)
+{
+	const char *env = getenv(RATE_ENV_FD);
+	struct rate_table *t = NULL;
+
+	*adopted = *size_kept = false;
+	if (env != NULL) {
+		int fd = atoi(env);
+
+		unsetenv(RATE_ENV_FD);
+		t = rate_table_adopt(fd);
+		if (t == NULL)
+			close(fd); /* another layout: a fresh table */
+	}
+	if (t != NULL) {
+		*adopted = true;
+		*size_kept = !rate_table_fits(t, nentries);
+		return t;
+	}
+	return rate_table_create(nentries);
+}
+
+int rate_table_export(const struct rate_table *t)
+{
+	char num[16];
+
+	if (t == NULL || t->rt_fd < 0)
+		return 0;
+	if (fcntl(t->rt_fd, F_SETFD, 0) == -1)
+		return -1;
+	snprintf(num, sizeof(num), "%d", t->rt_fd);
+	return setenv(RATE_ENV_FD, num, 1);
+}
+
 int rate_table_fd(const struct rate_table *t)
 {
 	return t != NULL ? t->rt_fd : -1;

@@ -73,10 +73,28 @@ struct rate_table *rate_table_create(uint32_t nentries);
 struct rate_table *rate_table_adopt(int fd);
 
 /*
- * The memfd behind t (close-on-exec: clear FD_CLOEXEC and put its number
- * in RATE_ENV_FD before exec'ing the new binary).
+ * The master's table at start: the one a binary upgrade handed over
+ * (RATE_ENV_FD, then unset), whatever its size, else a new one of
+ * nentries.  *adopted says which; *size_kept is true when an adopted
+ * table's size differs from nentries (log it: the size changes only at a
+ * restart).  NULL with errno when none can be made.
+ */
+struct rate_table *rate_table_open(uint32_t nentries, bool *adopted,
+				   bool *size_kept);
+
+/* Does t have the room that nentries asks for (a reload's check)? */
+bool rate_table_fits(const struct rate_table *t, uint32_t nentries);
+
+/*
+ * The memfd behind t (close-on-exec), -1 for none.
  */
 int rate_table_fd(const struct rate_table *t);
+
+/*
+ * In the child about to exec the new binary of an upgrade: let the memfd
+ * through exec and name it in RATE_ENV_FD.  0, or -1 with errno.
+ */
+int rate_table_export(const struct rate_table *t);
 
 /* Client entries t holds (what it was made with, rounded up). */
 uint32_t rate_table_capacity(const struct rate_table *t);

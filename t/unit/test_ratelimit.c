@@ -441,6 +441,63 @@ START_TEST(test_dead_worker_given_back)
 END_TEST
 
 /*
+ * Two workers opening and closing connections of the same clients at
+ * once: every count comes back to 0, none is lost or left over, and the
+ * cap is never passed.
+ */
+START_TEST(test_counts_exact_under_contention)
+{
+	struct conn_fixture f = conn_setup(1024);
+	pid_t pids[2];
+
+	for (int p = 0; p < 2; p++) {
+		pids[p] = fork();
+		ck_assert_int_ge(pids[p], 0);
+		if (pids[p] == 0) {
+			struct rate_worker *w =
+				rate_worker_new(f.t, f.h, 1 + p);
+			struct sockaddr_storage c[4] = {
+				addr("10.0.0.1"), addr("10.0.0.2"),
+				addr("2001:db8::1"), addr("::ffff:10.0.0.1")};
+			int32_t held[8];
+
+			for (int i = 0; i < 20000; i++) {
+				for (int j = 0; j < 8; j++)
+					if (rate_conn_acquire(w, f.slot, 12,
+							      &c[(i + j) % 4],
+							      3, 1, &held[j]) !=
+					    RATE_OK)
+						held[j] = -1;
+				if (rate_listener_count(f.t, f.slot) > 12)
+					_exit(2);
+				for (int j = 0; j < 8; j++)
+					rate_conn_release(w, held[j], 1);
+			}
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < 2; p++) {
+		int status;
+
+		ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+		ck_assert(WIFEXITED(status));
+		ck_assert_int_eq(WEXITSTATUS(status), 0);
+	}
+	ck_assert_uint_eq(rate_listener_count(f.t, f.slot), 0);
+	{
+		struct sockaddr_storage a = addr("10.0.0.1"),
+					b = addr("10.0.0.2"),
+					v6 = addr("2001:db8::1");
+
+		ck_assert_uint_eq(rate_client_count(f.t, f.slot, &a), 0);
+		ck_assert_uint_eq(rate_client_count(f.t, f.slot, &b), 0);
+		ck_assert_uint_eq(rate_client_count(f.t, f.slot, &v6), 0);
+	}
+	conn_teardown(&f);
+}
+END_TEST
+
+/*
  * Entries with connections are never replaced: a group full of them
  * admits rate-limited requests without a bucket (fail open) rather than
  * forget a count.
@@ -525,6 +582,35 @@ START_TEST(test_adopt_by_fd)
 	ck_assert_ptr_null(rate_table_adopt(bad));
 	close(bad);
 	ck_assert_ptr_null(rate_table_create(3));
+}
+END_TEST
+
+/*
+ * rate_table_open: the table named by PORTCULLIS_RATE_FD, whatever the
+ * size asked (and the variable is consumed), else a new one.
+ */
+START_TEST(test_open_adopts_from_env)
+{
+	struct rate_table *t = rate_table_create(100), *u;
+	struct cfg_rate_limit l = limit(1, 0);
+	bool adopted, kept;
+
+	ck_assert(take(t, &l, "10.0.0.1", 1000));
+	ck_assert_int_eq(rate_table_export(t), 0);
+	ck_assert_str_ne(getenv(RATE_ENV_FD), "");
+	u = rate_table_open(5000, &adopted, &kept);
+	ck_assert_ptr_nonnull(u);
+	ck_assert(adopted && kept);
+	ck_assert_ptr_null(getenv(RATE_ENV_FD));
+	ck_assert(!rate_table_fits(u, 5000));
+	ck_assert(rate_table_fits(u, 100));
+	ck_assert(!take(u, &l, "10.0.0.1", 1000));
+	rate_table_destroy(u);
+	rate_table_destroy(t);
+	u = rate_table_open(5000, &adopted, &kept);
+	ck_assert(!adopted && !kept);
+	ck_assert_uint_eq(rate_table_capacity(u), 5008);
+	rate_table_destroy(u);
 }
 END_TEST
 
@@ -671,9 +757,11 @@ static Suite *ratelimit_suite(void)
 	tcase_add_test(tc, test_client_max_connections);
 	tcase_add_test(tc, test_client_rebind);
 	tcase_add_test(tc, test_dead_worker_given_back);
+	tcase_add_test(tc, test_counts_exact_under_contention);
 	tcase_add_test(tc, test_connections_pin_entries);
 	tcase_add_test(tc, test_listener_slot_survives_reload);
 	tcase_add_test(tc, test_adopt_by_fd);
+	tcase_add_test(tc, test_open_adopts_from_env);
 	tcase_add_test(tc, test_accuracy_simulated);
 	tcase_add_test(tc, test_accuracy_two_processes);
 	tcase_add_test(tc, test_cost_printed);
