@@ -632,6 +632,8 @@ struct rate_worker *rate_worker_new(struct rate_table *t, struct rate_holds *h,
 		free(rw);
 		return NULL;
 	}
+	/* what a dead predecessor left, if the master has not yet */
+	(void)rate_holds_give_back(h, w, t);
 	rw->w_table = t;
 	rw->w_holds = rate_holds_of(h, w);
 	/* pop from the end: the lowest indices (fewest pages) first */

@@ -152,8 +152,10 @@ uint64_t rate_holds_give_back(struct rate_holds *h, uint32_t w,
 
 /*
  * The worker of slot w's handle on t and its hold list in h (both
- * borrowed; they must outlive it).  Allocates its free list of holds;
- * the list in h must be empty (given back).  NULL on failure.
+ * borrowed; they must outlive it).  Allocates its free list of holds.
+ * Whatever the slot's previous worker left in the list is given back
+ * first (idempotent with the master's rate_holds_give_back).  NULL on
+ * failure.
  */
 struct rate_worker *rate_worker_new(struct rate_table *t, struct rate_holds *h,
 				    uint32_t w);

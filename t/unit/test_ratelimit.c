@@ -433,6 +433,21 @@ START_TEST(test_dead_worker_given_back)
 	ck_assert_uint_eq(rate_listener_count(f.t, f.slot), 1);
 	ck_assert_uint_eq(rate_client_count(f.t, f.slot, &a), 1);
 	ck_assert_uint_eq(rate_holds_give_back(f.h, 2, f.t), 0);
+	/* the next worker of a slot the master has not cleaned: it does */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rate_worker *w = rate_worker_new(f.t, f.h, 3);
+		int32_t x;
+
+		(void)rate_conn_acquire(w, f.slot, 100, &a, 100, 1, &x);
+		raise(SIGKILL);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_uint_eq(rate_client_count(f.t, f.slot, &a), 2);
+	rate_worker_free(rate_worker_new(f.t, f.h, 3));
+	ck_assert_uint_eq(rate_client_count(f.t, f.slot, &a), 1);
+	ck_assert_uint_eq(rate_listener_count(f.t, f.slot), 1);
 	rate_conn_release(w2, h, 2);
 	ck_assert_uint_eq(rate_client_count(f.t, f.slot, &a), 0);
 	rate_worker_free(w2);
