@@ -713,7 +713,7 @@ START_TEST(test_accuracy_two_processes)
 	       "(want %.0f +- 5%%)\n",
 	       (unsigned long long)atomic_load(&shared[2]),
 	       (unsigned long long)atomic_load(&shared[1]), want);
-	ck_assert_uint_ge(atomic_load(&shared[2]), 2800);
+	ck_assert_uint_ge(atomic_load(&shared[2]), 2400); /* 2.4x at worst */
 	ck_assert_uint_ge(atomic_load(&shared[1]), (uint64_t)(want * 0.95));
 	ck_assert_uint_le(atomic_load(&shared[1]), (uint64_t)(want * 1.05));
 	munmap(shared, 4096);
