@@ -42,11 +42,11 @@ struct rate_listener {
 } __attribute__((aligned(128)));
 
 struct rate_table {
-	uint64_t rt_magic;	       /* RATE_MAGIC */
-	uint64_t rt_size;	       /* bytes mapped */
-	uint64_t rt_seed[2];	       /* SipHash key: tags cannot be chosen */
-	uint32_t rt_ngroups;	       /* groups of RATE_WAYS entries */
-	int rt_fd;		       /* this process's memfd (not shared) */
+	uint64_t rt_magic;   /* RATE_MAGIC */
+	uint64_t rt_size;    /* bytes mapped */
+	uint64_t rt_seed[2]; /* SipHash key: tags cannot be chosen */
+	uint32_t rt_ngroups; /* groups of RATE_WAYS entries */
+	uint32_t rt_unused;
 	_Atomic uint64_t rt_evictions; /* entries replaced */
 	char rt_pad[64 - 6 * 8];
 	struct rate_listener rt_listeners[RATE_MAX_LISTENERS];
@@ -74,6 +74,40 @@ struct rate_worker {
 };
 
 static struct rate_table *rate_the_table;
+
+/*
+ * The memfd of each table this process mapped.  Not in the table: the
+ * old and the new master of an upgrade hold it under different numbers.
+ */
+#define RATE_MAX_MAPS 16
+static struct {
+	struct rate_table *rm_table;
+	int rm_fd;
+} rate_maps[RATE_MAX_MAPS];
+
+static bool rate_map_add(struct rate_table *t, int fd)
+{
+	for (int i = 0; i < RATE_MAX_MAPS; i++)
+		if (rate_maps[i].rm_table == NULL) {
+			rate_maps[i].rm_table = t;
+			rate_maps[i].rm_fd = fd;
+			return true;
+		}
+	return false;
+}
+
+static int rate_map_fd(const struct rate_table *t, bool forget)
+{
+	for (int i = 0; t != NULL && i < RATE_MAX_MAPS; i++)
+		if (rate_maps[i].rm_table == t) {
+			int fd = rate_maps[i].rm_fd;
+
+			if (forget)
+				rate_maps[i].rm_table = NULL;
+			return fd;
+		}
+	return -1;
+}
 
 struct rate_table *rate_table(void)
 {
@@ -122,8 +156,12 @@ struct rate_table *rate_table_create(uint32_t nentries)
 	}
 	t->rt_ngroups = ngroups;
 	t->rt_size = size;
-	t->rt_fd = fd;
 	t->rt_magic = RATE_MAGIC;
+	if (!rate_map_add(t, fd)) {
+		munmap(t, size);
+		errno = EMFILE;
+		goto fail;
+	}
 	return t;
 fail:
 	close(fd);
@@ -144,8 +182,11 @@ struct rate_table *rate_table_adopt(int fd)
 	t = mmap(NULL, head.rt_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (t == MAP_FAILED)
 		return NULL;
+	if (!rate_map_add(t, fd)) {
+		munmap(t, head.rt_size);
+		return NULL;
+	}
 	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-	t->rt_fd = fd;
 	return t;
 }
 
@@ -184,19 +225,20 @@ struct rate_table *rate_table_open(uint32_t nentries, bool *adopted,
 
 int rate_table_export(const struct rate_table *t)
 {
+	int fd = rate_map_fd(t, false);
 	char num[16];
 
-	if (t == NULL || t->rt_fd < 0)
+	if (fd < 0)
 		return 0;
-	if (fcntl(t->rt_fd, F_SETFD, 0) == -1)
+	if (fcntl(fd, F_SETFD, 0) == -1)
 		return -1;
-	snprintf(num, sizeof(num), "%d", t->rt_fd);
+	snprintf(num, sizeof(num), "%d", fd);
 	return setenv(RATE_ENV_FD, num, 1);
 }
 
 int rate_table_fd(const struct rate_table *t)
 {
-	return t != NULL ? t->rt_fd : -1;
+	return rate_map_fd(t, false);
 }
 
 uint32_t rate_table_capacity(const struct rate_table *t)
@@ -215,7 +257,7 @@ void rate_table_destroy(struct rate_table *t)
 
 	if (t == NULL)
 		return;
-	fd = t->rt_fd;
+	fd = rate_map_fd(t, true);
 	munmap(t, t->rt_size);
 	if (fd != -1)
 		close(fd);
