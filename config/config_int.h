@@ -75,6 +75,16 @@ void config_upstream_tls_load(struct schema_ctx *c,
 			      yaml_node_t *v);
 void config_upstream_tls_free(struct cfg_upstream_tls *t);
 
+/*
+ * allow: and deny: of listeners and routes (config_acl.c): SCHEMA_CUSTOM
+ * handlers whose field is the allow or deny member of a struct cfg_acl.
+ * They read the list files named and build the trees (common/iptree.h);
+ * config_acl_free() frees both trees and leaves the struct empty.
+ */
+schema_fn config_acl_allow;
+schema_fn config_acl_deny;
+void config_acl_free(struct cfg_acl *a);
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 

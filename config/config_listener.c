@@ -159,8 +159,8 @@ static const struct schema_key route_keys[] = {
 	SK_KEY("client_body_min_rate", SCHEMA_SIZE32,
 	       offsetof(struct cfg_route, limits.client_body_min_rate), 0,
 	       UINT32_MAX, false, NULL),
-	SK_UNSUPPORTED("allow"),
-	SK_UNSUPPORTED("deny"),
+	SK_CUSTOM("allow", struct cfg_route, acl.allow, config_acl_allow),
+	SK_CUSTOM("deny", struct cfg_route, acl.deny, config_acl_deny),
 	SK_UNSUPPORTED("rate_limit"),
 	SK_END,
 };
@@ -275,8 +275,8 @@ static const struct schema_key listener_keys[] = {
 	SK_CUSTOM("trusted_proxies", struct cfg_listener, trusted_proxies,
 		  listener_trusted),
 	SK_LATER("tls"),
-	SK_UNSUPPORTED("allow"),
-	SK_UNSUPPORTED("deny"),
+	SK_CUSTOM("allow", struct cfg_listener, acl.allow, config_acl_allow),
+	SK_CUSTOM("deny", struct cfg_listener, acl.deny, config_acl_deny),
 	SK_UNSUPPORTED("rate_limit"),
 	SK_UNSUPPORTED("max_connections_per_client"),
 	SK_END,
@@ -484,6 +484,7 @@ static void route_free(struct cfg_route *r)
 	free(r->hosts);
 	free(r->path_prefix);
 	free(r->backend_name);
+	config_acl_free(&r->acl);
 	config_limits_free(&r->limits);
 }
 
@@ -500,6 +501,7 @@ void config_listener_free(struct cfg_listener *l)
 	free(l->backend_name);
 	free(l->name);
 	free(l->trusted_proxies);
+	config_acl_free(&l->acl);
 	config_limits_free(&l->limits);
 	config_tls_free(l->tls);
 }
