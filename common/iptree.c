@@ -29,6 +29,7 @@
  */
 #include "common/iptree.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -51,13 +52,19 @@ struct ipt_key {
 };
 
 struct ipt_node {
-	struct ipt_key n_key;       /* bits above off, for a full slot */
 	uint64_t n_inner;           /* children that are nodes */
-	uint64_t n_full;            /* children inside a prefix */
-	uint64_t n_tail;            /* children holding one tail prefix */
 	uint32_t n_inner_base;      /* index of the first child node */
 	uint32_t n_tail_base;       /* first tail (25 bits) | off << 25 */
+	uint64_t n_tail;            /* children holding one tail prefix */
+	uint64_t n_full;            /* children inside a prefix */
+	struct ipt_key n_key;       /* bits above off, for a full slot */
 };
+
+/* A tail: one prefix, its length beside it (one cache miss, not two). */
+struct ipt_tail {
+	uint8_t t_key[16];          /* most significant byte first */
+	uint8_t t_len;
+} __attribute__((packed));
 
 /* A prefix as the builder keeps it; host bits clear. */
 struct ipt_pfx {
@@ -75,10 +82,10 @@ struct iptree {
 	size_t t_count;             /* prefixes added */
 	size_t t_bytes;             /* of this allocation */
 	const struct ipt_node *t_nodes;
-	const struct ipt_key *t_tails;
-	const uint8_t *t_tail_len;
+	const struct ipt_tail *t_tails;
+	bool (*t_lookup)(const struct iptree *, uint32_t, ipt_u128);
 	uint32_t t_root[2];         /* node index, IPv4 and IPv6 */
-	/* nodes, tail keys and tail lengths follow */
+	/* nodes and tails follow */
 };
 
 /* ---- 128-bit keys ----------------------------------------------------- */
@@ -123,14 +130,30 @@ static unsigned ipt_common(ipt_u128 a, ipt_u128 b)
 	return 64 + (unsigned)__builtin_clzll((uint64_t)x);
 }
 
-static inline unsigned ipt_rank(uint64_t map, unsigned bit)
+static inline __attribute__((always_inline)) unsigned
+ipt_rank(uint64_t map, unsigned bit)
 {
 	return (unsigned)__builtin_popcountll(map & ((2ull << bit) - 1)) - 1;
 }
 
 /* ---- lookup ----------------------------------------------------------- */
 
-static bool ipt_lookup(const struct iptree *t, uint32_t root, ipt_u128 a)
+static inline ipt_u128 ipt_load16(const uint8_t *p)
+{
+	uint64_t hi, lo;
+
+	memcpy(&hi, p, 8);
+	memcpy(&lo, p + 8, 8);
+	return (ipt_u128)be64toh(hi) << 64 | be64toh(lo);
+}
+
+/*
+ * The walk, inlined into two copies: x86-64 CPUs before 2008 lack the
+ * popcnt instruction, and without it the compiler calls a slow library
+ * routine; iptree_build picks the copy the CPU can run.
+ */
+static inline __attribute__((always_inline)) bool
+ipt_walk(const struct iptree *t, uint32_t root, ipt_u128 a)
 {
 	const struct ipt_node *n = &t->t_nodes[root];
 
@@ -143,34 +166,36 @@ static bool ipt_lookup(const struct iptree *t, uint32_t root, ipt_u128 a)
 			n = &t->t_nodes[n->n_inner_base + ipt_rank(n->n_inner, s)];
 			continue;
 		}
-		if (n->n_full & bit)
-			return ipt_same(a, ipt_u(&n->n_key), off);
 		if (n->n_tail & bit) {
-			size_t i = (n->n_tail_base & IPT_BASE_MASK) +
-				   ipt_rank(n->n_tail, s);
+			const struct ipt_tail *tl =
+				&t->t_tails[(n->n_tail_base & IPT_BASE_MASK) +
+					    ipt_rank(n->n_tail, s)];
 
-			return ipt_same(a, ipt_u(&t->t_tails[i]),
-					t->t_tail_len[i]);
+			return ipt_same(a, ipt_load16(tl->t_key), tl->t_len);
 		}
-		return false;
+		return (n->n_full & bit) && ipt_same(a, ipt_u(&n->n_key), off);
 	}
 }
+
+static bool ipt_lookup(const struct iptree *t, uint32_t root, ipt_u128 a)
+{
+	return ipt_walk(t, root, a);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("popcnt"))) static bool
+ipt_lookup_popcnt(const struct iptree *t, uint32_t root, ipt_u128 a)
+{
+	return ipt_walk(t, root, a);
+}
+#endif
 
 bool iptree_match_v4(const struct iptree *t, const uint8_t addr[4])
 {
 	uint32_t v = (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
 		     (uint32_t)addr[2] << 8 | addr[3];
 
-	return ipt_lookup(t, t->t_root[IPT_V4], (ipt_u128)v << 96);
-}
-
-static ipt_u128 ipt_load16(const uint8_t *p)
-{
-	ipt_u128 v = 0;
-
-	for (int i = 0; i < 16; i++)
-		v = v << 8 | p[i];
-	return v;
+	return t->t_lookup(t, t->t_root[IPT_V4], (ipt_u128)v << 96);
 }
 
 bool iptree_match_v6(const struct iptree *t, const uint8_t addr[16])
@@ -180,7 +205,7 @@ bool iptree_match_v6(const struct iptree *t, const uint8_t addr[16])
 
 	if (memcmp(addr, mapped, sizeof(mapped)) == 0)
 		return iptree_match_v4(t, addr + 12);
-	return ipt_lookup(t, t->t_root[IPT_V6], ipt_load16(addr));
+	return t->t_lookup(t, t->t_root[IPT_V6], ipt_load16(addr));
 }
 
 bool iptree_match(const struct iptree *t, const struct sockaddr_storage *peer)
@@ -288,17 +313,81 @@ int iptree_builder_add_cidr(struct iptree_builder *b, const struct cidr *c)
 
 /* ---- build ------------------------------------------------------------ */
 
+/* Order of the build: family, address, then length (shorter first). */
+static inline bool ipt_less(const struct ipt_pfx *a, const struct ipt_pfx *b)
+{
+	if (a->p_fam != b->p_fam)
+		return a->p_fam < b->p_fam;
+	if (a->p_key.k_hi != b->p_key.k_hi)
+		return a->p_key.k_hi < b->p_key.k_hi;
+	if (a->p_key.k_lo != b->p_key.k_lo)
+		return a->p_key.k_lo < b->p_key.k_lo;
+	return a->p_len < b->p_len;
+}
+
 static int ipt_pfx_cmp(const void *x, const void *y)
 {
-	const struct ipt_pfx *a = x, *b = y;
+	return ipt_less(x, y) ? -1 : ipt_less(y, x);
+}
 
-	if (a->p_fam != b->p_fam)
-		return a->p_fam < b->p_fam ? -1 : 1;
-	if (a->p_key.k_hi != b->p_key.k_hi)
-		return a->p_key.k_hi < b->p_key.k_hi ? -1 : 1;
-	if (a->p_key.k_lo != b->p_key.k_lo)
-		return a->p_key.k_lo < b->p_key.k_lo ? -1 : 1;
-	return (int)a->p_len - (int)b->p_len;
+static inline void ipt_swap(struct ipt_pfx *a, struct ipt_pfx *b)
+{
+	struct ipt_pfx t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Sort p[0..n): quicksort with the comparison inlined (three times faster
+ * than qsort on a million prefixes), insertion sort below 16, and qsort's
+ * merge sort past a depth that only a crafted input reaches.
+ */
+static void ipt_sort(struct ipt_pfx *p, size_t n, unsigned depth)
+{
+	while (n > 16) {
+		struct ipt_pfx pivot;
+		size_t i = 0, j = n - 1, m = n / 2;
+
+		if (depth-- == 0) {
+			qsort(p, n, sizeof(*p), ipt_pfx_cmp);
+			return;
+		}
+		/* median of three, then Hoare's partition */
+		if (ipt_less(&p[m], &p[0]))
+			ipt_swap(&p[m], &p[0]);
+		if (ipt_less(&p[n - 1], &p[m]))
+			ipt_swap(&p[n - 1], &p[m]);
+		if (ipt_less(&p[m], &p[0]))
+			ipt_swap(&p[m], &p[0]);
+		pivot = p[m];
+		for (;;) {
+			while (ipt_less(&p[i], &pivot))
+				i++;
+			while (ipt_less(&pivot, &p[j]))
+				j--;
+			if (i >= j)
+				break;
+			ipt_swap(&p[i++], &p[j--]);
+		}
+		/* p[0..j] <= pivot <= p[j+1..n): recurse on the smaller */
+		if (j + 1 < n - j - 1) {
+			ipt_sort(p, j + 1, depth);
+			p += j + 1;
+			n -= j + 1;
+		} else {
+			ipt_sort(p + j + 1, n - j - 1, depth);
+			n = j + 1;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct ipt_pfx x = p[i];
+		size_t j = i;
+
+		for (; j > 0 && ipt_less(&x, &p[j - 1]); j--)
+			p[j] = p[j - 1];
+		p[j] = x;
+	}
 }
 
 /*
@@ -324,9 +413,8 @@ static size_t ipt_disjoint(struct ipt_pfx *p, size_t n)
 struct ipt_work {
 	struct ipt_node *w_nodes;
 	size_t w_nnodes, w_capnodes;
-	struct ipt_key *w_tails;
-	uint8_t *w_tail_len;
-	size_t w_ntails, w_captails;
+	struct ipt_tail *w_tails;
+	size_t w_ntails;
 	bool w_is_oom;
 };
 
@@ -359,8 +447,12 @@ static size_t ipt_nodes_add(struct ipt_work *w, size_t count)
 /* Room was reserved for every prefix: a prefix is a tail at most once. */
 static void ipt_tail_add(struct ipt_work *w, const struct ipt_pfx *p)
 {
-	w->w_tails[w->w_ntails] = p->p_key;
-	w->w_tail_len[w->w_ntails++] = p->p_len;
+	struct ipt_tail *t = &w->w_tails[w->w_ntails++];
+	uint64_t hi = htobe64(p->p_key.k_hi), lo = htobe64(p->p_key.k_lo);
+
+	memcpy(t->t_key, &hi, 8);
+	memcpy(t->t_key + 8, &lo, 8);
+	t->t_len = p->p_len;
 }
 
 /* Where the node above the disjoint, sorted p[0..n) starts looking. */
@@ -445,13 +537,13 @@ static uint32_t ipt_root(struct ipt_work *w, const struct ipt_pfx *p,
 	return (uint32_t)idx;
 }
 
-/* One allocation: header, nodes, tail keys, tail lengths. */
+/* One allocation: header, nodes, tails. */
 static struct iptree *ipt_pack(const struct ipt_work *w, size_t count,
 			       const uint32_t root[2])
 {
 	size_t nodes = w->w_nnodes * sizeof(struct ipt_node);
-	size_t keys = w->w_ntails * sizeof(struct ipt_key);
-	size_t bytes = sizeof(struct iptree) + nodes + keys + w->w_ntails;
+	size_t tails = w->w_ntails * sizeof(struct ipt_tail);
+	size_t bytes = sizeof(struct iptree) + nodes + tails;
 	struct iptree *t = malloc(bytes);
 	char *at;
 
@@ -461,17 +553,18 @@ static struct iptree *ipt_pack(const struct ipt_work *w, size_t count,
 	memcpy(at, w->w_nodes, nodes);
 	t->t_nodes = (const struct ipt_node *)at;
 	at += nodes;
-	if (keys)
-		memcpy(at, w->w_tails, keys);
-	t->t_tails = (const struct ipt_key *)at;
-	at += keys;
-	if (w->w_ntails)
-		memcpy(at, w->w_tail_len, w->w_ntails);
-	t->t_tail_len = (const uint8_t *)at;
+	if (tails)
+		memcpy(at, w->w_tails, tails);
+	t->t_tails = (const struct ipt_tail *)at;
 	t->t_count = count;
 	t->t_bytes = bytes;
 	t->t_root[IPT_V4] = root[IPT_V4];
 	t->t_root[IPT_V6] = root[IPT_V6];
+	t->t_lookup = ipt_lookup;
+#if defined(__x86_64__) || defined(__i386__)
+	if (__builtin_cpu_supports("popcnt"))
+		t->t_lookup = ipt_lookup_popcnt;
+#endif
 	return t;
 }
 
@@ -483,13 +576,12 @@ struct iptree *iptree_build(struct iptree_builder *b)
 	size_t n, nv4, count = b->b_n;
 
 	if (b->b_n > 1)
-		qsort(b->b_pfx, b->b_n, sizeof(*b->b_pfx), ipt_pfx_cmp);
+		ipt_sort(b->b_pfx, b->b_n, 2 * 64);
 	n = ipt_disjoint(b->b_pfx, b->b_n);
 	for (nv4 = 0; nv4 < n && b->b_pfx[nv4].p_fam == IPT_V4; nv4++)
 		;
 	w.w_tails = malloc((n ? n : 1) * sizeof(*w.w_tails));
-	w.w_tail_len = malloc(n ? n : 1);
-	if (!w.w_tails || !w.w_tail_len)
+	if (!w.w_tails)
 		goto fail;
 	root[IPT_V4] = ipt_root(&w, b->b_pfx, nv4);
 	root[IPT_V6] = ipt_root(&w, b->b_pfx + nv4, n - nv4);
@@ -499,7 +591,6 @@ struct iptree *iptree_build(struct iptree_builder *b)
 fail:
 	free(w.w_nodes);
 	free(w.w_tails);
-	free(w.w_tail_len);
 	iptree_builder_free(b);
 	if (!t)
 		errno = ENOMEM;
