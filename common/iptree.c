@@ -24,7 +24,7 @@
  *
  * Memory: a node is 48 bytes, a tail 17; with n disjoint prefixes at most
  * n - 1 nodes and n tails, so 65 bytes a prefix in the worst case (pairs
- * of prefixes sharing long paths), about 30 on random lists (the top of
+ * of prefixes sharing long paths), about 21 on random lists (the top of
  * the trie is shared), see t/bench/iptree_bench.c.
  */
 #include "common/iptree.h"
