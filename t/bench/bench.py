@@ -1433,9 +1433,75 @@ def perf_shares(data):
     return shares, 100.0 - kernel
 
 
+def perf_table(data, sort, n):
+    """[(self %, name)] of the top n entries of perf report --sort sort."""
+    out = subprocess.run([PERF, "report", "-i", data, "--no-children", "--sort", sort,
+                          "--stdio", "-g", "none"], capture_output=True, text=True,
+                         timeout=300).stdout
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+(.*\S)\s*$", line)
+        if m:
+            rows.append((float(m.group(1)), re.sub(r"\s+", " ", m.group(2))))
+    return rows[:n]
+
+
+def perf_tls_mode(a, tmp):
+    """perf profile of each proxy during full TLS handshakes (tlsload):
+    µs of CPU per connection by shared object and by function."""
+    origin = Origin(tmp, "origin")
+    origin.start("auto")
+    lines = header_lines(a)[:9]
+    lines[0] = "# TLS full-handshake CPU profile (tools/bench --perf --tls)"
+    lines.append("- perf record -e cpu-clock -g on all of the proxy's processes (1 worker) "
+                 "during %d s of tlsload -n %d (a new connection, full handshake and GET /12 "
+                 "each); CPU per connection from /proc/PID/stat of the same run"
+                 % (a.duration, a.tls_procs))
+    cols = []
+    for px in (Portcullis(tmp, a.bin, origin.port, 1), NginxProxy(tmp, origin.port, 1),
+               HAProxy(tmp, origin.port, 1)):
+        px.start()
+        try:
+            tlsload(px.port, a.tls_procs, 1)
+            pids = px.pids()
+            data = os.path.join(tmp, "perf-tls-%s.data" % px.name)
+            rec = spawn([PERF, "record", "-q", "-e", "cpu-clock", "-g", "-o", data,
+                         "-p", ",".join(map(str, pids)), "--", "sleep", str(a.duration)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            t0 = cpu_ticks(pids)
+            res = tlsload(px.port, a.tls_procs, a.duration)
+            t1 = cpu_ticks(pids)
+            rec.wait(timeout=a.duration + 120)
+            forget(rec)
+        finally:
+            px.stop()
+        if rec.returncode != 0 or not os.path.exists(data):
+            raise BenchError("perf record failed for %s (rc %s)" % (px.name, rec.returncode))
+        us = (t1[0] + t1[1] - t0[0] - t0[1]) / CLK_TCK / max(res["conns"], 1) * 1e6
+        dsos = perf_table(data, "dso", 8)
+        syms = perf_table(data, "dso,sym", a.callgrind_top)
+        log("perf --tls %s: %.1f µs CPU/conn (%d conns, %d resumed)" %
+            (px.name, us, res["conns"], res["reused"]))
+        cols.append((px.name, us, res, dsos, syms))
+        time.sleep(a.pause)
+    origin.stop()
+    for name, us, res, dsos, syms in cols:
+        lines += ["", "## %s: %.1f µs CPU per connection (%d connections, %d resumed)"
+                  % (name, us, res["conns"], res["reused"]), "",
+                  "| object | % | µs/conn |", "|---|---:|---:|"]
+        for pct, what in dsos:
+            lines.append("| %s | %.1f | %.1f |" % (what, pct, us * pct / 100))
+        lines += ["", "| function (self) | % | µs/conn |", "|---|---:|---:|"]
+        for pct, what in syms:
+            lines.append("| %s | %.1f | %.1f |" % (what.replace("|", "/"), pct, us * pct / 100))
+    return "\n".join(lines) + "\n"
+
+
 def perf_mode(a, tmp):
     if not PERF:
         raise BenchError("perf is missing (Debian: linux-perf)")
+    if a.tls:
+        return perf_tls_mode(a, tmp)
     origin = Origin(tmp, "origin")
     origin.start("auto")
     lines = header_lines(a)[:8]
@@ -1605,6 +1671,8 @@ def main(argv):
         if a.callgrind:
             text = callgrind_mode(a, tmp)
         elif a.perf:
+            if a.tls:
+                tls_setup(tmp)
             text = perf_mode(a, tmp)
         else:
             if a.tls:
