@@ -296,6 +296,14 @@ static void tls_close(struct transport *t)
 	close(t->t_fd);
 }
 
+/*
+ * Plaintext decrypted and not read yet.  Bytes read ahead but not yet
+ * decrypted (SSL_has_pending) do not count: the read flag is cleared only
+ * when SSL_read says WANT_READ, which it says only when what it holds is
+ * not a whole record -- more must come from the socket, with an edge.
+ * Counting them would queue such a connection for a pass that finds
+ * nothing, turn after turn.
+ */
 static size_t tls_pending(const struct transport *t)
 {
 	int n = SSL_pending(t->t_ssl);
