@@ -132,6 +132,7 @@ struct exchange {
 					   connection is not reused */
 	bool x_strip_auth;              /* Authorization checked here: not
 					   forwarded */
+	bool x_log_raw;                 /* log slices point into c_in */
 	enum http_body x_req_body;
 	uint64_t x_req_left;
 	uint64_t x_req_total;
@@ -721,11 +722,46 @@ static void conn_detach_up(struct conn *c, bool reusable)
 		up_close(u);
 }
 
+/*
+ * A slice of the request for the access log: of the head built for the
+ * server, or, for a request refused before that (x_log_raw), of the
+ * client's head still at the front of c_in.
+ */
 static struct access_str rh_str(const struct conn *c, struct http_slice sl)
 {
-	struct access_str a = {buf_rptr(&c->c_rh) + sl.off, sl.len};
+	const char *base = c->c_x.x_log_raw ? buf_rptr(&c->c_in)
+					    : buf_rptr(&c->c_rh);
+	struct access_str a = {base + sl.off, sl.len};
 
 	return a;
+}
+
+/*
+ * The request was parsed: until its head for the server is built, the
+ * access log reads method, target, Referer, User-Agent and X-Request-Id
+ * from the client's head, so that a request refused after routing (403,
+ * 405, 401, 429, a redirect) is logged as the request it was.
+ */
+static void conn_note_raw(struct conn *c, const char *base,
+			  const struct http_msg *m)
+{
+	const char *sp = memchr(base + m->method.len + 1, ' ',
+				m->path.off + m->path.len - m->method.len);
+
+	c->c_x.x_log_raw = true;
+	c->c_x.x_method_len = (uint16_t)m->method.len;
+	c->c_x.x_uri_len = sp ? (uint32_t)(sp - base) - m->method.len - 1
+			      : m->path.len;
+	for (unsigned i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (http_slice_eq(base, h->name, "Referer"))
+			c->c_x.x_referer = h->value;
+		else if (http_slice_eq(base, h->name, "User-Agent"))
+			c->c_x.x_agent = h->value;
+		else if (http_slice_eq(base, h->name, "X-Request-Id"))
+			c->c_x.x_rid = h->value;
+	}
 }
 
 /* The first line of what the client sent, for requests never parsed. */
@@ -1541,6 +1577,8 @@ static int conn_build_request(struct conn *c, const char *base,
 	if (buf_reserve(o) == -1)
 		return -1;
 	o->b_r = o->b_w = 0;
+	c->c_x.x_log_raw = false; /* from here on, the log reads c_rh */
+	c->c_x.x_referer = c->c_x.x_agent = c->c_x.x_rid = (struct http_slice){0, 0};
 	/*
 	 * Always HTTP/1.1 to the server, also for an HTTP/1.0 client, so that
 	 * the server connection is kept (as nginx's proxy_http_version 1.1
@@ -1703,7 +1741,6 @@ static enum step conn_redirect(struct conn *c, const struct cfg_route *r,
 		     base + m->path.off);
 	if (n < 0 || (size_t)n >= sizeof(loc))
 		return conn_reply(c, 414);
-	c->c_x.x_method_len = 0; /* logged from the raw request line */
 	return conn_reply_with(c, r->redirect_status, "Location", loc, (size_t)n);
 }
 
@@ -1871,6 +1908,7 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 		return conn_reply(c, err);
 	}
 	conn_find_client(c, base, m);
+	conn_note_raw(c, base, m);
 	c->c_x.x_is_http10 = m->version == HTTP_10;
 	c->c_x.x_req_upgrade = m->has_upgrade;
 	c->c_x.x_is_idempotent = is_idempotent(base, m->method);
