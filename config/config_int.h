@@ -75,6 +75,20 @@ void config_upstream_tls_load(struct schema_ctx *c,
 			      yaml_node_t *v);
 void config_upstream_tls_free(struct cfg_upstream_tls *t);
 
+/*
+ * The request hygiene keys (config_hygiene.c).  config_route_methods is
+ * the SK_WHOLE handler of a route's methods: (field is the cfg_route);
+ * the other three are SK_CUSTOM handlers of the listener enums
+ * underscores_in_headers:, ambiguous_requests: and normalize_path:.
+ * config_hygiene_tcp reports those three on a tcp listener (mapping n).
+ */
+schema_fn config_route_methods;
+schema_fn config_underscores;
+schema_fn config_ambiguous;
+schema_fn config_normalize;
+void config_hygiene_tcp(struct schema_ctx *c, yaml_node_t *n);
+void config_route_methods_free(struct cfg_route *r);
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 

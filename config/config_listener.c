@@ -162,6 +162,7 @@ static const struct schema_key route_keys[] = {
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
 	SK_UNSUPPORTED("rate_limit"),
+	SK_WHOLE("methods", config_route_methods),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(route_keys);
@@ -279,6 +280,12 @@ static const struct schema_key listener_keys[] = {
 	SK_UNSUPPORTED("deny"),
 	SK_UNSUPPORTED("rate_limit"),
 	SK_UNSUPPORTED("max_connections_per_client"),
+	SK_CUSTOM("underscores_in_headers", struct cfg_listener,
+		  underscores_in_headers, config_underscores),
+	SK_CUSTOM("ambiguous_requests", struct cfg_listener,
+		  ambiguous_requests, config_ambiguous),
+	SK_CUSTOM("normalize_path", struct cfg_listener, normalize_path,
+		  config_normalize),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(listener_keys);
@@ -450,6 +457,8 @@ static void listener_load(struct schema_ctx *c, struct config *cfg,
 	listener_target(c, cfg, l, n);
 	if (l->tls && l->protocol == CFG_PROTO_TCP)
 		listener_tls_tcp(c, tls);
+	if (l->protocol == CFG_PROTO_TCP)
+		config_hygiene_tcp(c, n);
 }
 
 void config_load_listeners(struct schema_ctx *c, struct config *cfg,
@@ -484,6 +493,7 @@ static void route_free(struct cfg_route *r)
 	free(r->hosts);
 	free(r->path_prefix);
 	free(r->backend_name);
+	config_route_methods_free(r);
 	config_limits_free(&r->limits);
 }
 

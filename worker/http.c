@@ -397,10 +397,11 @@ static int parse_cl_value(const char *buf, struct http_slice s, uint64_t *n)
 	return 0;
 }
 
-static int scan_content_length(const char *buf, const struct http_msg *msg,
+static int scan_content_length(const char *buf, struct http_msg *msg,
 			       bool *has_cl, uint64_t *cl)
 {
 	*has_cl = false;
+	msg->has_cl_repeated = false;
 	for (unsigned i = 0; i < msg->nheaders; i++) {
 		struct http_list l;
 		struct http_slice e;
@@ -414,6 +415,8 @@ static int scan_content_length(const char *buf, const struct http_msg *msg,
 				return -1;
 			if (*has_cl && v != *cl)
 				return -1;
+			if (*has_cl)
+				msg->has_cl_repeated = true;
 			*has_cl = true;
 			*cl = v;
 		}
@@ -923,6 +926,31 @@ bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
 	    http_slice_eq(buf, name, "Host"))
 		return false;
 	return is_named_by_connection(buf, msg, name);
+}
+
+/* ---- request hygiene (issue #12) ---- */
+
+bool http_name_has_underscore(const char *buf, struct http_slice name)
+{
+	return memchr(buf + name.off, '_', name.len) != NULL;
+}
+
+/*
+ * RFC 9110 §9.3.1 and §9.3.2: content in a GET or HEAD request "has no
+ * generally defined semantics"; some servers read it, others take it for
+ * the next request.  RFC 9110 §8.6 lets a recipient collapse identical
+ * Content-Length values, but one that takes the first header only and
+ * one that refuses the message see the stream differently after it.
+ */
+bool http_is_ambiguous(const char *buf, const struct http_msg *msg)
+{
+	bool has_body = msg->body == HTTP_BODY_CHUNKED ||
+			(msg->body == HTTP_BODY_LENGTH && msg->content_length);
+
+	if (msg->has_cl_repeated)
+		return true;
+	return has_body && (slice_is(buf, msg->method, "GET") ||
+			    slice_is(buf, msg->method, "HEAD"));
 }
 
 /* ---- chunked bodies (RFC 9112 §7.1) ---- */

@@ -71,6 +71,9 @@ struct http_msg {
 	bool has_upgrade;              /* Connection: upgrade + Upgrade */
 	bool has_conn_names;           /* Connection names other headers */
 	bool is_te_coded;              /* response: a coding besides chunked */
+	bool has_cl_repeated;          /* Content-Length given more than once
+					  ("5, 5" or two headers), all equal
+					  and collapsed (RFC 9110 §8.6) */
 };
 
 /* Outcome of a parse: 0 ok, or the HTTP status the client should get. */
@@ -146,6 +149,16 @@ int http_find_header(const char *buf, const struct http_msg *msg,
  */
 bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
 			unsigned idx);
+
+/* Does a header name contain '_'?  (underscores_in_headers) */
+bool http_name_has_underscore(const char *buf, struct http_slice name);
+
+/*
+ * Is a parsed request legal but read differently by some servers: GET or
+ * HEAD with a body (Content-Length > 0 or chunked), or a Content-Length
+ * repeated with the same value?  (ambiguous_requests: close | reject)
+ */
+bool http_is_ambiguous(const char *buf, const struct http_msg *msg);
 
 /* Incremental chunked-body scanner. */
 struct http_chunked {

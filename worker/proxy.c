@@ -961,6 +961,26 @@ static enum step conn_start(struct conn *c)
 }
 
 /*
+ * The client's address is known (the peer, or its PROXY header's
+ * source): admit it or close it, before any byte of a request or TLS
+ * handshake is read; then the handshake, or the first request.
+ */
+static enum step conn_admit(struct conn *c)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	SSL *ssl;
+
+	if (l->tls == NULL)
+		return conn_start(c);
+	ssl = tls_server_ssl(l->tls->ctx, c->c_t.t_fd);
+	if (ssl == NULL)
+		return conn_close(c);
+	transport_init_tls(&c->c_t, c->c_t.t_fd, ssl);
+	loop_timer_in(&c->c_w->w_loop, &c->c_timer, l->tls->handshake_timeout_ms);
+	return conn_set_state(c, CS_HANDSHAKE);
+}
+
+/*
  * The TLS handshake.  A client that speaks plain HTTP to this port gets a
  * 400 in plain text; one that fails or gives up is closed, with the reason
  * logged at info level (handshake failures are the clients' business, and
@@ -1021,23 +1041,8 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 	 * (conn_pump).
 	 */
 	c->c_rdy.rd = c->c_rdy.wr = true;
-	if (wl->wl_cfg->tls != NULL) {
-		SSL *ssl = tls_server_ssl(wl->wl_cfg->tls->ctx, fd);
-
-		if (ssl == NULL) {
-			transport_init_plain(&c->c_t, fd);
-			(void)conn_close(c);
-			return;
-		}
-		transport_init_tls(&c->c_t, fd, ssl);
-		(void)conn_set_state(c, CS_HANDSHAKE);
-		loop_timer_in(&w->w_loop, &c->c_timer,
-			      wl->wl_cfg->tls->handshake_timeout_ms);
-		conn_pump(c);
-		return;
-	}
 	transport_init_plain(&c->c_t, fd);
-	if (conn_start(c) != STEP_GONE)
+	if (conn_admit(c) != STEP_GONE)
 		conn_pump(c);
 }
 

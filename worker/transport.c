@@ -114,6 +114,23 @@ const struct transport_ops transport_plain = {
 	.splice_out = plain_splice_out,
 };
 
+ssize_t transport_peek(struct transport *t, void *buf, size_t len,
+		       struct transport_ready *r)
+{
+	ssize_t n;
+
+	do
+		n = recv(t->t_fd, buf, len, MSG_PEEK);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		r->rd = false;
+		return TRANSPORT_AGAIN;
+	}
+	return TRANSPORT_ERROR;
+}
+
 void transport_init_plain(struct transport *t, int fd)
 {
 	*t = (struct transport){.t_ops = &transport_plain, .t_fd = fd};

@@ -88,6 +88,15 @@ struct transport {
 extern const struct transport_ops transport_plain;
 extern const struct transport_ops transport_tls;
 
+/*
+ * Look at the bytes waiting on a plain socket without taking them (a
+ * PROXY protocol header is read this way, so that nothing after it is
+ * taken from TLS).  >0 bytes, 0 end of stream, TRANSPORT_AGAIN (r->rd
+ * cleared), TRANSPORT_ERROR.
+ */
+ssize_t transport_peek(struct transport *t, void *buf, size_t len,
+		       struct transport_ready *r);
+
 /* A plain transport over fd. */
 void transport_init_plain(struct transport *t, int fd);
 
