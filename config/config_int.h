@@ -89,6 +89,19 @@ schema_fn config_normalize;
 void config_hygiene_tcp(struct schema_ctx *c, yaml_node_t *n);
 void config_route_methods_free(struct cfg_route *r);
 
+/*
+ * A route's auth: (config_auth.c), SCHEMA_CUSTOM handler whose field is
+ * the route's struct cfg_auth *: off forms leave it NULL, anything else
+ * makes a new section (owned by the route even when errors were reported)
+ * and loads its users file.  config_auth_free takes NULL.
+ */
+schema_fn config_auth_load;
+void config_auth_free(struct cfg_auth *a);
+
+/* SCHEMA_CUSTOM handler of a backend's proxy_protocol: off | v1 | v2;
+ * field is an enum cfg_proxy_protocol (config_proxyproto.c). */
+schema_fn config_proxy_protocol;
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 

@@ -163,6 +163,7 @@ static const struct schema_key route_keys[] = {
 	SK_UNSUPPORTED("deny"),
 	SK_UNSUPPORTED("rate_limit"),
 	SK_WHOLE("methods", config_route_methods),
+	SK_CUSTOM("auth", struct cfg_route, auth, config_auth_load),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(route_keys);
@@ -272,7 +273,7 @@ static const struct schema_key listener_keys[] = {
 	CONFIG_LIMIT_KEYS(offsetof(struct cfg_listener, limits)),
 	SK_LATER("routes"),
 	SK_LATER("backend"),
-	SK_UNSUPPORTED("proxy_protocol"),
+	SK_BOOL("proxy_protocol", struct cfg_listener, proxy_protocol),
 	SK_CUSTOM("trusted_proxies", struct cfg_listener, trusted_proxies,
 		  listener_trusted),
 	SK_LATER("tls"),
@@ -494,6 +495,7 @@ static void route_free(struct cfg_route *r)
 	free(r->path_prefix);
 	free(r->backend_name);
 	config_route_methods_free(r);
+	config_auth_free(r->auth);
 	config_limits_free(&r->limits);
 }
 

@@ -36,6 +36,8 @@
 #include "worker/access.h"
 #include "worker/http.h"
 #include "worker/keepalive.h"
+#include "worker/method.h"
+#include "worker/path.h"
 #include "worker/tls.h"
 #include "worker/transport.h"
 
@@ -121,6 +123,8 @@ struct exchange {
 	bool x_is_idempotent;           /* may be sent twice (RFC 9110 §9.2.2) */
 	bool x_close_after;             /* close once this response is done */
 	bool x_client_closes;           /* the client said so: it sends no more */
+	bool x_server_closes;           /* an ambiguous request: the server
+					   connection is not reused */
 	enum http_body x_req_body;
 	uint64_t x_req_left;
 	uint64_t x_req_total;
@@ -210,6 +214,9 @@ struct proxy {
 };
 
 static struct http_msg proxy_msg; /* scratch: one head is parsed at a time */
+/* scratch: the normalised path (and query) of the head being dispatched */
+static char proxy_path[PATH_NORM_CAP(HTTP_MAX_REQUEST_LINE)];
+static size_t proxy_path_len, proxy_target_len;
 
 static const char *const conn_state_names[] = {
 	[CS_HANDSHAKE] = "handshake",
@@ -1058,6 +1065,7 @@ static const char *status_reason(unsigned status)
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
@@ -1170,17 +1178,19 @@ static size_t request_host(const char *base, const struct http_msg *m,
 	return n;
 }
 
+/*
+ * The first route whose host and path prefix match.  path is the
+ * request's normalised path, without its query (path_normalize).
+ */
 static const struct cfg_route *route_match(const struct cfg_listener *l,
 					   const char *base,
-					   const struct http_msg *m)
+					   const struct http_msg *m,
+					   const char *path, size_t path_len)
 {
 	char host[256];
 	size_t hlen = request_host(base, m, host, sizeof(host));
-	const char *path = base + m->path.off;
-	const char *q = memchr(path, '?', m->path.len);
-	size_t path_len = q ? (size_t)(q - path) : m->path.len;
 
-	/* "OPTIONS *" and "http://h?q" are about the root of the site */
+	/* "OPTIONS *" is about the root of the site */
 	if (path_len == 0 || (path_len == 1 && path[0] == '*')) {
 		path = "/";
 		path_len = 1;
@@ -1353,6 +1363,8 @@ static int conn_build_request(struct conn *c, const char *base,
 {
 	struct buf *o = &c->c_rh;
 	bool fwd = c->c_x.x_lim->forwarded_headers;
+	bool drop_underscores = c->c_wl->wl_cfg->underscores_in_headers ==
+				CFG_UNDERSCORES_DROP;
 	int rid = http_find_header(base, m, "X-Request-Id");
 	int te = http_find_header(base, m, "TE");
 	bool seen_cl = false;
@@ -1366,12 +1378,20 @@ static int conn_build_request(struct conn *c, const char *base,
 	 * and HAProxy do); a chunked response is decoded for such a client
 	 * (x_resp_dechunk).
 	 */
-	if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
-	    (m->path_needs_slash && out_put(o, "/", 1)) ||
-	    out_slice(o, base, m->path) || out_str(o, " HTTP/1.1\r\n"))
-		return -1;
+	if (c->c_wl->wl_cfg->normalize_path == CFG_NORMALIZE_FORWARD) {
+		if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
+		    out_put(o, proxy_path, proxy_target_len) ||
+		    out_str(o, " HTTP/1.1\r\n"))
+			return -1;
+		c->c_x.x_uri_len = (uint32_t)proxy_target_len;
+	} else {
+		if (out_slice(o, base, m->method) || out_put(o, " ", 1) ||
+		    (m->path_needs_slash && out_put(o, "/", 1)) ||
+		    out_slice(o, base, m->path) || out_str(o, " HTTP/1.1\r\n"))
+			return -1;
+		c->c_x.x_uri_len = m->path.len + m->path_needs_slash;
+	}
 	c->c_x.x_method_len = (uint16_t)m->method.len;
-	c->c_x.x_uri_len = m->path.len + m->path_needs_slash;
 	for (unsigned i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
@@ -1382,6 +1402,7 @@ static int conn_build_request(struct conn *c, const char *base,
 		}
 		if (http_is_hop_by_hop(base, m, i) ||
 		    is_client_cert_header(c, base, h->name) ||
+		    (drop_underscores && http_name_has_underscore(base, h->name)) ||
 		    (fwd && is_forwarding_header(base, h->name)) ||
 		    (fwd && (int)i == rid && !is_good_request_id(base, h->value)))
 			continue;
@@ -1412,6 +1433,9 @@ static int conn_build_request(struct conn *c, const char *base,
 		if (out_str(o, "Connection: upgrade\r\n") ||
 		    out_header(o, base, &m->headers[up]))
 			return -1;
+	} else if (c->c_x.x_server_closes &&
+		   out_str(o, "Connection: close\r\n")) {
+		return -1;
 	}
 	if (fwd && conn_forwarded_headers(c, base, m) == -1)
 		return -1;
@@ -1512,6 +1536,41 @@ static enum step conn_redirect(struct conn *c, const struct cfg_route *r,
 	return conn_reply_with(c, r->redirect_status, "Location", loc, (size_t)n);
 }
 
+/*
+ * What the listener asks of a request beyond RFC 9112 (issue #12): its
+ * path normalised into proxy_path (routes and allow/deny match that, RFC
+ * 3986 §6.2.2), header names with '_' refused (or dropped later), and a
+ * request that some servers read differently (a GET with a body, a
+ * repeated Content-Length) refused or sent with the close of both sides.
+ * -1: answer 400.
+ */
+static int conn_check_hygiene(struct conn *c, const char *base,
+			      const struct http_msg *m)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	enum path_err err;
+
+	err = path_normalize(base + m->path.off, m->path.len, 0, proxy_path,
+			     sizeof(proxy_path), &proxy_path_len,
+			     &proxy_target_len);
+	if (err != PATH_OK) {
+		log_info("listener %s: client %s: request path refused: %s",
+			 l->name, c->c_x.x_client_str, path_strerror(err));
+		return -1;
+	}
+	if (l->underscores_in_headers == CFG_UNDERSCORES_REJECT)
+		for (unsigned i = 0; i < m->nheaders; i++)
+			if (http_name_has_underscore(base, m->headers[i].name))
+				return -1;
+	if (http_is_ambiguous(base, m)) {
+		if (l->ambiguous_requests == CFG_AMBIGUOUS_REJECT)
+			return -1;
+		c->c_x.x_close_after = true;
+		c->c_x.x_server_closes = true;
+	}
+	return 0;
+}
+
 /* A complete head is at the front of c_in: parse, route and dispatch. */
 static enum step conn_dispatch(struct conn *c, size_t head_len)
 {
@@ -1532,12 +1591,20 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	c->c_x.x_is_idempotent = is_idempotent(base, m->method);
 	c->c_x.x_client_closes = !m->is_keepalive;
 	c->c_x.x_close_after = c->c_x.x_client_closes || c->c_w->w_draining;
-	r = route_match(c->c_wl->wl_cfg, base, m);
+	if (conn_check_hygiene(c, base, m) == -1)
+		return conn_reply(c, 400);
+	r = route_match(c->c_wl->wl_cfg, base, m, proxy_path, proxy_path_len);
 	if (r == NULL) {
 		return conn_reply(c, 404);
 	}
 	c->c_x.x_lim = &r->limits;
 	c->c_x.x_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
+	if (!method_allowed(r, base + m->method.off, m->method.len)) {
+		char allow[METHOD_ALLOW_MAX];
+		size_t n = method_allow_value(r, allow, sizeof(allow));
+
+		return conn_reply_with(c, 405, "Allow", allow, n);
+	}
 	if (r->redirect_status != 0)
 		return conn_redirect(c, r, base, m);
 	if (m->body == HTTP_BODY_LENGTH && c->c_x.x_lim->max_body_size &&
@@ -2063,6 +2130,7 @@ static enum step conn_response_done(struct conn *c)
 
 	conn_log(c);
 	conn_detach_up(c, req_done && c->c_x.x_resp_keepalive && !u->u_eof &&
+				  !c->c_x.x_server_closes &&
 				  buf_len(&u->u_in) == 0);
 	/*
 	 * A client that announced its close (RFC 9112 §9.6), whose request

@@ -187,7 +187,8 @@ def _tricky():
         ("expect_continue_body_sent_at_once", "RFC 9110 §10.1.1",
          lambda n: amb(HOST + b"Expect: 100-continue\r\nContent-Length: %d\r\n"
                        % len(smuggled(n)), smuggled(n))),
-        ("get_with_body", "RFC 9110 §9.3.1",
+        ("get_with_body", "RFC 9110 §9.3.1 (forwarded, then both sides closed: "
+         "ambiguous_requests: close)",
          lambda n: amb(HOST + b"Content-Length: %d\r\n" % len(smuggled(n)), smuggled(n),
                        line=b"GET {T} HTTP/1.1")),
         ("chunk_extension_looks_like_request", "RFC 9112 §7.1.1",
@@ -327,7 +328,7 @@ class SmugglingTest(unittest.TestCase):
                 out.append((r.target, r.error))
         return out
 
-    def run_tricky(self, n, build):
+    def run_tricky(self, n, build, closes=False):
         base = self.case(n)
         target, follow, other = base, base + b"/follow", base + b"/other"
         mark = self.rec.mark()
@@ -338,13 +339,34 @@ class SmugglingTest(unittest.TestCase):
         try:
             c.send(raw + b"GET " + follow + b" HTTP/1.1\r\nHost: h.test\r\n\r\n")
             r1 = c.read_response()
-            r2 = c.read_response()
-            self.assertEqual((r1.status, r2.status), (200, 200))
+            self.assertEqual(r1.status, 200)
             self.assertRegex(r1.body, rb" %s\n$" % target)
-            self.assertRegex(r2.body, rb" %s\n$" % follow)
+            if closes:
+                # legal but read differently by some servers: answered,
+                # then the connection closes; the pipelined request is
+                # never read (RFC 9112 §9.6)
+                self.assertTrue(r1.has_token("Connection", "close"))
+                self.assertTrue(c.wait_closed(3.0), "the connection was not closed")
+            else:
+                r2 = c.read_response()
+                self.assertEqual(r2.status, 200)
+                self.assertRegex(r2.body, rb" %s\n$" % follow)
         finally:
             c.close()
         self.get(other)
+        if closes:
+            reqs = self.rec.wait_requests(mark, 3, timeout=3)
+            self.assertEqual([r.target for r in reqs], [base + b"/warm", target, other],
+                             "the backend did not get exactly the three requests, in order")
+            t = [r for r in reqs if r.target == target][0]
+            self.assertTrue(t.complete)
+            self.assertEqual(t.header_all("Connection"), [b"close"],
+                             "the server connection was not closed after it")
+            o = [r for r in reqs if r.target == other][0]
+            self.assertNotEqual(o.conn.id, t.conn.id,
+                                "the server connection was reused after it")
+            self.check_backend_clean(mark, allowed_smuggled_in=[t])
+            return
         reqs = self.rec.wait_requests(mark, 4, timeout=3)
         t = [r for r in reqs if r.target == target]
         self.assertEqual(len(t), 1)
@@ -388,9 +410,9 @@ def _make_amb(n, build, statuses, split=False):
     return test
 
 
-def _make_tricky(n, build):
+def _make_tricky(n, build, closes):
     def test(self):
-        self.run_tricky(n, build)
+        self.run_tricky(n, build, closes)
     return test
 
 
@@ -406,7 +428,7 @@ for _name, _rfc, _build in SPLIT:
     setattr(SmugglingTest, "test_b%02d_%s" % (_n, _name), _t)
     _n += 1
 for _name, _rfc, _build in TRICKY:
-    _t = _make_tricky(_n, _build)
+    _t = _make_tricky(_n, _build, _name == "get_with_body")
     _t.__doc__ = "%s [%s]" % (_name, _rfc)
     setattr(SmugglingTest, "test_c%02d_%s" % (_n, _name), _t)
     _n += 1

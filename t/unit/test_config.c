@@ -818,9 +818,6 @@ START_TEST(test_err_unsupported)
 	EXPECT_ERROR(LISTENER_WEB "        allow: [10.0.0.0/8]\n" BACKEND_APP,
 		     "t.yaml:6:9: 'allow' is not supported by this version of "
 		     "portcullis");
-	EXPECT_ERROR(LISTENER_WEB "    proxy_protocol: true\n" BACKEND_APP,
-		     "t.yaml:6:5: 'proxy_protocol' is not supported by this "
-		     "version of portcullis");
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: fastest\n",
 		     "t.yaml:10:14: 'balance' must be one of round_robin, "
 		     "least_conn, random_two, hash");
