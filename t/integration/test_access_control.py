@@ -130,6 +130,10 @@ def silent_close(port, src=None, host="127.0.0.1", send=b"", within=2.0):
 
 
 def xheaders(r, name):
+    """The values of header name as the server's /echo saw it."""
+    if r.status != 200:
+        raise AssertionError("expected the server's 200 /echo answer, got %d %r"
+                             % (r.status, r.body[:200]))
     return [v for k, v in r.json()["headers"] if k.lower() == name.lower()]
 
 
@@ -549,8 +553,9 @@ class AclReloadTest(unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 class ProxyProtocolInTest(unittest.TestCase):
-    """pp (proxy_protocol, client_header_timeout 1s, /admin denied to
-    127.0.0.5), ppslow (the same with 10s), pptls (PROXY then TLS)."""
+    """pp (proxy_protocol, client_header_timeout 1s), ppslow (the same
+    with 10s), pptls (PROXY then TLS).  Allow/deny by the header's source:
+    ProxyProtocolAclTest."""
 
     @classmethod
     def setUpClass(cls):
@@ -559,8 +564,7 @@ class ProxyProtocolInTest(unittest.TestCase):
         cls.web = h.Backend("web1")
         cls.addClassCleanup(cls.web.stop)
         cls.ports = {n: h.free_port() for n in ("pp", "ppslow", "pptls")}
-        routes = [{"path_prefix": "/admin", "deny": [DENIED], "backend": "web"},
-                  {"path_prefix": "/", "backend": "web"}]
+        routes = [{"path_prefix": "/", "backend": "web"}]
         c = cls.certs
         listeners = [
             {"name": "pp", "bind": "127.0.0.1:%d" % cls.ports["pp"], "proxy_protocol": True,
@@ -581,8 +585,7 @@ class ProxyProtocolInTest(unittest.TestCase):
 
     def test_v1(self):
         """PROXY TCP4 127.0.0.5 ...: the backend's X-Forwarded-For is
-        127.0.0.5, the access log's client too, /admin is denied (403);
-        from 127.0.0.6 /admin is 200."""
+        127.0.0.5, the access log's client too."""
         P = self.ports["pp"]
         r = self.pp(proxy_v1(DENIED, "127.0.0.1", 40001, P), ua="ppv1")
         self.assertEqual(r.status, 200, r)
@@ -590,25 +593,20 @@ class ProxyProtocolInTest(unittest.TestCase):
         got = access_entries(self.access_log, lambda g: g.get("user_agent") == "ppv1")
         self.assertTrue(got)
         self.assertEqual(got[0]["client"], DENIED)
-        self.assertEqual(self.pp(proxy_v1(DENIED, "127.0.0.1", 40002, P), "/admin").status, 403)
-        self.assertEqual(self.pp(proxy_v1(ALLOWED, "127.0.0.1", 40003, P), "/admin").status, 200)
 
     def test_v1_tcp6_and_unknown(self):
-        """PROXY TCP6 2001:db8::7 ...: X-Forwarded-For 2001:db8::7;
-        TCP6 ::ffff:127.0.0.5 is 127.0.0.5 (403 on /admin); PROXY UNKNOWN:
-        the connection's own peer (127.0.0.1)."""
+        """PROXY TCP6 2001:db8::7 ...: X-Forwarded-For 2001:db8::7; PROXY
+        UNKNOWN: the connection's own peer (127.0.0.1)."""
         P = self.ports["pp"]
         r = self.pp(proxy_v1("2001:db8::7", "2001:db8::1", 40004, P))
         self.assertEqual((r.status, xheaders(r, "X-Forwarded-For")), (200, ["2001:db8::7"]))
-        r = self.pp(proxy_v1("::ffff:127.0.0.5", "::ffff:127.0.0.1", 40005, P), "/admin")
-        self.assertEqual(r.status, 403)
         r = self.pp(b"PROXY UNKNOWN\r\n")
         self.assertEqual((r.status, xheaders(r, "X-Forwarded-For")), (200, ["127.0.0.1"]))
 
     def test_v2(self):
         """A v2 header built by hand (TCP4, with ALPN and NOOP TLVs): the
-        source is the client (X-Forwarded-For, access log, 403 on /admin);
-        TCP6 too; LOCAL: the connection's own peer."""
+        source is the client (X-Forwarded-For, access log); TCP6 too; LOCAL:
+        the connection's own peer."""
         P = self.ports["pp"]
         tl = tlv(0x01, b"http/1.1") + tlv(0x04, b"\x00" * 5)
         r = self.pp(proxy_v2(DENIED, "127.0.0.1", 40010, P, tlvs=tl), ua="ppv2")
@@ -617,8 +615,6 @@ class ProxyProtocolInTest(unittest.TestCase):
         got = access_entries(self.access_log, lambda g: g.get("user_agent") == "ppv2")
         self.assertTrue(got)
         self.assertEqual(got[0]["client"], DENIED)
-        self.assertEqual(self.pp(proxy_v2(DENIED, "127.0.0.1", 40011, P), "/admin").status, 403)
-        self.assertEqual(self.pp(proxy_v2(ALLOWED, "127.0.0.1", 40012, P), "/admin").status, 200)
         r = self.pp(proxy_v2("2001:db8::9", "2001:db8::1", 40013, P))
         self.assertEqual((r.status, xheaders(r, "X-Forwarded-For")), (200, ["2001:db8::9"]))
         r = self.pp(proxy_v2(local=True))
@@ -685,10 +681,10 @@ class ProxyProtocolInTest(unittest.TestCase):
     def test_tls_behind_proxy_header(self):
         """pptls: the PROXY header written raw, then a TLS handshake (python
         ssl over the same socket) and a request: 200, the header's client
-        at the server; /admin denied to it."""
+        at the server."""
         P = self.ports["pptls"]
         ctx = ssl.create_default_context(cafile=self.certs.ca)
-        for src, path, want in ((ALLOWED, "/echo", 200), (DENIED, "/admin", 403)):
+        for src, path, want in ((ALLOWED, "/echo", 200), (DENIED, "/echo", 200)):
             c = SrcConn(P)
             try:
                 c.send(proxy_v1(src, "127.0.0.1", 40030, P))
@@ -700,6 +696,53 @@ class ProxyProtocolInTest(unittest.TestCase):
             self.assertEqual(r.status, want, (src, path))
             if want == 200:
                 self.assertEqual(xheaders(r, "X-Forwarded-For"), [src])
+
+
+class ProxyProtocolAclTest(unittest.TestCase):
+    """The PROXY header's source is what allow/deny use: pp (route /admin
+    denied to 127.0.0.5), ppgate (listener deny 127.0.0.5: closed once the
+    header is read)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.make_tmpdir()
+        cls.web = h.Backend("web1")
+        cls.addClassCleanup(cls.web.stop)
+        cls.ports = {n: h.free_port() for n in ("pp", "ppgate")}
+        listeners = [
+            {"name": "pp", "bind": "127.0.0.1:%d" % cls.ports["pp"], "proxy_protocol": True,
+             "routes": [{"path_prefix": "/admin", "deny": [DENIED], "backend": "web"},
+                        {"path_prefix": "/", "backend": "web"}]},
+            {"name": "ppgate", "bind": "127.0.0.1:%d" % cls.ports["ppgate"],
+             "proxy_protocol": True, "deny": [DENIED],
+             "routes": [{"path_prefix": "/", "backend": "web"}]},
+        ]
+        cls.pc, cls.cfg = start_proxy(cls, listeners, {"web": h.backend_block(cls.web.address)},
+                                      "PROXY protocol with allow/deny", access_log=False)
+
+    def pp(self, header, path, port=None):
+        return req(port or self.ports["pp"], path, prefix=header)
+
+    def test_route_deny_by_header_source(self):
+        """v1 and v2 from 127.0.0.5: /admin 403; from 127.0.0.6: 200;
+        TCP6 ::ffff:127.0.0.5 is 127.0.0.5 (IPv4-mapped): 403."""
+        P = self.ports["pp"]
+        self.assertEqual(self.pp(proxy_v1(DENIED, "127.0.0.1", 40002, P), "/admin").status, 403)
+        self.assertEqual(self.pp(proxy_v1(ALLOWED, "127.0.0.1", 40003, P), "/admin").status, 200)
+        self.assertEqual(self.pp(proxy_v2(DENIED, "127.0.0.1", 40011, P), "/admin").status, 403)
+        self.assertEqual(self.pp(proxy_v2(ALLOWED, "127.0.0.1", 40012, P), "/admin").status, 200)
+        r = self.pp(proxy_v1("::ffff:127.0.0.5", "::ffff:127.0.0.1", 40005, P), "/admin")
+        self.assertEqual(r.status, 403)
+
+    def test_listener_deny_by_header_source(self):
+        """ppgate: a header from 127.0.0.5 (v1 or v2) and a request: closed
+        without a byte, not forwarded; from 127.0.0.6: 200."""
+        P = self.ports["ppgate"]
+        for hdr in (proxy_v1(DENIED, "127.0.0.1", 1, P), proxy_v2(DENIED, "127.0.0.1", 1, P)):
+            closed, data, _ = silent_close(P, send=hdr + h.build_request("GET", "/ppgate-denied"))
+            self.assertTrue(closed and data == b"", "denied PROXY source answered: %r" % data[:80])
+        self.assertNotIn("/ppgate-denied", backend_paths(self.web))
+        self.assertEqual(self.pp(proxy_v1(ALLOWED, "127.0.0.1", 1, P), "/", port=P).status, 200)
 
 
 # ---------------------------------------------------------------------------
@@ -1304,9 +1347,9 @@ def basic(user, password):
 
 
 class BasicAuthTest(unittest.TestCase):
-    """Routes /ops (realm ops), /fwd (forward: true), /rl (auth and 1 rps,
-    burst 3); users alice (bcrypt, htpasswd -nbB) and bob (SHA-512-crypt,
-    openssl passwd -6)."""
+    """Routes /ops (realm ops), /fwd (forward: true); users alice (bcrypt,
+    htpasswd -nbB) and bob (SHA-512-crypt, openssl passwd -6).  A route
+    with auth and rate_limit: BasicAuthRateLimitTest."""
 
     @classmethod
     def setUpClass(cls):
@@ -1326,8 +1369,6 @@ class BasicAuthTest(unittest.TestCase):
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
             {"path_prefix": "/ops", "auth": auth, "backend": "web"},
             {"path_prefix": "/fwd", "auth": dict(auth, forward=True), "backend": "web"},
-            {"path_prefix": "/rl", "auth": auth,
-             "rate_limit": {"requests_per_second": 1, "burst": 3}, "backend": "web"},
             {"path_prefix": "/", "backend": "web"}]}]
         cls.pc, cls.cfg = start_proxy(cls, listeners, {"web": h.backend_block(cls.web.address)},
                                       "HTTP Basic auth", access_log=False)
@@ -1365,6 +1406,27 @@ class BasicAuthTest(unittest.TestCase):
         r = req(self.port, "/fwd/echo", headers=[cred])
         self.assertEqual(r.status, 200)
         self.assertEqual(xheaders(r, "Authorization"), [cred[1]])
+
+
+class BasicAuthRateLimitTest(unittest.TestCase):
+    """/rl: auth (realm ops) and rate_limit 1 rps, burst 3."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.make_tmpdir()
+        cls.web = h.Backend("web1")
+        cls.addClassCleanup(cls.web.stop)
+        alice = subprocess.run(["htpasswd", "-nbB", "alice", "wonder"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        cls.users = os.path.join(cls.tmp, "htpasswd")
+        write(cls.users, "%s\n" % alice)
+        cls.port = h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
+            {"path_prefix": "/rl", "auth": {"realm": "ops", "users_file": cls.users},
+             "rate_limit": {"requests_per_second": 1, "burst": 3}, "backend": "web"},
+            {"path_prefix": "/", "backend": "web"}]}]
+        cls.pc, cls.cfg = start_proxy(cls, listeners, {"web": h.backend_block(cls.web.address)},
+                                      "HTTP Basic auth with a route rate limit", access_log=False)
 
     def test_failures_count_toward_rate_limit(self):
         """/rl (1 rps, burst 3): wrong passwords from 127.0.0.5 give 401
