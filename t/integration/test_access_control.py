@@ -860,8 +860,10 @@ class ProxyProtocolOutTest(unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 class RateLimitTest(unittest.TestCase):
-    """2 workers in front of nginx: rl (20 rps, burst 5 per /32), rr (route
-    /tight: 1 rps, burst 10), rp (1 rps, burst 3, key_prefix_v4 24)."""
+    """2 workers in front of nginx: rl (20 rps, burst 5 per /32; reuseport,
+    so that the kernel spreads one client's connections over both workers),
+    rr (route /tight: 1 rps, burst 10), rp (1 rps, burst 3, key_prefix_v4
+    24)."""
 
     @classmethod
     def setUpClass(cls):
@@ -872,7 +874,7 @@ class RateLimitTest(unittest.TestCase):
         P = cls.ports
         web = [{"path_prefix": "/", "backend": "web"}]
         listeners = [
-            {"name": "rl", "bind": "127.0.0.1:%d" % P["rl"],
+            {"name": "rl", "bind": "127.0.0.1:%d" % P["rl"], "reuseport": True,
              "rate_limit": {"requests_per_second": 20, "burst": 5,
                             "key_prefix_v4": 32, "key_prefix_v6": 64}, "routes": web},
             {"name": "rr", "bind": "127.0.0.1:%d" % P["rr"],
@@ -1033,7 +1035,8 @@ class RateLimitTest(unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 class ConnectionCapTest(unittest.TestCase):
-    """2 workers: pc (max_connections_per_client 3), mc (max_connections 5)."""
+    """2 workers: pc (max_connections_per_client 3), mc (max_connections 5),
+    both with reuseport so that connections land on both workers."""
 
     @classmethod
     def setUpClass(cls):
@@ -1044,9 +1047,9 @@ class ConnectionCapTest(unittest.TestCase):
         web = [{"path_prefix": "/", "backend": "web"}]
         listeners = [
             {"name": "pc", "bind": "127.0.0.1:%d" % cls.ports["pc"],
-             "max_connections_per_client": 3, "routes": web},
+             "max_connections_per_client": 3, "reuseport": True, "routes": web},
             {"name": "mc", "bind": "127.0.0.1:%d" % cls.ports["mc"], "max_connections": 5,
-             "routes": web},
+             "reuseport": True, "routes": web},
         ]
         cls.pc, cls.cfg = start_proxy(cls, listeners, {"web": h.backend_block(cls.web.address)},
                                       "connection caps", access_log=False)
