@@ -180,7 +180,8 @@ def proxy_v2(src=None, dst=None, sport=0, dport=0, tlvs=b"", local=False):
 
 def decode_v2(buf):
     """(command, family, src, dst, sport, dport, total length) of a v2 header."""
-    assert buf[:12] == V2_SIG, "no v2 signature: %r" % buf[:16]
+    if buf[:12] != V2_SIG:
+        raise AssertionError("the server's first bytes are not a PROXY v2 header: %r" % buf[:40])
     ver_cmd, fam = buf[12], buf[13]
     (n,) = struct.unpack("!H", buf[14:16])
     body = buf[16:16 + n]
@@ -581,7 +582,9 @@ class ProxyProtocolInTest(unittest.TestCase):
 
     def pp(self, header, path="/echo", port=None, ua=None):
         headers = [("User-Agent", ua)] if ua else []
-        return req(port or self.ports["pp"], path, headers=headers, prefix=header)
+        r = req(port or self.ports["pp"], path, headers=headers, prefix=header)
+        self.assertNotEqual(r.status, 400, "the PROXY header %r was not taken (400)" % header)
+        return r
 
     def test_v1(self):
         """PROXY TCP4 127.0.0.5 ...: the backend's X-Forwarded-For is
@@ -802,7 +805,8 @@ class ProxyProtocolOutTest(unittest.TestCase):
         self.assertEqual((r.status, r.body), (200, b"ok\n"))
         buf = self.recorded(self.rec1, "/v1http")
         line = "PROXY TCP4 %s 127.0.0.1 %d %d\r\n" % (ALLOWED, sport, P)
-        self.assertEqual(buf[:len(line)], line.encode())
+        self.assertEqual(buf[:len(line)], line.encode(),
+                         "the server's first bytes are not the PROXY v1 line")
         self.assertTrue(buf[len(line):].startswith(b"GET /v1http HTTP/1.1\r\n"), buf[:200])
 
     def test_v1_http_ipv6(self):
@@ -812,7 +816,8 @@ class ProxyProtocolOutTest(unittest.TestCase):
         self.assertEqual(r.status, 200)
         buf = self.recorded(self.rec1, "/v1six")
         line = "PROXY TCP6 ::1 ::1 %d %d\r\n" % (sport, P)
-        self.assertEqual(buf[:len(line)], line.encode())
+        self.assertEqual(buf[:len(line)], line.encode(),
+                         "the server's first bytes are not the PROXY v1 line")
 
     def test_v2_http(self):
         """http listener, backend v2: a v2 PROXY command, TCP over IPv4,
@@ -1377,7 +1382,7 @@ class BasicAuthTest(unittest.TestCase):
                                       "HTTP Basic auth", access_log=False)
 
     def assert_challenge(self, r):
-        self.assertEqual(r.status, 401)
+        self.assertEqual(r.status, 401, "no Basic auth challenge (auth not enforced?)")
         self.assertRegex(r.header("WWW-Authenticate") or "",
                          r'^Basic realm="ops"(\s*,\s*charset="?UTF-8"?)?$')
 
