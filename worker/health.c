@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/shm.h"
+#include "worker/proxyproto.h"
 #include "worker/tls.h"
 #include "worker/transport.h"
 #include "worker/worker.h"
@@ -284,6 +285,40 @@ static void health_handshake(struct health_check *hc)
 	}
 }
 
+/*
+ * A backend with proxy_protocol refuses connections without the header,
+ * so the checks send one too: v2 LOCAL (the check is the proxy's own
+ * connection), v1 with the check's own addresses.  0 or -1.
+ */
+static int health_proxy_header(struct health_check *hc)
+{
+	enum cfg_proxy_protocol v = hc->hc_srv->srv_be->proxy_protocol;
+	const struct cfg_addr *a = &hc->hc_srv->srv_cfg->addr;
+	uint8_t hdr[PROXYPROTO_BUILD_MAX];
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	struct transport raw;
+	struct transport_ready rdy = {.rd = true, .wr = true};
+	struct iovec iov;
+	size_t n;
+
+	if (v == CFG_PROXY_PROTOCOL_OFF)
+		return 0;
+	if (v == CFG_PROXY_PROTOCOL_V2) {
+		n = proxyproto_build_v2_local(hdr, sizeof(hdr));
+	} else {
+		if (getsockname(hc->hc_io.io_fd, (struct sockaddr *)&local,
+				&len) == -1)
+			return -1;
+		n = proxyproto_build_v1((char *)hdr, sizeof(hdr), &local, &a->sa);
+	}
+	if (n == 0)
+		return -1;
+	transport_init_plain(&raw, hc->hc_io.io_fd); /* under TLS, if any */
+	iov = (struct iovec){hdr, n};
+	return transport_sendv(&raw, &iov, 1, &rdy) == (ssize_t)n ? 0 : -1;
+}
+
 static void health_on_io(struct loop_io *io, uint32_t ev)
 {
 	struct health_check *hc = io->io_data;
@@ -305,6 +340,10 @@ static void health_on_io(struct loop_io *io, uint32_t ev)
 		if (err != 0) {
 			snprintf(why, sizeof(why), "connect: %s", strerror(err));
 			health_done(hc, false, why);
+			return;
+		}
+		if (health_proxy_header(hc) == -1) {
+			health_done(hc, false, "cannot send the PROXY header");
 			return;
 		}
 		if (transport_is_tls(&hc->hc_t))

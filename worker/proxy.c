@@ -34,10 +34,12 @@
 #include "common/log.h"
 #include "common/shm.h"
 #include "worker/access.h"
+#include "worker/auth.h"
 #include "worker/http.h"
 #include "worker/keepalive.h"
 #include "worker/method.h"
 #include "worker/path.h"
+#include "worker/proxyproto.h"
 #include "worker/tls.h"
 #include "worker/transport.h"
 
@@ -51,6 +53,7 @@
 #define PROXY_FIRST_READ 8192      /* a response's first read, at most */
 
 enum conn_state {
+	CS_PROXYHDR,  /* proxy_protocol: the PROXY header, before anything */
 	CS_HANDSHAKE, /* TLS listener: the handshake, before any request */
 	CS_HEAD,   /* waiting for / reading a request head */
 	CS_PROXY,  /* request handed to an upstream, bytes flowing */
@@ -125,6 +128,8 @@ struct exchange {
 	bool x_client_closes;           /* the client said so: it sends no more */
 	bool x_server_closes;           /* an ambiguous request: the server
 					   connection is not reused */
+	bool x_strip_auth;              /* Authorization checked here: not
+					   forwarded */
 	enum http_body x_req_body;
 	uint64_t x_req_left;
 	uint64_t x_req_total;
@@ -187,6 +192,9 @@ struct conn {
 					   source of its PROXY header */
 	char c_peer[INET6_ADDRSTRLEN];  /* c_addr as text */
 	bool c_is_trusted;              /* c_addr is in trusted_proxies */
+	struct sockaddr_storage c_local; /* where the client connected (a
+					    PROXY header's destination) */
+	bool c_has_local;               /* c_local is set */
 	struct sockaddr_storage c_xff_addr; /* a request's client, from
 					       X-Forwarded-For (x_client) */
 	char c_xff_str[INET6_ADDRSTRLEN];
@@ -219,7 +227,7 @@ static char proxy_path[PATH_NORM_CAP(HTTP_MAX_REQUEST_LINE)];
 static size_t proxy_path_len, proxy_target_len;
 
 static const char *const conn_state_names[] = {
-	[CS_HANDSHAKE] = "handshake",
+	[CS_PROXYHDR] = "proxy-header", [CS_HANDSHAKE] = "handshake",
 	[CS_HEAD] = "head",     [CS_PROXY] = "proxy",   [CS_REPLY] = "reply",
 	[CS_LINGER] = "linger", [CS_TUNNEL] = "tunnel", [CS_CLOSED] = "closed",
 };
@@ -267,6 +275,7 @@ static int conn_hsts(const struct conn *c, const char *base,
 		     const struct http_msg *m, struct buf *o);
 static enum step conn_abort(struct conn *c);
 static enum step conn_connect(struct conn *c);
+static enum step conn_admit(struct conn *c);
 static void conn_pipe_close(struct conn *c);
 
 /* ---- small I/O helpers ------------------------------------------------ */
@@ -530,7 +539,9 @@ static void up_pool_put(struct upstream *u)
 	struct balance_server *s = u->u_srv;
 
 	u->u_conn = NULL;
-	if (u->u_w->w_draining || keepalive_is_full(&s->srv_idle, s->srv_be->keepalive) ||
+	/* a PROXY header spoke for one client: never pooled for another */
+	if (u->u_w->w_draining || s->srv_be->proxy_protocol != CFG_PROXY_PROTOCOL_OFF ||
+	    keepalive_is_full(&s->srv_idle, s->srv_be->keepalive) ||
 	    buf_len(&u->u_in) != 0 || u->u_eof || u->u_rdy.hup) {
 		up_close(u);
 		return;
@@ -587,6 +598,40 @@ static void up_idle_event(struct upstream *u, uint32_t ev)
 }
 
 /*
+ * Backend proxy_protocol: the PROXY header first on a new server
+ * connection, before TLS if any, with the client's address and the one
+ * it connected to.  A fresh socket takes these few bytes at once; a short
+ * write fails the connect.  0 or -1.
+ */
+static int up_send_proxy_header(struct upstream *u, const struct conn *c)
+{
+	enum cfg_proxy_protocol v = u->u_srv->srv_be->proxy_protocol;
+	uint8_t hdr[PROXYPROTO_BUILD_MAX];
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	struct transport raw;
+	struct transport_ready rdy = {.rd = true, .wr = true};
+	struct iovec iov;
+	size_t n;
+
+	if (v == CFG_PROXY_PROTOCOL_OFF)
+		return 0;
+	if (c->c_has_local)
+		local = c->c_local;
+	else if (getsockname(c->c_t.t_fd, (struct sockaddr *)&local, &len) == -1)
+		return -1;
+	n = v == CFG_PROXY_PROTOCOL_V1
+		    ? proxyproto_build_v1((char *)hdr, sizeof(hdr),
+					  &c->c_addr, &local)
+		    : proxyproto_build_v2(hdr, sizeof(hdr), &c->c_addr, &local);
+	if (n == 0)
+		return -1;
+	transport_init_plain(&raw, u->u_t.t_fd); /* under TLS, if any */
+	iov = (struct iovec){hdr, n};
+	return transport_sendv(&raw, &iov, 1, &rdy) == (ssize_t)n ? 0 : -1;
+}
+
+/*
  * The connect finished: TCP, then the TLS handshake if the backend has
  * one, all within connect_timeout.  false while it is still under way or
  * once it failed (c was told).
@@ -605,6 +650,12 @@ static bool up_established(struct upstream *u, uint32_t ev)
 			return false;
 		}
 		u->u_tcp_up = true;
+		if (up_send_proxy_header(u, c) == -1) {
+			c->c_x.x_connect_timed_out = false;
+			(void)conn_connect_failed(c, "cannot send the PROXY header");
+			conn_pump(c);
+			return false;
+		}
 	}
 	switch (transport_handshake(&u->u_t, &u->u_rdy)) {
 	case TRANSPORT_HS_DONE:
@@ -968,6 +1019,58 @@ static enum step conn_start(struct conn *c)
 }
 
 /*
+ * The PROXY header (v1 or v2) a listener with proxy_protocol expects
+ * first.  It is peeked at, and exactly its bytes are then taken, so that
+ * what follows -- a TLS ClientHello, a request -- is read by the next
+ * state as if the header had never been there.  Its source becomes the
+ * client; LOCAL (a balancer's own health check) keeps the peer.  With
+ * trusted_proxies set, only those peers may send one.  Within
+ * client_header_timeout of the accept, else closed (conn_on_timer).
+ */
+static enum step conn_step_proxyhdr(struct conn *c)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	uint8_t hdr[PROXYPROTO_MAX_LEN];
+	struct proxyproto_hdr pp;
+	size_t used = 0;
+	ssize_t n;
+
+	if (!c->c_rdy.rd)
+		return STEP_BLOCKED;
+	n = transport_peek(&c->c_t, hdr, sizeof(hdr), &c->c_rdy);
+	if (n == TRANSPORT_AGAIN)
+		return STEP_BLOCKED;
+	if (n <= 0)
+		return conn_close(c);
+	switch (proxyproto_parse(hdr, (size_t)n, &pp, &used)) {
+	case PROXYPROTO_NEED_MORE:
+		c->c_rdy.rd = false; /* the next bytes bring a new edge */
+		return STEP_BLOCKED;
+	case PROXYPROTO_INVALID:
+		log_info("listener %s: client %s: PROXY header: %s", l->name,
+			 c->c_peer, pp.pp_error ? pp.pp_error : "invalid");
+		return conn_close(c);
+	default:
+		break;
+	}
+	if (l->ntrusted_proxies > 0 && !c->c_is_trusted) {
+		log_info("listener %s: client %s: PROXY header from a peer not "
+			 "in trusted_proxies",
+			 l->name, c->c_peer);
+		return conn_close(c);
+	}
+	if (transport_recv(&c->c_t, hdr, used, &c->c_rdy) != (ssize_t)used)
+		return conn_close(c); /* peeked, so it is all there */
+	if (pp.pp_has_addr) {
+		conn_set_client(c, &pp.pp_src);
+		c->c_local = pp.pp_dst;
+		c->c_has_local = true;
+	}
+	c->c_rdy.rd = true; /* what follows may be here already */
+	return conn_admit(c);
+}
+
+/*
  * The client's address is known (the peer, or its PROXY header's
  * source): admit it or close it, before any byte of a request or TLS
  * handshake is read; then the handshake, or the first request.
@@ -1049,6 +1152,13 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 	 */
 	c->c_rdy.rd = c->c_rdy.wr = true;
 	transport_init_plain(&c->c_t, fd);
+	if (wl->wl_cfg->proxy_protocol) {
+		(void)conn_set_state(c, CS_PROXYHDR);
+		loop_timer_in(&w->w_loop, &c->c_timer,
+			      c->c_x.x_lim->client_header_timeout_ms);
+		conn_pump(c);
+		return;
+	}
 	if (conn_admit(c) != STEP_GONE)
 		conn_pump(c);
 }
@@ -1063,6 +1173,7 @@ static const char *status_reason(unsigned status)
 	case 307: return "Temporary Redirect";
 	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -1403,6 +1514,8 @@ static int conn_build_request(struct conn *c, const char *base,
 		if (http_is_hop_by_hop(base, m, i) ||
 		    is_client_cert_header(c, base, h->name) ||
 		    (drop_underscores && http_name_has_underscore(base, h->name)) ||
+		    (c->c_x.x_strip_auth &&
+		     http_slice_eq(base, h->name, "Authorization")) ||
 		    (fwd && is_forwarding_header(base, h->name)) ||
 		    (fwd && (int)i == rid && !is_good_request_id(base, h->value)))
 			continue;
@@ -1571,6 +1684,48 @@ static int conn_check_hygiene(struct conn *c, const char *base,
 	return 0;
 }
 
+/*
+ * HTTP Basic on a route (RFC 7617).  STEP_NEXT once the 401 is under
+ * way; STEP_MOVED when the request may go on.  Two Authorization headers
+ * are a bad credential, never a choice between them.
+ */
+static enum step conn_check_auth(struct conn *c, const struct cfg_route *r,
+				 const char *base, const struct http_msg *m)
+{
+	const char *value = NULL;
+	size_t len = 0;
+	int seen = 0;
+	char user[256], challenge[AUTH_CHALLENGE_MAX];
+	int n;
+
+	for (unsigned i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (!http_slice_eq(base, h->name, "Authorization"))
+			continue;
+		value = seen++ ? "" : base + h->value.off;
+		len = seen > 1 ? 0 : h->value.len;
+	}
+	switch (auth_check(r->auth->users, value, len, c->c_w->w_loop.lp_now,
+			   user, sizeof(user))) {
+	case AUTH_OK:
+		c->c_x.x_strip_auth = !r->auth->forward;
+		return STEP_MOVED;
+	case AUTH_BAD:
+		log_info("listener %s: client %s: route %u: authentication "
+			 "failed",
+			 c->c_wl->wl_cfg->name, c->c_x.x_client_str,
+			 c->c_x.x_route);
+		break;
+	default:
+		break;
+	}
+	n = auth_challenge(r->auth->realm, challenge, sizeof(challenge));
+	if (n < 0)
+		return conn_reply(c, 401);
+	return conn_reply_with(c, 401, "WWW-Authenticate", challenge, (size_t)n);
+}
+
 /* A complete head is at the front of c_in: parse, route and dispatch. */
 static enum step conn_dispatch(struct conn *c, size_t head_len)
 {
@@ -1607,6 +1762,12 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	}
 	if (r->redirect_status != 0)
 		return conn_redirect(c, r, base, m);
+	if (r->auth != NULL) {
+		enum step a = conn_check_auth(c, r, base, m);
+
+		if (a != STEP_MOVED)
+			return a; /* 401 */
+	}
 	if (m->body == HTTP_BODY_LENGTH && c->c_x.x_lim->max_body_size &&
 	    m->content_length > c->c_x.x_lim->max_body_size) {
 		return conn_reply(c, 413);
@@ -2644,6 +2805,7 @@ static void conn_pump(struct conn *c)
 	c->c_moved = false;
 	do {
 		switch (c->c_state) {
+		case CS_PROXYHDR: r = conn_step_proxyhdr(c); break;
 		case CS_HANDSHAKE: r = conn_step_handshake(c); break;
 		case CS_HEAD: r = conn_step_head(c); break;
 		case CS_PROXY: r = conn_step_proxy(c); break;
@@ -2751,6 +2913,11 @@ static void conn_on_timer(struct timer *t)
 	enum step r;
 
 	switch (c->c_state) {
+	case CS_PROXYHDR:
+		log_info("listener %s: client %s: no PROXY header in time",
+			 c->c_wl->wl_cfg->name, c->c_peer);
+		r = conn_close(c);
+		break;
 	case CS_HANDSHAKE:
 		log_info("listener %s: client %s: TLS handshake timed out",
 			 c->c_wl->wl_cfg->name, c->c_peer);
