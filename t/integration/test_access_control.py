@@ -1355,9 +1355,9 @@ def basic(user, password):
 
 
 class BasicAuthTest(unittest.TestCase):
-    """Routes /ops (realm ops), /fwd (forward: true); users alice (bcrypt,
-    htpasswd -nbB) and bob (SHA-512-crypt, openssl passwd -6).  A route
-    with auth and rate_limit: BasicAuthRateLimitTest."""
+    """Routes for hosts ops.test (realm ops) and fwd.test (forward: true);
+    users alice (bcrypt, htpasswd -nbB) and bob (SHA-512-crypt, openssl
+    passwd -6).  A route with auth and rate_limit: BasicAuthRateLimitTest."""
 
     @classmethod
     def setUpClass(cls):
@@ -1375,8 +1375,9 @@ class BasicAuthTest(unittest.TestCase):
         cls.port = h.free_port()
         auth = {"realm": "ops", "users_file": cls.users}
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port, "routes": [
-            {"path_prefix": "/ops", "auth": auth, "backend": "web"},
-            {"path_prefix": "/fwd", "auth": dict(auth, forward=True), "backend": "web"},
+            {"host": ["ops.test"], "path_prefix": "/", "auth": auth, "backend": "web"},
+            {"host": ["fwd.test"], "path_prefix": "/", "auth": dict(auth, forward=True),
+             "backend": "web"},
             {"path_prefix": "/", "backend": "web"}]}]
         cls.pc, cls.cfg = start_proxy(cls, listeners, {"web": h.backend_block(cls.web.address)},
                                       "HTTP Basic auth", access_log=False)
@@ -1390,28 +1391,27 @@ class BasicAuthTest(unittest.TestCase):
         """No Authorization: 401 with WWW-Authenticate: Basic realm="ops",
         not forwarded."""
         self.web.requests(clear=True)
-        self.assert_challenge(req(self.port, "/ops/none"))
+        self.assert_challenge(req(self.port, "/none", host_hdr="ops.test"))
         self.assertEqual(backend_paths(self.web), [])
 
     def test_wrong_password_and_user(self):
         """A wrong password, an unknown user, a malformed header: 401."""
-        self.assert_challenge(req(self.port, "/ops/x", headers=[basic("alice", "nope")]))
-        self.assert_challenge(req(self.port, "/ops/x", headers=[basic("bob", "wonder")]))
-        self.assert_challenge(req(self.port, "/ops/x", headers=[basic("carol", "x")]))
-        self.assert_challenge(req(self.port, "/ops/x", headers=[("Authorization", "Basic !!")]))
+        for cred in (basic("alice", "nope"), basic("bob", "wonder"), basic("carol", "x"),
+                     ("Authorization", "Basic !!")):
+            self.assert_challenge(req(self.port, "/x", host_hdr="ops.test", headers=[cred]))
 
     def test_right_password(self):
         """bcrypt and SHA-512-crypt users: 200, twice (the second from the
         cache); the server does not see Authorization."""
         for user, pw in (("alice", "wonder"), ("bob", "builder"), ("alice", "wonder")):
-            r = req(self.port, "/ops/echo", headers=[basic(user, pw)])
+            r = req(self.port, "/echo", host_hdr="ops.test", headers=[basic(user, pw)])
             self.assertEqual(r.status, 200, user)
             self.assertEqual(xheaders(r, "Authorization"), [], "Authorization forwarded")
 
     def test_forward(self):
         """forward: true: the server sees Authorization."""
         cred = basic("alice", "wonder")
-        r = req(self.port, "/fwd/echo", headers=[cred])
+        r = req(self.port, "/echo", host_hdr="fwd.test", headers=[cred])
         self.assertEqual(r.status, 200)
         self.assertEqual(xheaders(r, "Authorization"), [cred[1]])
 
