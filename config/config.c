@@ -323,6 +323,8 @@ static const struct schema_key config_top_keys[] = {
 	/* 0 turns the watchdog off */
 	SK_DURATION("watchdog", struct config, watchdog_ms, 0),
 	SK_WHOLE("log", config_log),
+	SK_UINT("rate_limit_table", struct config, rate_limit_table, 16,
+		1u << 24),
 	SK_UNSUPPORTED("admin"),
 	SK_LATER("defaults"),
 	SK_REQUIRED("listeners"),
@@ -350,6 +352,7 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 		schema_strdup(c, "/run/portcullis/portcullis.sock");
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->watchdog_ms = 10000;
+	cfg->rate_limit_table = 100000;
 	cfg->error_log_path = schema_strdup(c, "stderr");
 	cfg->error_log_level = CFG_LOG_INFO;
 	cfg->defaults = (struct cfg_limits){
@@ -434,6 +437,7 @@ static struct config *config_build(struct schema_ctx *c, const char *path,
 		config_load_listeners(c, cfg, n);
 	config_check_capacity(c, cfg, root);
 	config_check_user(c, cfg, root);
+	config_limits_finish(c, cfg, root);
 	return cfg;
 }
 

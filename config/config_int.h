@@ -102,6 +102,26 @@ void config_auth_free(struct cfg_auth *a);
  * field is an enum cfg_proxy_protocol (config_proxyproto.c). */
 schema_fn config_proxy_protocol;
 
+/*
+ * rate_limit: of a listener or a route (config_limits.c); field is a
+ * struct cfg_rate_limit.  Its id is set afterwards by
+ * config_limits_finish().
+ */
+schema_fn config_rate_limit;
+
+/*
+ * The id of the rate limit of listener (route 0) or of its route-th route
+ * (from 1): a hash of the names, so the same across reloads.  Never 0.
+ */
+uint32_t config_rate_limit_id(const char *listener, size_t route);
+
+/*
+ * After the listeners are loaded: the ids of every rate limit, default
+ * prefixes, and the count of listeners against the shared table's slots.
+ */
+void config_limits_finish(struct schema_ctx *c, struct config *cfg,
+			  yaml_node_t *root);
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 

@@ -161,9 +161,9 @@ static const struct schema_key route_keys[] = {
 	       UINT32_MAX, false, NULL),
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
-	SK_UNSUPPORTED("rate_limit"),
 	SK_WHOLE("methods", config_route_methods),
 	SK_CUSTOM("auth", struct cfg_route, auth, config_auth_load),
+	SK_CUSTOM("rate_limit", struct cfg_route, rate_limit, config_rate_limit),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(route_keys);
@@ -279,14 +279,18 @@ static const struct schema_key listener_keys[] = {
 	SK_LATER("tls"),
 	SK_UNSUPPORTED("allow"),
 	SK_UNSUPPORTED("deny"),
-	SK_UNSUPPORTED("rate_limit"),
-	SK_UNSUPPORTED("max_connections_per_client"),
 	SK_CUSTOM("underscores_in_headers", struct cfg_listener,
 		  underscores_in_headers, config_underscores),
 	SK_CUSTOM("ambiguous_requests", struct cfg_listener,
 		  ambiguous_requests, config_ambiguous),
 	SK_CUSTOM("normalize_path", struct cfg_listener, normalize_path,
 		  config_normalize),
+	SK_CUSTOM("rate_limit", struct cfg_listener, rate_limit,
+		  config_rate_limit),
+	SK_UINT("max_connections", struct cfg_listener, max_connections, 0,
+		UINT32_MAX),
+	SK_UINT("max_connections_per_client", struct cfg_listener,
+		max_connections_per_client, 0, 65535),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(listener_keys);

@@ -1321,7 +1321,7 @@ START_TEST(test_err_files)
 	config_errors_clear(&errs);
 
 	ck_assert_ptr_null(load_file("data/config/unsupported.yaml", &errs));
-	ck_assert_uint_eq(errs.count, 4);
+	ck_assert_uint_eq(errs.count, 2);
 	config_errors_clear(&errs);
 	ck_assert_ptr_null(load_file("data/config/syntax_error.yaml", &errs));
 	ck_assert_uint_eq(errs.count, 1);
