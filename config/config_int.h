@@ -122,6 +122,16 @@ uint32_t config_rate_limit_id(const char *listener, size_t route);
 void config_limits_finish(struct schema_ctx *c, struct config *cfg,
 			  yaml_node_t *root);
 
+/*
+ * allow: and deny: of listeners and routes (config_acl.c): SCHEMA_CUSTOM
+ * handlers whose field is the allow or deny member of a struct cfg_acl.
+ * They read the list files named and build the trees (common/iptree.h);
+ * config_acl_free() frees both trees and leaves the struct empty.
+ */
+schema_fn config_acl_allow;
+schema_fn config_acl_deny;
+void config_acl_free(struct cfg_acl *a);
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 

@@ -159,11 +159,11 @@ static const struct schema_key route_keys[] = {
 	SK_KEY("client_body_min_rate", SCHEMA_SIZE32,
 	       offsetof(struct cfg_route, limits.client_body_min_rate), 0,
 	       UINT32_MAX, false, NULL),
-	SK_UNSUPPORTED("allow"),
-	SK_UNSUPPORTED("deny"),
 	SK_WHOLE("methods", config_route_methods),
 	SK_CUSTOM("auth", struct cfg_route, auth, config_auth_load),
 	SK_CUSTOM("rate_limit", struct cfg_route, rate_limit, config_rate_limit),
+	SK_CUSTOM("allow", struct cfg_route, acl.allow, config_acl_allow),
+	SK_CUSTOM("deny", struct cfg_route, acl.deny, config_acl_deny),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(route_keys);
@@ -277,8 +277,6 @@ static const struct schema_key listener_keys[] = {
 	SK_CUSTOM("trusted_proxies", struct cfg_listener, trusted_proxies,
 		  listener_trusted),
 	SK_LATER("tls"),
-	SK_UNSUPPORTED("allow"),
-	SK_UNSUPPORTED("deny"),
 	SK_CUSTOM("underscores_in_headers", struct cfg_listener,
 		  underscores_in_headers, config_underscores),
 	SK_CUSTOM("ambiguous_requests", struct cfg_listener,
@@ -291,6 +289,8 @@ static const struct schema_key listener_keys[] = {
 		UINT32_MAX),
 	SK_UINT("max_connections_per_client", struct cfg_listener,
 		max_connections_per_client, 0, 65535),
+	SK_CUSTOM("allow", struct cfg_listener, acl.allow, config_acl_allow),
+	SK_CUSTOM("deny", struct cfg_listener, acl.deny, config_acl_deny),
 	SK_END,
 };
 SCHEMA_TABLE_CHECK(listener_keys);
@@ -500,6 +500,7 @@ static void route_free(struct cfg_route *r)
 	free(r->backend_name);
 	config_route_methods_free(r);
 	config_auth_free(r->auth);
+	config_acl_free(&r->acl);
 	config_limits_free(&r->limits);
 }
 
@@ -516,6 +517,7 @@ void config_listener_free(struct cfg_listener *l)
 	free(l->backend_name);
 	free(l->name);
 	free(l->trusted_proxies);
+	config_acl_free(&l->acl);
 	config_limits_free(&l->limits);
 	config_tls_free(l->tls);
 }

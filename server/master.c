@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
 #include "common/timer.h"
@@ -301,6 +302,10 @@ static void master_cleanup(struct master *m)
 	reload_gen_free(&m->m_cur);
 	reload_gen_free(&m->m_next);
 	scoreboard_free(m->m_board);
+	rate_holds_free(m->m_rate_holds);
+	m->m_rate_holds = NULL;
+	rate_table_destroy(rate_table());
+	rate_table_set(NULL);
 	shm_destroy(shm_zone());
 	shm_zone_set(NULL);
 	for (int i = 0; i < 2; i++)

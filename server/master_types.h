@@ -103,6 +103,9 @@ struct master {
 	struct listen_set m_ls;
 	struct master_worker m_workers[MASTER_MAX_WORKERS];
 	struct scoreboard *m_board; /* slot i: m_workers[i]'s connections */
+	struct rate_holds *m_rate_holds; /* slot i: what m_workers[i]'s
+					    connections count in the rate
+					    table (common/ratelimit.h) */
 	int m_report[2];            /* workers -> master pipe; [0] is ours */
 	struct control m_ctl;
 	struct master_upgrade m_up;

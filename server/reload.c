@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
 #include "common/timer.h"
@@ -166,6 +167,51 @@ static int reload_assign_shm(struct master *m, struct config *cfg, char *err,
  * the serving generation uses is changed.  0, or -1 with err set.
  */
 /*
+ * The shared table of rate limits and connection counts (common/
+ * ratelimit.h): made (or adopted from a binary upgrade) at the first
+ * start, kept by reloads with the size it was made with, as the zone is.
+ */
+static int reload_rate_table(struct master *m, const struct config *cfg,
+			     bool first, char *err, size_t errlen)
+{
+	bool adopted = false, kept = false;
+	uint32_t need = cfg->worker_connections + 64;
+
+	if (first && rate_table() == NULL) {
+		struct rate_table *t =
+			rate_table_open(cfg->rate_limit_table, &adopted, &kept);
+
+		if (t == NULL) {
+			snprintf(err, errlen, "rate table: %s", strerror(errno));
+			return -1;
+		}
+		rate_table_set(t);
+	} else if (!rate_table_fits(rate_table(), cfg->rate_limit_table)) {
+		kept = true;
+	}
+	if (kept)
+		log_notice("rate_limit_table %u: the shared table keeps its %u "
+			   "entries until a restart",
+			   cfg->rate_limit_table,
+			   rate_table_capacity(rate_table()));
+	if (m->m_rate_holds == NULL) {
+		m->m_rate_holds = rate_holds_create(MASTER_MAX_WORKERS, need);
+		if (m->m_rate_holds == NULL) {
+			snprintf(err, errlen, "rate table holds: %s",
+				 strerror(errno));
+			return -1;
+		}
+	} else if (need > rate_holds_per_worker(m->m_rate_holds)) {
+		log_warn("worker_connections %u: connections beyond %u per "
+			 "worker are not counted by max_connections until a "
+			 "restart",
+			 cfg->worker_connections,
+			 rate_holds_per_worker(m->m_rate_holds) - 64);
+	}
+	return 0;
+}
+
+/*
  * A worker needs about two descriptors a connection (client and server)
  * and some for itself: raise the soft RLIMIT_NOFILE, which the workers
  * inherit, up to the hard limit (the operator's ceiling: systemd's
@@ -231,7 +277,8 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 		snprintf(err, errlen, "out of memory");
 		goto fail_listen;
 	}
-	if (reload_assign_shm(m, cfg, err, errlen) == -1)
+	if (reload_rate_table(m, cfg, first, err, errlen) == -1 ||
+	    reload_assign_shm(m, cfg, err, errlen) == -1)
 		goto fail_listen;
 	/* a ticket key before the first TLS client; master_timers rotates */
 	tls_tickets_rotate(shm_zone(), shm_wall_ms(), tls_ticket_rotation(cfg));

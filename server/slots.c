@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "common/ratelimit.h"
+
 static int slots_server(struct shm_zone *z, struct cfg_server *s,
 			const char *backend, unsigned gen, unsigned oldest)
 {
@@ -38,6 +40,19 @@ int slots_assign(struct shm_zone *z, struct config *cfg, unsigned gen,
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		struct cfg_listener *l = &cfg->listeners[i];
 
+		/* connection counts of max_connections, kept across reloads */
+		l->slot = -1;
+		if (rate_table() != NULL) {
+			l->slot = rate_listener_claim(rate_table(), l->name, gen,
+						      oldest_live);
+			if (l->slot < 0) {
+				snprintf(err, errlen,
+					 "%s: more than %d listeners in the live "
+					 "generations",
+					 cfg->path, RATE_MAX_LISTENERS);
+				return -1;
+			}
+		}
 		for (size_t j = 0; j < l->nroutes; j++)
 			if (slots_route(z, &l->routes[j], l->name, j, gen,
 					oldest_live) == -1)

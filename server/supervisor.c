@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/timer.h"
 #include "server/notify.h"
 #include "server/scoreboard.h"
@@ -42,6 +43,8 @@ static void supervisor_become(struct master *m, struct master_gen *g,
 		.wr_beat = scoreboard_beat(m->m_board, idx),
 		.wr_slot = slot,
 		.wr_nslots = g->mg_nslots,
+		.wr_rate_holds = m->m_rate_holds,
+		.wr_index = (unsigned)idx,
 	};
 	const int *row;
 
@@ -215,6 +218,15 @@ static void supervisor_give_back(struct master *m, struct master_worker *mw)
 		log_notice("worker %d held %" PRIu64 " server connections; "
 			   "no longer counted",
 			   (int)mw->mw_pid, n);
+	if (m->m_rate_holds != NULL && rate_table() != NULL) {
+		n = rate_holds_give_back(m->m_rate_holds,
+					 (uint32_t)(mw - m->m_workers),
+					 rate_table());
+		if (n > 0)
+			log_notice("worker %d held %" PRIu64 " client "
+				   "connections; no longer counted",
+				   (int)mw->mw_pid, n);
+	}
 }
 
 void supervisor_exited(struct master *m, pid_t pid, int status)

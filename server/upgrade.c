@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/shm.h"
 #include "common/timer.h"
 #include "server/control.h"
@@ -123,6 +124,8 @@ static void upgrade_exec(struct master *m, int peer, const char *fds)
 		if (setenv(UPGRADE_ENV_SHM, num, 1) == -1)
 			_exit(126);
 	}
+	if (rate_table() != NULL && rate_table_export(rate_table()) == -1)
+		_exit(126);
 	argv[argc++] = m->m_exe;
 	argv[argc++] = "-c";
 	argv[argc++] = (char *)m->m_path;

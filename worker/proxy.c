@@ -32,6 +32,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
 #include "worker/auth.h"
@@ -195,6 +196,10 @@ struct conn {
 	struct sockaddr_storage c_local; /* where the client connected (a
 					    PROXY header's destination) */
 	bool c_has_local;               /* c_local is set */
+	int32_t c_rate_hold;            /* what it counts in the rate table
+					   (max_connections...); -1: nothing */
+	bool c_rebound;                 /* counted as its X-Forwarded-For
+					   client already */
 	struct sockaddr_storage c_xff_addr; /* a request's client, from
 					       X-Forwarded-For (x_client) */
 	char c_xff_str[INET6_ADDRSTRLEN];
@@ -832,6 +837,8 @@ static enum step conn_close(struct conn *c)
 		c->c_x.x_status = 499; /* nginx's "client closed request" */
 	conn_log(c);
 	conn_detach_up(c, false);
+	rate_conn_release(w->w_rate, c->c_rate_hold, w->w_loop.lp_now);
+	c->c_rate_hold = -1;
 	loop_timer_del(&w->w_loop, &c->c_timer);
 	loop_forget_fd(&c->c_io);
 	transport_close(&c->c_t);
@@ -1078,8 +1085,35 @@ static enum step conn_step_proxyhdr(struct conn *c)
 static enum step conn_admit(struct conn *c)
 {
 	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	uint64_t now = c->c_w->w_loop.lp_now;
 	SSL *ssl;
 
+	if ((l->max_connections || l->max_connections_per_client) &&
+	    l->slot >= 0) {
+		enum rate_verdict v = rate_conn_acquire(
+			c->c_w->w_rate, l->slot, l->max_connections, &c->c_addr,
+			l->max_connections_per_client, now, &c->c_rate_hold);
+
+		if (v != RATE_OK) {
+			log_info("listener %s: client %s: over %s; closed",
+				 l->name, c->c_peer,
+				 v == RATE_OVER_LISTENER
+					 ? "max_connections"
+					 : "max_connections_per_client");
+			return conn_close(c);
+		}
+	}
+	if (l->protocol == CFG_PROTO_TCP && l->rate_limit.rps != 0) {
+		uint32_t ra;
+
+		/* a tcp listener's connection is its one request */
+		if (!rate_take(rate_table(), &l->rate_limit, &c->c_addr, now, &ra)) {
+			log_info("listener %s: client %s: over rate_limit; "
+				 "closed",
+				 l->name, c->c_peer);
+			return conn_close(c);
+		}
+	}
 	if (l->tls == NULL)
 		return conn_start(c);
 	ssl = tls_server_ssl(l->tls->ctx, c->c_t.t_fd);
@@ -1151,6 +1185,7 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 	 * (conn_pump).
 	 */
 	c->c_rdy.rd = c->c_rdy.wr = true;
+	c->c_rate_hold = -1;
 	transport_init_plain(&c->c_t, fd);
 	if (wl->wl_cfg->proxy_protocol) {
 		(void)conn_set_state(c, CS_PROXYHDR);
@@ -1685,6 +1720,51 @@ static int conn_check_hygiene(struct conn *c, const char *base,
 }
 
 /*
+ * A 429 with Retry-After (RFC 6585 §4, RFC 9110 §10.2.3).
+ */
+static enum step conn_reply_429(struct conn *c, uint32_t retry_after_s)
+{
+	char ra[16];
+	int n = snprintf(ra, sizeof(ra), "%u", retry_after_s);
+
+	return conn_reply_with(c, 429, "Retry-After", ra, (size_t)n);
+}
+
+/*
+ * The limits a request is held to once its client and route are known:
+ * a client first seen through X-Forwarded-For counts against
+ * max_connections_per_client as itself (429 when over: the request was
+ * read already); then the listener's and the route's rate limits.
+ * STEP_MOVED when the request may go on.
+ */
+static enum step conn_check_limits(struct conn *c, const struct cfg_route *r)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	const struct sockaddr_storage *client = c->c_x.x_client;
+	uint64_t now = c->c_w->w_loop.lp_now;
+	uint32_t ra = 1;
+
+	if (l->max_connections_per_client && l->slot >= 0 && !c->c_rebound &&
+	    client != &c->c_addr) {
+		/* once per connection: a balancer may carry many clients */
+		c->c_rebound = true;
+		if (rate_conn_rebind(c->c_w->w_rate, l->slot, &c->c_rate_hold,
+				     client, l->max_connections_per_client,
+				     now) != RATE_OK) {
+			c->c_x.x_close_after = true;
+			return conn_reply_429(c, 1);
+		}
+	}
+	if (l->rate_limit.rps != 0 &&
+	    !rate_take(rate_table(), &l->rate_limit, client, now, &ra))
+		return conn_reply_429(c, ra);
+	if (r->rate_limit.rps != 0 &&
+	    !rate_take(rate_table(), &r->rate_limit, client, now, &ra))
+		return conn_reply_429(c, ra);
+	return STEP_MOVED;
+}
+
+/*
  * HTTP Basic on a route (RFC 7617).  STEP_NEXT once the 401 is under
  * way; STEP_MOVED when the request may go on.  Two Authorization headers
  * are a bad credential, never a choice between them.
@@ -1711,12 +1791,20 @@ static enum step conn_check_auth(struct conn *c, const struct cfg_route *r,
 	case AUTH_OK:
 		c->c_x.x_strip_auth = !r->auth->forward;
 		return STEP_MOVED;
-	case AUTH_BAD:
+	case AUTH_BAD: {
+		uint32_t ra;
+
 		log_info("listener %s: client %s: route %u: authentication "
 			 "failed",
 			 c->c_wl->wl_cfg->name, c->c_x.x_client_str,
 			 c->c_x.x_route);
+		/* a wrong password costs a token more: guessing is limited */
+		if (r->rate_limit.rps != 0 &&
+		    !rate_take(rate_table(), &r->rate_limit, c->c_x.x_client,
+			       c->c_w->w_loop.lp_now, &ra))
+			return conn_reply_429(c, ra);
 		break;
+	}
 	default:
 		break;
 	}
@@ -1733,6 +1821,7 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	const char *base = buf_rptr(&c->c_in);
 	const struct cfg_route *r;
 	enum http_err err;
+	enum step rs;
 
 	err = http_parse_request(base, head_len, m);
 	c->c_x.x_is_head_req = err == HTTP_OK && http_slice_eq(base, m->method, "HEAD");
@@ -1754,6 +1843,8 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	}
 	c->c_x.x_lim = &r->limits;
 	c->c_x.x_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
+	if ((rs = conn_check_limits(c, r)) != STEP_MOVED)
+		return rs; /* 429 */
 	if (!method_allowed(r, base + m->method.off, m->method.len)) {
 		char allow[METHOD_ALLOW_MAX];
 		size_t n = method_allow_value(r, allow, sizeof(allow));

@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
 #include "worker/health.h"
@@ -507,6 +508,15 @@ int worker_main(const struct config *cfg, const int *fds, size_t nfds,
 	timer_init(&w.w_beat_timer, worker_on_beat, &w);
 	buf_pool_init(worker_buf_size(cfg), WORKER_BUF_CACHE);
 	w.w_bes = balance_init(cfg, shm_zone(), w.w_report.wr_shares);
+	if (rate_table() != NULL && w.w_report.wr_rate_holds != NULL) {
+		w.w_rate = rate_worker_new(rate_table(), w.w_report.wr_rate_holds,
+					   w.w_report.wr_index);
+		if (w.w_rate == NULL) {
+			log_error("worker start-up: connection counts: out of "
+				  "memory");
+			goto fail;
+		}
+	}
 	if (w.w_bes == NULL || proxy_init(&w) == -1 || worker_signals(&w) == -1 ||
 	    worker_listeners(&w, fds, nfds) == -1) {
 		log_error("worker start-up: %s", strerror(errno));
@@ -532,6 +542,7 @@ fail:
 	health_stop(&w);
 	if (w.w_proxy != NULL)
 		proxy_cleanup(&w);
+	rate_worker_free(w.w_rate);
 	balance_free(w.w_bes, cfg->nbackends);
 	if (w.w_sig_io.io_fd > 0)
 		close(w.w_sig_io.io_fd);

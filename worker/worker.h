@@ -17,6 +17,8 @@
 #include "worker/loop.h"
 
 struct proxy;
+struct rate_holds;
+struct rate_worker;
 struct worker;
 
 /* What a worker tells its master over the report pipe (server/supervisor.c). */
@@ -56,6 +58,10 @@ struct worker_report {
 	unsigned wr_slot;           /* this worker's slot in its generation */
 	unsigned wr_nslots;         /* workers in the generation (health
 				       checks: who owns which server) */
+	struct rate_holds *wr_rate_holds; /* its hold list is at wr_index:
+					     connection counts to give back
+					     if it dies; NULL: none */
+	unsigned wr_index;          /* its index in the master's worker table */
 };
 
 /* One listening socket (one bind address of a listener). */
@@ -79,6 +85,8 @@ struct worker {
 	bool w_draining;                   /* graceful stop in progress */
 	struct timer w_drain_timer;        /* shutdown_timeout */
 	struct proxy *w_proxy;             /* its connections (worker/proxy.c) */
+	struct rate_worker *w_rate;        /* connection counts (ratelimit.h);
+					      NULL: none counted */
 	struct worker_report w_report;     /* borrowed from worker_main's caller */
 	size_t w_nconns_shown;             /* last count put in wr_conns */
 	struct timer w_beat_timer;         /* a loop turn at least every

@@ -815,9 +815,6 @@ START_TEST(test_err_unsupported)
 		     "  bind: 127.0.0.1:9901\n" LISTENER_WEB BACKEND_APP,
 		     "t.yaml:1:1: 'admin' is not supported by this version of "
 		     "portcullis");
-	EXPECT_ERROR(LISTENER_WEB "        allow: [10.0.0.0/8]\n" BACKEND_APP,
-		     "t.yaml:6:9: 'allow' is not supported by this version of "
-		     "portcullis");
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: fastest\n",
 		     "t.yaml:10:14: 'balance' must be one of round_robin, "
 		     "least_conn, random_two, hash");
@@ -1321,7 +1318,7 @@ START_TEST(test_err_files)
 	config_errors_clear(&errs);
 
 	ck_assert_ptr_null(load_file("data/config/unsupported.yaml", &errs));
-	ck_assert_uint_eq(errs.count, 2);
+	ck_assert_uint_eq(errs.count, 1);
 	config_errors_clear(&errs);
 	ck_assert_ptr_null(load_file("data/config/syntax_error.yaml", &errs));
 	ck_assert_uint_eq(errs.count, 1);
