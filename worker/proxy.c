@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/iptree.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
 #include "common/shm.h"
@@ -910,6 +911,16 @@ static struct conn *conn_alloc(struct worker *w)
 	return calloc(1, sizeof(*c));
 }
 
+/*
+ * allow/deny: refused when in deny, or outside a non-empty allow.
+ */
+static bool acl_refuses(const struct cfg_acl *acl,
+			const struct sockaddr_storage *client)
+{
+	return (acl->deny != NULL && iptree_match(acl->deny, client)) ||
+	       (acl->allow != NULL && !iptree_match(acl->allow, client));
+}
+
 /* Text form of an address: "192.0.2.1", "2001:db8::1", "unix". */
 static void addr_text(const struct sockaddr_storage *a, char *out, size_t cap)
 {
@@ -1087,6 +1098,18 @@ static enum step conn_admit(struct conn *c)
 	const struct cfg_listener *l = c->c_wl->wl_cfg;
 	uint64_t now = c->c_w->w_loop.lp_now;
 	SSL *ssl;
+
+	/*
+	 * A trusted proxy's clients are known only from each request's
+	 * X-Forwarded-For: its connection is admitted, its requests checked
+	 * against the listener's lists (conn_check_acl).
+	 */
+	if (!(c->c_is_trusted && l->protocol == CFG_PROTO_HTTP) &&
+	    acl_refuses(&l->acl, &c->c_addr)) {
+		log_info("listener %s: client %s: denied; closed", l->name,
+			 c->c_peer);
+		return conn_close(c);
+	}
 
 	if ((l->max_connections || l->max_connections_per_client) &&
 	    l->slot >= 0) {
@@ -1720,6 +1743,24 @@ static int conn_check_hygiene(struct conn *c, const char *base,
 }
 
 /*
+ * A request's client against the listener's lists (when its connection
+ * came through a trusted proxy, admitted at accept on the proxy's behalf)
+ * and the route's: a neutral 403.  STEP_MOVED when it may go on.
+ */
+static enum step conn_check_acl(struct conn *c, const struct cfg_route *r)
+{
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+
+	if ((c->c_is_trusted && acl_refuses(&l->acl, c->c_x.x_client)) ||
+	    acl_refuses(&r->acl, c->c_x.x_client)) {
+		log_info("listener %s: client %s: route %u: denied", l->name,
+			 c->c_x.x_client_str, c->c_x.x_route);
+		return conn_reply(c, 403);
+	}
+	return STEP_MOVED;
+}
+
+/*
  * A 429 with Retry-After (RFC 6585 §4, RFC 9110 §10.2.3).
  */
 static enum step conn_reply_429(struct conn *c, uint32_t retry_after_s)
@@ -1843,8 +1884,9 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	}
 	c->c_x.x_lim = &r->limits;
 	c->c_x.x_route = (unsigned)(r - c->c_wl->wl_cfg->routes) + 1;
-	if ((rs = conn_check_limits(c, r)) != STEP_MOVED)
-		return rs; /* 429 */
+	if ((rs = conn_check_acl(c, r)) != STEP_MOVED ||
+	    (rs = conn_check_limits(c, r)) != STEP_MOVED)
+		return rs; /* 403, 429 */
 	if (!method_allowed(r, base + m->method.off, m->method.len)) {
 		char allow[METHOD_ALLOW_MAX];
 		size_t n = method_allow_value(r, allow, sizeof(allow));

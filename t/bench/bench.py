@@ -28,6 +28,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -63,6 +64,16 @@ PERF = which("perf", "/usr/bin/perf")
 # --reuseport: portcullis and the nginx proxy get one SO_REUSEPORT listening
 # socket per worker (HAProxy 2.6 has no per-thread sockets)
 REUSEPORT = False
+# --tls: {"cert", "key", "pem" (cert+key, for HAProxy)} of the certificate
+# every proxy's listener serves; None for plain listeners
+TLS = None
+TLSLOAD_C = os.path.join(HERE, "tlsload.c")
+# TLS 1.2 cipher list of all three proxies (portcullis's default) and their
+# key exchange groups; TLS 1.3 suites are OpenSSL's defaults everywhere
+TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+TLS_GROUPS = "X25519:P-256:P-384"
 
 
 def log(msg):
@@ -252,15 +263,23 @@ def wait_port(port, proc, timeout=15.0):
     return False
 
 
-def http_get(port, path, timeout=5.0):
+def http_get(port, path, timeout=5.0, tls=False):
     """One HTTP/1.1 GET with Connection: close; returns (status, body length)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     try:
         s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                   % path.encode())
         data = b""
         while True:
-            d = s.recv(1 << 20)
+            try:
+                d = s.recv(1 << 20)
+            except ssl.SSLEOFError:
+                d = b""
             if not d:
                 break
             data += d
@@ -416,7 +435,7 @@ listeners:
   - name: bench
     bind: 127.0.0.1:%(port)d
     reuseport: %(reuseport)s
-    routes:
+%(tls)s    routes:
       - path_prefix: /
         backend: origin
 backends:
@@ -426,7 +445,9 @@ backends:
       - address: 127.0.0.1:%(oport)d
 """ % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
                 "user": user, "group": group, "reuseport": "true" if REUSEPORT else "false",
-                "root": "true" if user == "root" else "false"})
+                "root": "true" if user == "root" else "false",
+                "tls": ("    tls:\n      certificates: [ { cert: %s, key: %s } ]\n"
+                        % (TLS["cert"], TLS["key"])) if TLS else ""})
         out = subprocess.run([self.bin, "-t", "-c", self.conf], capture_output=True,
                              text=True, timeout=30)
         if out.returncode != 0:
@@ -446,7 +467,22 @@ class NginxProxy(Service):
         self.conf = os.path.join(self.dir, "nginx.conf")
         v = {"d": self.dir, "nofile": NOFILE, "wconn": min(30000, NOFILE - 100), "port": self.port,
              "oport": origin_port, "workers": workers,
-             "reuseport": " reuseport" if REUSEPORT else ""}
+             "reuseport": " reuseport" if REUSEPORT else "",
+             "ssl": " ssl" if TLS else "", "ssl_conf": ""}
+        if TLS:
+            # TLS 1.2 and 1.3 (nginx 1.22's default has no 1.3), tickets on
+            # with OpenSSL's per-context key (one master, shared by the
+            # workers), session cache off like portcullis's
+            v["ssl_conf"] = """
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers %s;
+        ssl_ecdh_curve %s;
+        ssl_session_tickets on;
+        ssl_session_cache off;""" % (TLS["cert"], TLS["key"], TLS_CIPHERS,
+                                         TLS_GROUPS.replace("P-256", "prime256v1")
+                                         .replace("P-384", "secp384r1"))
         with open(self.conf, "w") as f:
             f.write("worker_processes %(workers)d;\n" % v + NGINX_COMMON % v + "http {\n" +
                     NGINX_HTTP_COMMON % v + """
@@ -457,7 +493,7 @@ class NginxProxy(Service):
         keepalive_timeout 60s;
     }
     server {
-        listen 127.0.0.1:%(port)d backlog=4096%(reuseport)s;
+        listen 127.0.0.1:%(port)d%(ssl)s backlog=4096%(reuseport)s;%(ssl_conf)s
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -510,10 +546,10 @@ defaults
     timeout http-keep-alive 75s
 
 frontend bench
-    bind 127.0.0.1:%(port)d
+    bind 127.0.0.1:%(port)d%(ssl)s
     # the same forwarding work portcullis does by default
     option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto %(scheme)s
     http-request set-header X-Forwarded-Host %%[req.hdr(host)]
     http-response del-header Server
     http-response del-header X-Powered-By
@@ -524,7 +560,12 @@ backend origin
     http-reuse always
     server origin 127.0.0.1:%(oport)d
 """ % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
-                "maxconn": min(40000, max(NOFILE // 2, 12000))})
+                "maxconn": min(40000, max(NOFILE // 2, 12000)),
+                "scheme": "https" if TLS else "http",
+                # TLS 1.2 (HAProxy 2.6's default minimum) and 1.3; tune.ssl
+                # defaults (its session cache of 20000 and tickets on)
+                "ssl": (" ssl crt %s alpn http/1.1 ciphers %s curves %s"
+                        % (TLS["pem"], TLS_CIPHERS, TLS_GROUPS)) if TLS else ""})
         out = subprocess.run([HAPROXY, "-c", "-f", self.conf], capture_output=True,
                              text=True, timeout=30)
         if out.returncode != 0:
@@ -556,7 +597,7 @@ def wrk(port, path, conns, threads, duration, headers=(), limit=None, timeout_s=
             "--timeout", "5s", "-s", WRK_LUA]
     for h in headers:
         args += ["-H", h]
-    args.append("http://127.0.0.1:%d%s" % (port, path))
+    args.append("%s://127.0.0.1:%d%s" % ("https" if TLS else "http", port, path))
     env = dict(os.environ)
     env.pop("BENCH_LIMIT", None)
     if limit:
@@ -592,6 +633,95 @@ def wrk(port, path, conns, threads, duration, headers=(), limit=None, timeout_s=
     res["errors"] = sum(v for k, v in res.items() if k.startswith("err_"))
     res["cmd"] = " ".join(args[:-1] + [path])
     return res
+
+
+TLSLOAD_RE = re.compile(r"^TLSLOAD-RESULT (.*)$", re.M)
+TLSLOAD = None           # the built t/bench/tlsload.c (--tls)
+
+
+def tls_setup(tmp):
+    """The certificate every proxy serves (self-signed ECDSA P-256, made with
+    the openssl CLI) and the tlsload client, built into tmp."""
+    global TLS, TLSLOAD
+    d = os.path.join(tmp, "tls")
+    os.makedirs(d)
+    os.chmod(d, 0o755)
+    cert, key, pem = (os.path.join(d, n) for n in ("cert.pem", "key.pem", "combined.pem"))
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "30", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise BenchError("openssl req failed:\n%s" % r.stderr)
+    with open(pem, "w") as f:
+        f.write(open(cert).read() + open(key).read())
+    for fn in (cert, key, pem):
+        os.chmod(fn, 0o644)     # nginx and HAProxy read them as root anyway
+    TLS = {"cert": cert, "key": key, "pem": pem}
+    TLSLOAD = os.path.join(d, "tlsload")
+    cc = which("cc", "/usr/bin/cc", "/usr/bin/gcc")
+    if not cc:
+        raise BenchError("no C compiler for t/bench/tlsload.c")
+    r = subprocess.run([cc, "-O2", "-o", TLSLOAD, TLSLOAD_C, "-lssl", "-lcrypto"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise BenchError("building tlsload failed (libssl-dev?):\n%s" % r.stderr)
+
+
+def tlsload(port, procs, duration, reuse=False, path="/12"):
+    """A new TLS connection per request (full handshakes, or resumed ones
+    with reuse) from procs processes for duration seconds."""
+    args = [TLSLOAD, "-p", str(port), "-P", path, "-n", str(procs), "-d", str(duration)]
+    if reuse:
+        args.append("-r")
+    p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        stop_session(p, 0, sig=signal.SIGKILL)
+        forget(p)
+        raise BenchError("tlsload did not finish: %s" % " ".join(args))
+    forget(p)
+    out = out.decode(errors="replace")
+    m = TLSLOAD_RE.search(out)
+    if p.returncode != 0 or not m:
+        raise BenchError("tlsload failed (rc %s): %s\n%s" % (p.returncode, " ".join(args), out))
+    res = {}
+    for kv in m.group(1).split():
+        k, v = kv.split("=", 1)
+        res[k] = int(v) if v.isdigit() else v
+    return res
+
+
+def open_idle_tls(port, n, timeout=300.0):
+    """tlsload -i: n TLS keep-alive connections, one full handshake and one
+    GET /12 each, held open; returns (process, failed).  Close with
+    close_idle_tls."""
+    p = spawn([TLSLOAD, "-p", str(port), "-i", str(n)], stdin=subprocess.PIPE,
+              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"TLSLOAD-IDLE-READY" not in buf or not buf.endswith(b"\n"):
+        r, _, _ = select.select([p.stdout], [], [], 1.0)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+        if time.monotonic() > deadline:
+            close_idle_tls(p)
+            raise BenchError("TLS idle connections: not open after %ds" % timeout)
+    m = re.search(rb"TLSLOAD-IDLE-READY open=(\d+) failed=(\d+)", buf)
+    if not m or int(m.group(1)) < n:
+        close_idle_tls(p)
+        raise BenchError("TLS idle connections: %s" % buf.decode(errors="replace")[-500:])
+    return p, int(m.group(2))
+
+
+def close_idle_tls(p):
+    stop_session(p, 0, sig=signal.SIGKILL)
+    forget(p)
 
 
 def open_idle(port, n, path="/12", inflight=64, timeout=120.0):
@@ -755,7 +885,25 @@ FIGURES = [
     ("big_cpu", "10 MiB responses (wrk -c{bc}): proxy CPU per GiB", "ms"),
     ("big_user", "10 MiB responses: of which user space", "ms"),
     ("big_gibs", "10 MiB responses: throughput", "GiB/s"),
+    ("tlsnew_cpu", "TLS full handshake + 12 B request, new connection each (tlsload, "
+     "{tp} procs): proxy CPU per connection", "µs"),
+    ("tlsnew_user", "TLS full handshake: of which user space", "µs"),
+    ("tlsnew_cps", "TLS full handshake: connections/s (client-bound)", "conn/s"),
+    ("tlsres_cpu", "TLS resumed handshake (ticket) + 12 B request, new connection each: "
+     "proxy CPU per connection", "µs"),
+    ("tlsres_user", "TLS resumed handshake: of which user space", "µs"),
+    ("tlsres_cps", "TLS resumed handshake: connections/s (client-bound)", "conn/s"),
+    ("tlska_rps", "TLS 12 B keep-alive (wrk -c{c}): requests/s", "req/s"),
+    ("tlska_p99", "TLS 12 B keep-alive: p99 latency", "ms"),
+    ("tlska_cpu", "TLS 12 B keep-alive: proxy CPU per request", "µs"),
+    ("tlska_user", "TLS 12 B keep-alive: of which user space", "µs"),
+    ("tlsbig_cpu", "TLS 10 MiB responses (wrk -c{bc}): proxy CPU per GiB", "ms"),
+    ("tlsbig_user", "TLS 10 MiB responses: of which user space", "ms"),
+    ("tlsbig_gibs", "TLS 10 MiB responses: throughput", "GiB/s"),
+    ("tlsrss_conn", "RSS per idle TLS keep-alive connection ({ti} conns)", "bytes"),
 ]
+
+TLS_FIGURES = ("tls_new", "tls_resume", "tls_ka12", "tls_big", "tls_rss")
 
 SCENARIOS = [
     # key, path, extra headers, connections option name
@@ -772,6 +920,7 @@ class Bench:
         self.results = {}      # workers -> proxy -> key -> [per-run values]
         self.notes = []
         self.syscalls = {}     # ka|close -> workers -> proxy -> list of {name: per request}
+        self.tls_params = {}   # proxy -> {"version cipher group"} seen by tlsload
 
     def note(self, msg):
         log("note: " + msg)
@@ -828,6 +977,82 @@ class Bench:
             (px.name, before / 2**20, after / 2**20, per))
         return per
 
+    def run_idle_tls(self, w, px):
+        self.warm(px)
+        time.sleep(0.5)
+        before = rss_bytes(px.pids())
+        p, failed = open_idle_tls(px.port, self.a.tls_idle_conns)
+        try:
+            time.sleep(1.0)
+            after = rss_bytes(px.pids())
+        finally:
+            close_idle_tls(p)
+        if failed:
+            self.note("workers=%d %s TLS idle test: %d connection attempts failed and were "
+                      "retried" % (w, px.name, failed))
+        per = (after - before) / self.a.tls_idle_conns
+        log("  %-10s TLS idle: RSS %.1f -> %.1f MiB, %.0f B/conn" %
+            (px.name, before / 2**20, after / 2**20, per))
+        return per
+
+    def run_tlsload(self, w, px, key, reuse):
+        pids = px.pids()
+        t0 = cpu_ticks(pids)
+        res = tlsload(px.port, self.a.tls_procs, self.a.duration, reuse=reuse)
+        t1 = cpu_ticks(pids)
+        if sorted(px.pids()) != sorted(pids):
+            self.note("workers=%d %s %s: the process set changed during the run (a worker "
+                      "died?)" % (w, px.name, key))
+        n = max(res["conns"], 1)
+        cpu = (t1[0] + t1[1] - t0[0] - t0[1]) / CLK_TCK / n * 1e6
+        self.record(w, px.name, key + "_cpu", cpu)
+        self.record(w, px.name, key + "_user", (t1[0] - t0[0]) / CLK_TCK / n * 1e6)
+        self.record(w, px.name, key + "_cps", res["conns"] / (res["duration_us"] / 1e6))
+        want = res["conns"] if reuse else 0
+        # the first connection of each client process is a full handshake
+        if abs(res["reused"] - want) > self.a.tls_procs or res["errors"]:
+            self.note("workers=%d %s %s: %d of %d connections resumed, %d errors" %
+                      (w, px.name, key, res["reused"], res["conns"], res["errors"]))
+        self.tls_params.setdefault(px.name, set()).add(
+            "%s %s %s" % (res.get("version"), res.get("cipher"), res.get("group")))
+        log("  %-10s %-8s %7.0f conn/s  %d of %d resumed  %7.1f µs CPU/conn" %
+            (px.name, key, res["conns"] / (res["duration_us"] / 1e6), res["reused"],
+             res["conns"], cpu))
+
+    def one_tls(self, w, pxs):
+        a = self.a
+        if "tls_rss" in a.only:
+            for px in pxs:
+                self.record(w, px.name, "tlsrss_conn", self.run_idle_tls(w, px))
+                time.sleep(a.pause)
+        for key, reuse in (("tls_new", False), ("tls_resume", True)):
+            if key in a.only:
+                for px in pxs:
+                    self.run_tlsload(w, px, "tlsnew" if not reuse else "tlsres", reuse)
+                    time.sleep(a.pause)
+        if "tls_ka12" in a.only:
+            for px in pxs:
+                res = self.measured_wrk(w, px, "tls_ka12", "/12", a.conns)
+                n = max(res["requests"], 1)
+                self.record(w, px.name, "tlska_rps", res["requests"] / (res["duration_us"] / 1e6))
+                self.record(w, px.name, "tlska_p99", res["p99_us"] / 1000)
+                self.record(w, px.name, "tlska_cpu", res["cpu_s"] / n * 1e6)
+                self.record(w, px.name, "tlska_user", res["user_s"] / n * 1e6)
+                log("  %-10s tls_ka12 %9.0f req/s  p99 %7.2f ms  %6.2f µs CPU/req" %
+                    (px.name, res["requests"] / (res["duration_us"] / 1e6),
+                     res["p99_us"] / 1000, res["cpu_s"] / n * 1e6))
+                time.sleep(a.pause)
+        if "tls_big" in a.only:
+            for px in pxs:
+                res = self.measured_wrk(w, px, "tls_10m", "/10m", a.big_conns)
+                gib = max(res["bytes"] / 2**30, 1e-9)
+                self.record(w, px.name, "tlsbig_cpu", res["cpu_s"] * 1000 / gib)
+                self.record(w, px.name, "tlsbig_user", res["user_s"] * 1000 / gib)
+                self.record(w, px.name, "tlsbig_gibs", gib / (res["duration_us"] / 1e6))
+                log("  %-10s tls_10m  %6.2f GiB/s  %7.1f ms CPU/GiB" %
+                    (px.name, gib / (res["duration_us"] / 1e6), res["cpu_s"] * 1000 / gib))
+                time.sleep(a.pause)
+
     def run_strace(self, w, px, run, close=False):
         """Syscalls per request of the proxy's workers: keep-alive, or (close)
         a new connection per request."""
@@ -858,9 +1083,10 @@ class Bench:
             try:
                 for px in pxs:
                     px.start()
-                    st, n = http_get(px.port, "/64k")
+                    st, n = http_get(px.port, "/64k", tls=TLS is not None)
                     if st != 200 or n != 65536:
                         raise BenchError("%s: GET /64k gave %d with %d bytes" % (px.name, st, n))
+                self.one_tls(w, pxs)
                 if "rss" in a.only:
                     for px in pxs:
                         self.record(w, px.name, "rss_conn", self.run_idle(w, px))
@@ -949,7 +1175,8 @@ def report(bench, header):
                 ratios[other] = median(per_run)
             lines.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
                 w, label.format(c=a.conns, n=a.strace_requests, idle=a.idle_conns,
-                                bc=a.big_conns, nc=a.strace_requests // 4),
+                                bc=a.big_conns, nc=a.strace_requests // 4,
+                                tp=a.tls_procs, ti=a.tls_idle_conns),
                 unit, fmt(med["portcullis"]), fmt(med["nginx"]), fmt(med["haproxy"]),
                 fmt_ratio(ratios["nginx"]), fmt_ratio(ratios["haproxy"])))
     for what, title in (("ka", "keep-alive request"), ("close", "new-connection request")):
@@ -969,6 +1196,13 @@ def report(bench, header):
                 top = sorted(((v, n) for n, v in med.items() if v >= 0.05), reverse=True)
                 lines.append("- workers=%d %s: %s" % (w, p, ", ".join(
                     "%s %.2f" % (n, v) for v, n in top)))
+    if bench.tls_params:
+        lines.append("")
+        lines.append("TLS negotiated by tlsload (version, cipher, key exchange group):")
+        lines.append("")
+        for p in PROXIES:
+            if p in bench.tls_params:
+                lines.append("- %s: %s" % (p, "; ".join(sorted(bench.tls_params[p]))))
     if bench.notes:
         lines.append("")
         lines.append("Notes:")
@@ -989,17 +1223,26 @@ def loadavg():
 def git_commit():
     """The checked-out commit, read from .git without running git."""
     g = os.path.join(TOP, ".git")
+    common = g
     try:
+        if os.path.isfile(g):
+            # a worktree: .git says where its HEAD is, commondir where refs are
+            with open(g) as f:
+                g = os.path.join(TOP, f.read().split("gitdir:", 1)[1].strip())
+            common = g
+            if os.path.exists(os.path.join(g, "commondir")):
+                with open(os.path.join(g, "commondir")) as f:
+                    common = os.path.normpath(os.path.join(g, f.read().strip()))
         with open(os.path.join(g, "HEAD")) as f:
             head = f.read().strip()
         if not head.startswith("ref: "):
             return head[:12]
         ref = head[5:]
-        p = os.path.join(g, ref)
+        p = os.path.join(common, ref)
         if os.path.exists(p):
             with open(p) as f:
                 return f.read().strip()[:12] + " (%s)" % ref.rsplit("/", 1)[-1]
-        with open(os.path.join(g, "packed-refs")) as f:
+        with open(os.path.join(common, "packed-refs")) as f:
             for line in f:
                 if line.rstrip().endswith(" " + ref):
                     return line.split()[0][:12] + " (%s)" % ref.rsplit("/", 1)[-1]
@@ -1018,7 +1261,7 @@ def header_lines(a):
                     break
     except OSError:
         pass
-    return [
+    return [x for x in [
         "# portcullis benchmark (tools/bench)",
         "",
         "- date: %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
@@ -1033,10 +1276,16 @@ def header_lines(a):
         (",".join(map(str, a.workers)), a.runs, a.wrk_threads, a.duration,
          "; --reuseport: portcullis and nginx accept from a SO_REUSEPORT socket per worker"
          if getattr(a, "reuseport", False) else ""),
+        "- TLS (--tls): every proxy's listener terminates TLS 1.2/1.3 with the same "
+        "self-signed ECDSA P-256 certificate (openssl req, made at start), session tickets "
+        "on, TLS 1.2 ciphers and groups (%s) set alike; portcullis and nginx have no "
+        "session cache, HAProxy its default one (tune.ssl defaults); keep-alive to the "
+        "origin as in the plain rows; handshakes by t/bench/tlsload.c (wrk resumes)"
+        % TLS_GROUPS if getattr(a, "tls", False) else None,
         "- CPU = utime+stime of all the proxy's processes (/proc/PID/stat) over the run, "
         "divided by the requests (or GiB) wrk reports; \"of which user space\" is the utime "
         "part (the rest is kernel time: loopback TCP, syscalls)",
-    ]
+    ] if x is not None]
 
 
 # ---------------------------------------------------------------------------
@@ -1184,9 +1433,75 @@ def perf_shares(data):
     return shares, 100.0 - kernel
 
 
+def perf_table(data, sort, n):
+    """[(self %, name)] of the top n entries of perf report --sort sort."""
+    out = subprocess.run([PERF, "report", "-i", data, "--no-children", "--sort", sort,
+                          "--stdio", "-g", "none"], capture_output=True, text=True,
+                         timeout=300).stdout
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+(.*\S)\s*$", line)
+        if m:
+            rows.append((float(m.group(1)), re.sub(r"\s+", " ", m.group(2))))
+    return rows[:n]
+
+
+def perf_tls_mode(a, tmp):
+    """perf profile of each proxy during full TLS handshakes (tlsload):
+    µs of CPU per connection by shared object and by function."""
+    origin = Origin(tmp, "origin")
+    origin.start("auto")
+    lines = header_lines(a)[:9]
+    lines[0] = "# TLS full-handshake CPU profile (tools/bench --perf --tls)"
+    lines.append("- perf record -e cpu-clock -g on all of the proxy's processes (1 worker) "
+                 "during %d s of tlsload -n %d (a new connection, full handshake and GET /12 "
+                 "each); CPU per connection from /proc/PID/stat of the same run"
+                 % (a.duration, a.tls_procs))
+    cols = []
+    for px in (Portcullis(tmp, a.bin, origin.port, 1), NginxProxy(tmp, origin.port, 1),
+               HAProxy(tmp, origin.port, 1)):
+        px.start()
+        try:
+            tlsload(px.port, a.tls_procs, 1)
+            pids = px.pids()
+            data = os.path.join(tmp, "perf-tls-%s.data" % px.name)
+            rec = spawn([PERF, "record", "-q", "-e", "cpu-clock", "-g", "-o", data,
+                         "-p", ",".join(map(str, pids)), "--", "sleep", str(a.duration)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            t0 = cpu_ticks(pids)
+            res = tlsload(px.port, a.tls_procs, a.duration)
+            t1 = cpu_ticks(pids)
+            rec.wait(timeout=a.duration + 120)
+            forget(rec)
+        finally:
+            px.stop()
+        if rec.returncode != 0 or not os.path.exists(data):
+            raise BenchError("perf record failed for %s (rc %s)" % (px.name, rec.returncode))
+        us = (t1[0] + t1[1] - t0[0] - t0[1]) / CLK_TCK / max(res["conns"], 1) * 1e6
+        dsos = perf_table(data, "dso", 8)
+        syms = perf_table(data, "dso,sym", a.callgrind_top)
+        log("perf --tls %s: %.1f µs CPU/conn (%d conns, %d resumed)" %
+            (px.name, us, res["conns"], res["reused"]))
+        cols.append((px.name, us, res, dsos, syms))
+        time.sleep(a.pause)
+    origin.stop()
+    for name, us, res, dsos, syms in cols:
+        lines += ["", "## %s: %.1f µs CPU per connection (%d connections, %d resumed)"
+                  % (name, us, res["conns"], res["reused"]), "",
+                  "| object | % | µs/conn |", "|---|---:|---:|"]
+        for pct, what in dsos:
+            lines.append("| %s | %.1f | %.1f |" % (what, pct, us * pct / 100))
+        lines += ["", "| function (self) | % | µs/conn |", "|---|---:|---:|"]
+        for pct, what in syms:
+            lines.append("| %s | %.1f | %.1f |" % (what.replace("|", "/"), pct, us * pct / 100))
+    return "\n".join(lines) + "\n"
+
+
 def perf_mode(a, tmp):
     if not PERF:
         raise BenchError("perf is missing (Debian: linux-perf)")
+    if a.tls:
+        return perf_tls_mode(a, tmp)
     origin = Origin(tmp, "origin")
     origin.start("auto")
     lines = header_lines(a)[:8]
@@ -1276,7 +1591,19 @@ def parse_args(argv):
     ap.add_argument("--perf", action="store_true",
                     help="instead of the comparison: perf profile (kernel included) of each "
                          "proxy's one worker under 12-byte keep-alive load, as µs per request")
+    ap.add_argument("--tls", action="store_true",
+                    help="instead of the plain figures: TLS termination on every proxy's "
+                         "listener (one self-signed ECDSA P-256 certificate): full and "
+                         "resumed handshakes (tlsload), 12 B keep-alive and 10 MiB over "
+                         "TLS (wrk), RSS per idle TLS connection; --only takes tls_new, "
+                         "tls_resume, tls_ka12, tls_big, tls_rss")
+    ap.add_argument("--tls-procs", type=int, default=2,
+                    help="tlsload client processes for the handshake figures (default 2)")
+    ap.add_argument("--tls-idle-conns", type=int, default=5000,
+                    help="idle TLS connections for the TLS RSS figure (default 5000)")
     a = ap.parse_args(argv)
+    if a.tls and a.only == "rps,rss,strace,big":
+        a.only = ",".join(TLS_FIGURES)
     a.workers = [int(x) for x in (a.workers or "1,2").split(",")]
     a.runs = a.runs or (1 if a.quick else 3)
     a.duration = a.duration or (3 if a.quick else 10)
@@ -1286,6 +1613,12 @@ def parse_args(argv):
         if x == "rps":
             only.update(k for k, _, _ in SCENARIOS)
         elif x in ("rss", "strace", "big") or x in [k for k, _, _ in SCENARIOS]:
+            if a.tls:
+                ap.error("--tls runs only the TLS figures: %s" % ", ".join(TLS_FIGURES))
+            only.add(x)
+        elif x in TLS_FIGURES:
+            if not a.tls:
+                ap.error("--only %s needs --tls" % x)
             only.add(x)
         elif x:
             ap.error("--only: unknown figure %r" % x)
@@ -1338,8 +1671,12 @@ def main(argv):
         if a.callgrind:
             text = callgrind_mode(a, tmp)
         elif a.perf:
+            if a.tls:
+                tls_setup(tmp)
             text = perf_mode(a, tmp)
         else:
+            if a.tls:
+                tls_setup(tmp)
             header = header_lines(a)
             bench = Bench(a, tmp)
             origin = Origin(tmp, "origin")
