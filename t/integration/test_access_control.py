@@ -411,11 +411,12 @@ class AclTest(unittest.TestCase):
                                        send=b"GET /tcp-denied HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertTrue(closed)
         self.assertEqual(data, b"")
+        # the only new server connection is this /__requests call itself
+        self.assertEqual(self.web.requests()["connections"], before + 1,
+                         "a denied client's tcp connection reached the server")
         self.assert_not_forwarded("/tcp-denied")
         r = req(self.port_("tcp"), "/tcp-ok", src=ALLOWED)
         self.assertEqual((r.status, r.body), (200, b"web1 /tcp-ok\n"))
-        self.assertEqual(self.web.requests()["connections"], before + 1,
-                         "only the allowed client's connection reached the server")
 
     # -- X-Forwarded-For -------------------------------------------------------
     def test_xff_from_trusted_peer(self):
@@ -424,13 +425,13 @@ class AclTest(unittest.TestCase):
         r = req(self.port_("web"), "/admin/xff1", src=TRUSTED,
                 headers=[("X-Forwarded-For", DENIED), ("User-Agent", "xff1")])
         self.assertEqual(r.status, 403, r)
-        got = access_entries(self.access_log, lambda g: g.get("user_agent") == "xff1")
+        got = self.logged("/admin/xff1")
         self.assertTrue(got, "no access log line for the request")
         self.assertEqual((got[0]["client"], got[0]["status"]), (DENIED, 403))
         r = req(self.port_("web"), "/admin/xff2", src=TRUSTED,
                 headers=[("X-Forwarded-For", ALLOWED), ("User-Agent", "xff2")])
         self.assertEqual(r.status, 200)
-        got = access_entries(self.access_log, lambda g: g.get("user_agent") == "xff2")
+        got = self.logged("/admin/xff2")
         self.assertEqual(got[0]["client"], ALLOWED)
 
     def test_xff_rightmost_untrusted(self):
@@ -441,12 +442,12 @@ class AclTest(unittest.TestCase):
                 headers=[("X-Forwarded-For", "1.2.3.4, 127.0.0.5, 127.0.0.9"),
                          ("User-Agent", "xff3")])
         self.assertEqual(r.status, 403)
-        got = access_entries(self.access_log, lambda g: g.get("user_agent") == "xff3")
+        got = self.logged("/admin/xff3")
         self.assertEqual(got[0]["client"], DENIED)
         r = req(self.port_("web"), "/admin/xff4", src=TRUSTED,
                 headers=[("X-Forwarded-For", "127.0.0.5, 127.0.0.6"), ("User-Agent", "xff4")])
         self.assertEqual(r.status, 200)
-        got = access_entries(self.access_log, lambda g: g.get("user_agent") == "xff4")
+        got = self.logged("/admin/xff4")
         self.assertEqual(got[0]["client"], ALLOWED)
         # two header lines are one list
         r = req(self.port_("web"), "/admin/xff5", src=TRUSTED,
@@ -464,7 +465,7 @@ class AclTest(unittest.TestCase):
         r = req(self.port_("web"), "/admin/xff7", src=ALLOWED,
                 headers=[("X-Forwarded-For", DENIED), ("User-Agent", "xff7")])
         self.assertEqual(r.status, 200)
-        got = access_entries(self.access_log, lambda g: g.get("user_agent") == "xff7")
+        got = self.logged("/admin/xff7")
         self.assertEqual(got[0]["client"], ALLOWED)
 
     def test_xff_ipv4_mapped(self):
@@ -476,6 +477,23 @@ class AclTest(unittest.TestCase):
 
     def port_(self, name):
         return self.ports[name]
+
+    def logged(self, path):
+        """The access log lines of the request for path."""
+        return access_entries(self.access_log, lambda g: path in (g.get("uri") or ""))
+
+    def test_route_403_logged_as_a_request(self):
+        """A route's 403 is logged with the request's fields like any other
+        answer: method GET, uri the path, the User-Agent, status 403."""
+        r = req(self.port_("web"), "/admin/logged", src=DENIED, headers=[("User-Agent", "ua403")])
+        self.assertEqual(r.status, 403)
+        got = self.logged("/admin/logged")
+        self.assertTrue(got, "no access log line for the 403")
+        g = got[0]
+        self.assertEqual((g["client"], g["status"]), (DENIED, 403))
+        self.assertEqual((g["method"], g["uri"], g["user_agent"]),
+                         ("GET", "/admin/logged", "ua403"),
+                         "the 403 line lacks the parsed request: %r" % g)
 
 
 class AclReloadTest(unittest.TestCase):
