@@ -993,6 +993,8 @@ class RateLimitTest(unittest.TestCase):
             t.start()
         for t in threads:
             t.join(duration + 30)
+        for c in conns:
+            c.close()
         self.assertEqual(errors, [])
         admitted = sum(1 for s, _, _ in results if s == 200)
         limited = [x for x in results if x[0] != 200]
