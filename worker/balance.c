@@ -9,6 +9,8 @@
 #include <openssl/ssl.h>
 
 #include "common/log.h"
+#include "worker/tls.h"
+#include "worker/transport.h"
 
 #define BALANCE_POINTS_PER_WEIGHT 40 /* ketama points per unit of weight */
 #define BALANCE_MAX_POINTS 4000      /* per server, whatever its weight */
@@ -458,4 +460,24 @@ const char *balance_server_host(const struct balance_server *s, char *buf,
 	memcpy(buf, a, n);
 	buf[n] = '\0';
 	return buf;
+}
+
+int balance_server_transport(struct balance_server *s, int fd,
+			     struct transport *t)
+{
+	const struct cfg_upstream_tls *tls = s->srv_be->tls;
+	char host[256];
+	SSL *ssl;
+
+	if (tls == NULL) {
+		transport_init_plain(t, fd);
+		return 0;
+	}
+	ssl = tls_client_ssl(tls->ctx, fd,
+			     balance_server_host(s, host, sizeof(host)),
+			     s->srv_tls_session);
+	if (ssl == NULL)
+		return -1;
+	transport_init_tls(t, fd, ssl);
+	return 0;
 }

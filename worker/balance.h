@@ -74,6 +74,15 @@ void balance_free(struct balance_backend *bes, size_t n);
 const char *balance_server_host(const struct balance_server *s, char *buf,
 				size_t cap);
 
+/*
+ * The transport of a new connection on fd to s: plain, or TLS as its
+ * backend's tls: says, offering the session last kept for s.  0, or -1
+ * when OpenSSL fails (logged).
+ */
+struct transport;
+int balance_server_transport(struct balance_server *s, int fd,
+			     struct transport *t);
+
 /* The balance_backend for a config backend (same index in cfg). */
 struct balance_backend *balance_find(struct balance_backend *bes,
 				     const struct config *cfg,

@@ -297,9 +297,6 @@ static int health_proxy_header(struct health_check *hc)
 	uint8_t hdr[PROXYPROTO_BUILD_MAX];
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
-	struct transport raw;
-	struct transport_ready rdy = {.rd = true, .wr = true};
-	struct iovec iov;
 	size_t n;
 
 	if (v == CFG_PROXY_PROTOCOL_OFF)
@@ -312,11 +309,7 @@ static int health_proxy_header(struct health_check *hc)
 			return -1;
 		n = proxyproto_build_v1((char *)hdr, sizeof(hdr), &local, &a->sa);
 	}
-	if (n == 0)
-		return -1;
-	transport_init_plain(&raw, hc->hc_io.io_fd); /* under TLS, if any */
-	iov = (struct iovec){hdr, n};
-	return transport_sendv(&raw, &iov, 1, &rdy) == (ssize_t)n ? 0 : -1;
+	return n == 0 ? -1 : transport_send_raw(&hc->hc_t, hdr, n);
 }
 
 static void health_on_io(struct loop_io *io, uint32_t ev)
@@ -368,26 +361,6 @@ static void health_on_timeout(struct timer *t)
 	health_done(hc, false, why);
 }
 
-/* Plain, or TLS when the backend has tls: (a session resumed if kept). */
-static int health_transport(struct health_check *hc, int fd)
-{
-	const struct cfg_upstream_tls *tls = hc->hc_srv->srv_be->tls;
-	char host[256];
-	SSL *ssl;
-
-	if (tls == NULL) {
-		transport_init_plain(&hc->hc_t, fd);
-		return 0;
-	}
-	ssl = tls_client_ssl(tls->ctx, fd,
-			     balance_server_host(hc->hc_srv, host, sizeof(host)),
-			     hc->hc_srv->srv_tls_session);
-	if (ssl == NULL)
-		return -1;
-	transport_init_tls(&hc->hc_t, fd, ssl);
-	return 0;
-}
-
 static void health_on_tick(struct timer *t)
 {
 	struct health_check *hc = t->tm_data;
@@ -408,7 +381,7 @@ static void health_on_tick(struct timer *t)
 		health_done(hc, false, why);
 		return;
 	}
-	if (health_transport(hc, fd) == -1) {
+	if (balance_server_transport(hc->hc_srv, fd, &hc->hc_t) == -1) {
 		close(fd);
 		health_done(hc, false, "TLS setup failed");
 		return;

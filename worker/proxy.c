@@ -455,26 +455,6 @@ static void up_close(struct upstream *u)
 	w->w_proxy->p_dead_up = u;
 }
 
-/* Plain, or TLS when the backend has tls: (the last session offered). */
-static int up_transport(struct upstream *u, int fd)
-{
-	const struct cfg_upstream_tls *tls = u->u_srv->srv_be->tls;
-	char host[256];
-	SSL *ssl;
-
-	if (tls == NULL) {
-		transport_init_plain(&u->u_t, fd);
-		return 0;
-	}
-	ssl = tls_client_ssl(tls->ctx, fd,
-			     balance_server_host(u->u_srv, host, sizeof(host)),
-			     u->u_srv->srv_tls_session);
-	if (ssl == NULL)
-		return -1;
-	transport_init_tls(&u->u_t, fd, ssl);
-	return 0;
-}
-
 /* Start a non-blocking connect to s.  NULL (errno set) on failure. */
 static struct upstream *up_connect(struct worker *w, struct balance_server *s)
 {
@@ -503,7 +483,7 @@ static struct upstream *up_connect(struct worker *w, struct balance_server *s)
 	}
 	u->u_w = w;
 	u->u_srv = s;
-	if (up_transport(u, fd) == -1) {
+	if (balance_server_transport(s, fd, &u->u_t) == -1) {
 		close(fd);
 		free(u);
 		errno = EPROTO;
@@ -616,9 +596,6 @@ static int up_send_proxy_header(struct upstream *u, const struct conn *c)
 	uint8_t hdr[PROXYPROTO_BUILD_MAX];
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
-	struct transport raw;
-	struct transport_ready rdy = {.rd = true, .wr = true};
-	struct iovec iov;
 	size_t n;
 
 	if (v == CFG_PROXY_PROTOCOL_OFF)
@@ -631,11 +608,7 @@ static int up_send_proxy_header(struct upstream *u, const struct conn *c)
 		    ? proxyproto_build_v1((char *)hdr, sizeof(hdr),
 					  &c->c_addr, &local)
 		    : proxyproto_build_v2(hdr, sizeof(hdr), &c->c_addr, &local);
-	if (n == 0)
-		return -1;
-	transport_init_plain(&raw, u->u_t.t_fd); /* under TLS, if any */
-	iov = (struct iovec){hdr, n};
-	return transport_sendv(&raw, &iov, 1, &rdy) == (ssize_t)n ? 0 : -1;
+	return n == 0 ? -1 : transport_send_raw(&u->u_t, hdr, n);
 }
 
 /*

@@ -25,6 +25,16 @@ static enum transport_hs plain_handshake(struct transport *t,
 	return TRANSPORT_HS_DONE;
 }
 
+/* A failed read: would block (flag cleared) or broken. */
+static ssize_t plain_read_failed(struct transport_ready *r)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		r->rd = false;
+		return TRANSPORT_AGAIN;
+	}
+	return TRANSPORT_ERROR;
+}
+
 /*
  * A short read means the socket is drained: with edge-triggered events
  * the next byte brings a new event, so rd is cleared without paying for
@@ -46,11 +56,7 @@ static ssize_t plain_recv(struct transport *t, void *buf, size_t len,
 	}
 	if (n == 0)
 		return 0;
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		r->rd = false;
-		return TRANSPORT_AGAIN;
-	}
-	return TRANSPORT_ERROR;
+	return plain_read_failed(r);
 }
 
 static ssize_t plain_sendv(struct transport *t, const struct iovec *iov,
@@ -124,11 +130,17 @@ ssize_t transport_peek(struct transport *t, void *buf, size_t len,
 	while (n == -1 && errno == EINTR);
 	if (n >= 0)
 		return n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		r->rd = false;
-		return TRANSPORT_AGAIN;
-	}
-	return TRANSPORT_ERROR;
+	return plain_read_failed(r);
+}
+
+int transport_send_raw(struct transport *t, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(t->t_fd, buf, len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
 }
 
 void transport_init_plain(struct transport *t, int fd)

@@ -97,6 +97,13 @@ extern const struct transport_ops transport_tls;
 ssize_t transport_peek(struct transport *t, void *buf, size_t len,
 		       struct transport_ready *r);
 
+/*
+ * Write buf whole on t's socket, below TLS if t has it: a PROXY header
+ * goes before the handshake.  For a few bytes on a fresh connection,
+ * whose socket buffer takes them at once.  0, or -1 (short or failed).
+ */
+int transport_send_raw(struct transport *t, const void *buf, size_t len);
+
 /* A plain transport over fd. */
 void transport_init_plain(struct transport *t, int fd);
 
