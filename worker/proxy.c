@@ -2469,8 +2469,12 @@ static enum step conn_read_client(struct conn *c)
 		buf_release(&c->c_in); /* nothing came: hold no buffer idle */
 		return STEP_BLOCKED;
 	}
-	if (n == -2)
+	if (n == -2) {
+		log_debug("listener %s: client %s: read: %s",
+			  c->c_wl->wl_cfg->name, c->c_peer,
+			  c->c_t.t_error ? c->c_t.t_error : strerror(errno));
 		return conn_abort(c);
+	}
 	if (n == 0) {
 		c->c_eof = true;
 		return STEP_MOVED;
@@ -2736,8 +2740,12 @@ static enum step conn_write_client(struct conn *c)
 		return STEP_BLOCKED;
 	n = io_write2(&c->c_t, buf_rptr(&c->c_out), hlen,
 		      buf_rptr(&u->u_in), c->c_x.x_resp_fwd, &c->c_rdy);
-	if (n == -1)
+	if (n == -1) {
+		log_debug("listener %s: client %s: write: %s",
+			  c->c_wl->wl_cfg->name, c->c_peer,
+			  c->c_t.t_error ? c->c_t.t_error : strerror(errno));
 		return conn_abort(c);
+	}
 	if (n == 0)
 		return STEP_BLOCKED;
 	c->c_x.x_resp_started = true;
