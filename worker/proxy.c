@@ -1753,18 +1753,23 @@ static int conn_check_hygiene(struct conn *c, const char *base,
 }
 
 /*
- * A request's client against the listener's lists (when its connection
- * came through a trusted proxy, admitted at accept on the proxy's behalf)
- * and the route's: a neutral 403.  STEP_MOVED when it may go on.
+ * A request's client against the listener's lists when its connection
+ * came through a trusted proxy (admitted at accept on the proxy's
+ * behalf), before routing, and then (r not NULL) against the route's: a
+ * neutral 403.  STEP_MOVED when it may go on.
  */
 static enum step conn_check_acl(struct conn *c, const struct cfg_route *r)
 {
 	const struct cfg_listener *l = c->c_wl->wl_cfg;
 
-	if ((c->c_is_trusted && acl_refuses(&l->acl, c->c_x.x_client)) ||
-	    acl_refuses(&r->acl, c->c_x.x_client)) {
-		log_info("listener %s: client %s: route %u: denied", l->name,
-			 c->c_x.x_client_str, c->c_x.x_route);
+	if (r == NULL ? c->c_is_trusted && acl_refuses(&l->acl, c->c_x.x_client)
+		      : acl_refuses(&r->acl, c->c_x.x_client)) {
+		if (r == NULL)
+			log_info("listener %s: client %s: denied", l->name,
+				 c->c_x.x_client_str);
+		else
+			log_info("listener %s: client %s: route %u: denied",
+				 l->name, c->c_x.x_client_str, c->c_x.x_route);
 		return conn_reply(c, 403);
 	}
 	return STEP_MOVED;
@@ -1889,6 +1894,8 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 	c->c_x.x_close_after = c->c_x.x_client_closes || c->c_w->w_draining;
 	if (conn_check_hygiene(c, base, m) == -1)
 		return conn_reply(c, 400);
+	if ((rs = conn_check_acl(c, NULL)) != STEP_MOVED)
+		return rs; /* 403 */
 	r = route_match(c->c_wl->wl_cfg, base, m, proxy_path, proxy_path_len);
 	if (r == NULL) {
 		return conn_reply(c, 404);
