@@ -93,7 +93,7 @@ static bool is_target_char(unsigned char c)
 	return c > 0x20 && c != 0x7f;
 }
 
-static int hex_value(unsigned char c)
+int http_hex_digit(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -990,7 +990,7 @@ static int ch_line_byte(struct http_chunked *c)
 
 static int ch_size(struct http_chunked *c, unsigned char b)
 {
-	int d = hex_value(b);
+	int d = http_hex_digit(b);
 
 	if (d >= 0) {
 		if (c->ndigits == HTTP_CHUNK_DIGITS_MAX)

@@ -153,6 +153,9 @@ bool http_is_hop_by_hop(const char *buf, const struct http_msg *msg,
 /* Does a header name contain '_'?  (underscores_in_headers) */
 bool http_name_has_underscore(const char *buf, struct http_slice name);
 
+/* The value of a hex digit (either case), or -1. */
+int http_hex_digit(unsigned char c);
+
 /*
  * Is a parsed request legal but read differently by some servers: GET or
  * HEAD with a body (Content-Length > 0 or chunked), or a Content-Length

@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "worker/http.h"
+
 struct path_out {
 	char *buf;
 	size_t cap;
@@ -37,17 +39,6 @@ static bool path_is_unreserved(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
 	       c == '~';
-}
-
-static int path_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static enum path_err path_put(struct path_out *o, char c)
@@ -63,8 +54,8 @@ static enum path_err path_escape(const char *in, size_t avail, unsigned flags,
 				 struct path_out *o)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	int hi = avail >= 3 ? path_hex((unsigned char)in[1]) : -1;
-	int lo = avail >= 3 ? path_hex((unsigned char)in[2]) : -1;
+	int hi = avail >= 3 ? http_hex_digit((unsigned char)in[1]) : -1;
+	int lo = avail >= 3 ? http_hex_digit((unsigned char)in[2]) : -1;
 	unsigned char c;
 	enum path_err err;
 
