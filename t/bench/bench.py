@@ -344,18 +344,19 @@ class Service:
         self.port = free_port()
         self.proc = None
         self.start_time = 0
+        self.start_timeout = 15.0     # seconds to listen and have its workers
 
     def _start(self, args, workers=None):
         errpath = os.path.join(self.dir, "stderr.log")
         self.errf = open(errpath, "ab")
         self.proc = spawn(args, stdout=self.errf, stderr=subprocess.STDOUT, cwd=self.dir)
         self.start_time = _started[-1][1]
-        if not wait_port(self.port, self.proc):
+        if not wait_port(self.port, self.proc, self.start_timeout):
             self.stop()
             with open(errpath, errors="replace") as f:
                 raise BenchError("%s did not start:\n%s" % (self.name, f.read()[-3000:]))
         if workers:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + self.start_timeout
             while len(self.worker_pids()) < workers:
                 if time.monotonic() > deadline:
                     raise BenchError("%s: only %d of %d workers" %
@@ -1310,23 +1311,27 @@ class AclBench(Bench):
 
     def instructions(self, origin, acl):
         """Instructions per 12 B keep-alive request in a portcullis worker
-        under callgrind (1 worker; wrk -t1 -c16, after a warm-up of 500):
-        exact where the CPU figures are lost in a shared host's noise."""
+        under callgrind (1 worker; wrk -t1 -c1, after a warm-up of 500):
+        exact where the CPU figures are lost in a shared host's noise.  One
+        connection, so that every request makes the same system calls (with
+        more, how many events one epoll_wait returns varies from run to run
+        and moves the count by a few hundred instructions)."""
         a = self.a
         d = os.path.join(self.tmp, "callgrind-%s" % (acl or "off"))
         os.makedirs(d, exist_ok=True)
         # user root: the worker must keep the rights on valgrind's vgdb FIFOs
         pc = Portcullis(self.tmp, a.bin, origin.port, 1, user="root", group="root", acl=acl)
+        pc.start_timeout = 600.0    # the master loads the list under valgrind too
         pc.start(prefix=[VALGRIND, "--tool=callgrind", "--trace-children=yes",
                          "--callgrind-out-file=%s/callgrind.out.%%p" % d])
         try:
             wpid = pc.worker_pids()[0]
-            wrk(pc.port, "/12", 16, 1, 60, limit=500)
+            wrk(pc.port, "/12", 1, 1, 60, limit=500)
             r = subprocess.run([CG_CONTROL, "-z", str(wpid)], capture_output=True, text=True,
                                timeout=60)
             if r.returncode != 0:
                 raise BenchError("callgrind_control -z: %s%s" % (r.stdout, r.stderr))
-            res = wrk(pc.port, "/12", 16, 1, 600, limit=a.acl_instr_requests, timeout_s=700)
+            res = wrk(pc.port, "/12", 1, 1, 600, limit=a.acl_instr_requests, timeout_s=700)
         finally:
             pc.stop()
         out = os.path.join(d, "callgrind.out.%d" % wpid)
@@ -1396,7 +1401,7 @@ def acl_report(bench, header):
             if u:
                 ns_per = median(u) * 1000 / i0
         lines += ["", "Instructions per 12 B keep-alive request in the worker (callgrind, "
-                  "1 worker, %d requests of wrk -t1 -c16 after 500 of warm-up)%s:"
+                  "1 worker, %d requests of wrk -t1 -c1 after 500 of warm-up)%s:"
                   % (a.acl_instr_requests, "; the ns column prices the difference at the "
                      "baseline's user-space time per instruction (%.3f ns, from the "
                      "workers=%d rows)" % (ns_per, min(bench.results)) if ns_per else ""),
