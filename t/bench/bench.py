@@ -1361,7 +1361,7 @@ def acl_report(bench, header):
     a = bench.a
     n = "{:,}".format(a.acl_prefixes)
     lines = list(header)
-    lines += ["", "| workers | on | figure | unit | off | on | on/off | on − off |",
+    lines += ["", "| workers | with | figure | unit | off | on | on/off | on − off |",
               "|---:|---|---|---|---:|---:|---:|---:|"]
     base = "portcullis"
     for w in sorted(bench.results):
@@ -1405,7 +1405,7 @@ def acl_report(bench, header):
                   % (a.acl_instr_requests, "; the ns column prices the difference at the "
                      "baseline's user-space time per instruction (%.3f ns, from the "
                      "workers=%d rows)" % (ns_per, min(bench.results)) if ns_per else ""),
-                  "", "| on | instructions/request | on − off | ≈ ns |", "|---|---:|---:|---:|"]
+                  "", "| with | instructions/request | on − off | ≈ ns |", "|---|---:|---:|---:|"]
         for acl, vlabel in ACL_VARIANTS:
             if acl not in bench.instr:
                 continue
