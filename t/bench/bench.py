@@ -1339,8 +1339,12 @@ class AclBench(Bench):
             if os.path.exists(out) and os.path.getsize(out) > 0:
                 break
             time.sleep(0.1)
-        total, _ = callgrind_top(out, 1)
+        total, rows = callgrind_top(out, 1 << 20)
         per = (total or 0) / max(res["requests"], 1)
+        fns = {}
+        for ir, fn, _ in rows:
+            fns[fn] = fns.get(fn, 0) + ir / max(res["requests"], 1)
+        self.instr_fns[acl] = fns
         log("  %-18s callgrind: %d requests, %.0f instructions/request in the worker"
             % (pc.name, res["requests"], per))
         return per
@@ -1349,6 +1353,7 @@ class AclBench(Bench):
         super().__init__(args, tmp)
         self.non2xx = {}       # (workers, name, key) -> [wrk err_status per run]
         self.instr = {}        # variant -> instructions per request (callgrind)
+        self.instr_fns = {}    # variant -> function -> instructions per request
 
     def one_workers(self, w, origin):
         for run in range(self.a.runs):
@@ -1413,6 +1418,22 @@ def acl_report(bench, header):
             lines.append("| %s | %.0f | %s | %s |" % (
                 vlabel.format(n=n), bench.instr[acl], "–" if acl is None else "%+d" % round(d),
                 "–" if acl is None or ns_per is None else "%+d" % round(d * ns_per)))
+    if bench.instr_fns.get(None):
+        lines += ["", "Where the difference is, by function (instructions per request, on − off, "
+                  "|difference| ≥ 2; self cost, callgrind_annotate --inclusive=no):", ""]
+        f0 = bench.instr_fns[None]
+        for acl, vlabel in ACL_VARIANTS[1:]:
+            f1 = bench.instr_fns.get(acl)
+            if f1 is None:
+                continue
+            # frames on the stack when the counters were zeroed (main,
+            # worker_main, ...) carry most of the run as their own cost
+            big = 0.5 * bench.instr[None]
+            d = sorted(((f1.get(k, 0) - f0.get(k, 0), k) for k in set(f0) | set(f1)
+                        if f0.get(k, 0) < big and f1.get(k, 0) < big),
+                       key=lambda x: -abs(x[0]))
+            lines.append("- %s: %s" % (vlabel.format(n=n), ", ".join(
+                "%s %+.0f" % (k, v) for v, k in d if abs(v) >= 2) or "none"))
     bad = {k: v for k, v in bench.non2xx.items() if any(v)}
     lines += ["", "Non-2xx responses (wrk.lua's err_status; a 429 would count): %s" % (
         "none in any run" if not bad else "; ".join(
