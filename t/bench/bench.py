@@ -9,6 +9,12 @@ are alternated run by run (A B C A B C ...) and every figure is reported as
 the median over the runs, with the medians of the per-run ratios
 portcullis/nginx and portcullis/haproxy.
 
+--acl (issue #12) runs portcullis alone instead, with access control off
+and on (a deny list file of a million random prefixes on the listener, the
+same on the route, a rate limit that is never reached), alternated the same
+way, and reports on/off per figure, plus instructions per request under
+callgrind, which a shared host's CPU noise does not hide.
+
 Progress goes to stderr; the Markdown report goes to stdout (and to -o FILE).
 Every process started here runs in its own session and is killed at exit,
 on Ctrl-C, on SIGTERM/SIGHUP and on failure.  Run it through tools/bench,
@@ -2050,7 +2056,10 @@ def main(argv):
             if a.json:
                 with open(a.json, "w") as f:
                     json.dump({"results": bench.results, "notes": bench.notes,
-                               "non2xx": {"%d %s %s" % k: v for k, v in bench.non2xx.items()}},
+                               "non2xx": {"%d %s %s" % k: v for k, v in bench.non2xx.items()},
+                               "instructions": {str(k): v for k, v in bench.instr.items()},
+                               "instructions_by_function": {
+                                   str(k): v for k, v in bench.instr_fns.items()}},
                               f, indent=1)
         elif a.perf:
             if a.tls:
