@@ -9,6 +9,12 @@ are alternated run by run (A B C A B C ...) and every figure is reported as
 the median over the runs, with the medians of the per-run ratios
 portcullis/nginx and portcullis/haproxy.
 
+--acl (issue #12) runs portcullis alone instead, with access control off
+and on (a deny list file of a million random prefixes on the listener, the
+same on the route, a rate limit that is never reached), alternated the same
+way, and reports on/off per figure, plus instructions per request under
+callgrind, which a shared host's CPU noise does not hide.
+
 Progress goes to stderr; the Markdown report goes to stdout (and to -o FILE).
 Every process started here runs in its own session and is killed at exit,
 on Ctrl-C, on SIGTERM/SIGHUP and on failure.  Run it through tools/bench,
@@ -74,6 +80,15 @@ TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
 TLS_GROUPS = "X25519:P-256:P-384"
+# --acl: the deny list file (made at start by make_acl_list) and the rate
+# limit of the "rate" variant: the schema's maxima, never reached by one
+# client at loopback speed, so every request pays the bucket and none is 429
+ACL_LIST = None
+ACL_RATE = 1000000
+ACL_SEED = 12
+# a /32 in the list that the harness connects from to check the list is in
+# force (127.0.0.1, wrk's source, is covered by no entry)
+ACL_SENTINEL = "127.0.0.2"
 
 
 def log(msg):
@@ -335,18 +350,19 @@ class Service:
         self.port = free_port()
         self.proc = None
         self.start_time = 0
+        self.start_timeout = 15.0     # seconds to listen and have its workers
 
     def _start(self, args, workers=None):
         errpath = os.path.join(self.dir, "stderr.log")
         self.errf = open(errpath, "ab")
         self.proc = spawn(args, stdout=self.errf, stderr=subprocess.STDOUT, cwd=self.dir)
         self.start_time = _started[-1][1]
-        if not wait_port(self.port, self.proc):
+        if not wait_port(self.port, self.proc, self.start_timeout):
             self.stop()
             with open(errpath, errors="replace") as f:
                 raise BenchError("%s did not start:\n%s" % (self.name, f.read()[-3000:]))
         if workers:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + self.start_timeout
             while len(self.worker_pids()) < workers:
                 if time.monotonic() > deadline:
                     raise BenchError("%s: only %d of %d workers" %
@@ -413,8 +429,14 @@ class Origin(Service):
 class Portcullis(Service):
     name = "portcullis"
 
-    def __init__(self, tmp, binary, origin_port, workers, user="nobody", group="nogroup"):
-        super().__init__(tmp, "portcullis")
+    def __init__(self, tmp, binary, origin_port, workers, user="nobody", group="nogroup",
+                 acl=None):
+        # acl (--acl): None, or "ldeny" (ACL_LIST as the listener's deny),
+        # "rdeny" (as the route's deny) or "rate" (a never-reached rate limit)
+        super().__init__(tmp, "portcullis" if acl is None else "portcullis-" + acl)
+        self.acl = acl
+        if acl is not None:
+            self.name = "portcullis-" + acl
         self.bin = binary
         self.workers = workers
         self.conf = os.path.join(self.dir, "portcullis.yaml")
@@ -435,10 +457,10 @@ listeners:
   - name: bench
     bind: 127.0.0.1:%(port)d
     reuseport: %(reuseport)s
-%(tls)s    routes:
+%(tls)s%(lacl)s    routes:
       - path_prefix: /
         backend: origin
-backends:
+%(racl)sbackends:
   origin:
     keepalive: 64
     servers:
@@ -446,10 +468,16 @@ backends:
 """ % {"workers": workers, "d": self.dir, "port": self.port, "oport": origin_port,
                 "user": user, "group": group, "reuseport": "true" if REUSEPORT else "false",
                 "root": "true" if user == "root" else "false",
+                "lacl": {"ldeny": '    deny: [ "file:%s" ]\n' % ACL_LIST,
+                         "rate": "    rate_limit: { requests_per_second: %d, burst: %d }\n"
+                                 % (ACL_RATE, ACL_RATE)}.get(acl, ""),
+                "racl": '        deny: [ "file:%s" ]\n' % ACL_LIST if acl == "rdeny" else "",
                 "tls": ("    tls:\n      certificates: [ { cert: %s, key: %s } ]\n"
                         % (TLS["cert"], TLS["key"])) if TLS else ""})
+        t0 = time.monotonic()
         out = subprocess.run([self.bin, "-t", "-c", self.conf], capture_output=True,
                              text=True, timeout=30)
+        self.check_s = time.monotonic() - t0     # wall time of portcullis -t
         if out.returncode != 0:
             raise BenchError("portcullis -t rejects the generated config:\n%s%s"
                              % (out.stdout, out.stderr))
@@ -1133,6 +1161,332 @@ class Bench:
                     px.stop()
 
 
+# ---------------------------------------------------------------------------
+# --acl: portcullis with access control on against the same without it
+# ---------------------------------------------------------------------------
+
+def make_acl_list(path, n, seed=ACL_SEED):
+    """n distinct random prefixes, half IPv4 /16-/32 outside 127.0.0.0/8, half
+    IPv6 /32-/128 in 2000::/3 (as t/bench/iptree_bench.c), with a fixed seed;
+    the last line is ACL_SENTINEL/32.  Returns the number of lines."""
+    import random
+    rnd = random.Random(seed)
+    seen = set()
+    with open(path, "w") as f:
+        f.write("# %d prefixes, random.Random(%d) (tools/bench --acl)\n" % (n, seed))
+        while len(seen) < n - 1:
+            if rnd.getrandbits(1):
+                plen = rnd.randint(16, 32)
+                a = rnd.getrandbits(32) & ~((1 << (32 - plen)) - 1)
+                if a >> 24 == 127:
+                    continue
+                key = (4, a, plen)
+                if key in seen:
+                    continue
+                seen.add(key)
+                f.write("%d.%d.%d.%d/%d\n" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+                                             a & 255, plen))
+            else:
+                plen = rnd.randint(32, 128)
+                a = (1 << 125) | rnd.getrandbits(125)         # 2000::/3
+                a &= ~((1 << (128 - plen)) - 1)
+                key = (6, a, plen)
+                if key in seen:
+                    continue
+                seen.add(key)
+                f.write("%s/%d\n" % (":".join("%x" % ((a >> (112 - 16 * i)) & 0xffff)
+                                              for i in range(8)), plen))
+        f.write("%s/32\n" % ACL_SENTINEL)
+    os.chmod(path, 0o644)
+    return n
+
+
+def http_get_from(src, port, path, timeout=5.0):
+    """GET path from source address src; (status, body length), status 0 when
+    the proxy closed the connection without an answer."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    try:
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                  % path.encode())
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except (ConnectionResetError, BrokenPipeError):
+        data = b""
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, len(body)
+
+
+def smaps_rollup(pid):
+    """{field: bytes} of /proc/PID/smaps_rollup."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            fl = line.split()
+            if len(fl) == 3 and fl[2] == "kB":
+                out[fl[0].rstrip(":")] = int(fl[1]) * 1024
+    return out
+
+
+# (variant, label); None is the baseline every other is compared with
+ACL_VARIANTS = [
+    (None, "nothing"),
+    ("ldeny", "listener deny, {n} prefixes"),
+    ("rdeny", "route deny, {n} prefixes"),
+    ("rate", "listener rate_limit"),
+]
+
+# (key, label, unit, variants it is reported for)
+ACL_FIGURES = [
+    ("ka12_cpu", "12 B keep-alive (wrk -c{c}): CPU per request", "µs",
+     ("ldeny", "rdeny", "rate")),
+    ("ka12_user", "12 B keep-alive: of which user space", "µs", ("ldeny", "rdeny", "rate")),
+    ("ka12_rps", "12 B keep-alive: requests/s", "req/s", ("ldeny", "rdeny", "rate")),
+    ("close12_cpu", "12 B new connection per request (wrk -c{c}): CPU per request", "µs",
+     ("ldeny",)),
+    ("close12_user", "12 B new connection per request: of which user space", "µs",
+     ("ldeny",)),
+    ("close12_rps", "12 B new connection per request: requests/s", "req/s", ("ldeny",)),
+    ("check_s", "config load (`portcullis -t -c`, wall time)", "s", ("ldeny",)),
+    ("master_rss", "master RSS", "MiB", ("ldeny",)),
+    ("worker_rss", "a worker's RSS", "MiB", ("ldeny",)),
+    ("worker_priv", "a worker's Private_Dirty (smaps_rollup)", "MiB", ("ldeny",)),
+]
+
+
+class AclBench(Bench):
+    def one_variant(self, w, origin, acl):
+        a = self.a
+        px = Portcullis(self.tmp, a.bin, origin.port, w, acl=acl)
+        name = px.name
+        self.record(w, name, "check_s", px.check_s)
+        try:
+            px.start()
+            st, n = http_get(px.port, "/12")
+            if st != 200 or n != 12:
+                raise BenchError("%s: GET /12 gave %d with %d bytes" % (name, st, n))
+            # the list is in force: its one loopback entry is refused
+            if acl in ("ldeny", "rdeny"):
+                st, _ = http_get_from(ACL_SENTINEL, px.port, "/12")
+                want = 0 if acl == "ldeny" else 403
+                if st != want:
+                    raise BenchError("%s: GET /12 from %s (in the list) gave %d, not %s"
+                                     % (name, ACL_SENTINEL, st, want or "a close"))
+            self.warm(px)
+            time.sleep(a.pause)
+            for key, path, headers in SCENARIOS:
+                if key not in a.only:
+                    continue
+                # a connection per request only where the list is checked at accept
+                if key == "close12" and acl not in (None, "ldeny"):
+                    continue
+                res = self.measured_wrk(w, px, key, path, a.conns, headers)
+                reqs = max(res["requests"], 1)
+                rps = res["requests"] / (res["duration_us"] / 1e6)
+                cpu = res["cpu_s"] / reqs * 1e6
+                self.record(w, name, key + "_cpu", cpu)
+                self.record(w, name, key + "_user", res["user_s"] / reqs * 1e6)
+                self.record(w, name, key + "_rps", rps)
+                self.non2xx.setdefault((w, name, key), []).append(res["err_status"])
+                log("  %-18s %-8s %9.0f req/s  %6.2f µs CPU/req (user %5.2f)  non-2xx %d" %
+                    (name, key, rps, cpu, res["user_s"] / reqs * 1e6, res["err_status"]))
+                time.sleep(a.pause)
+            if "mem" in a.only and acl in (None, "ldeny"):
+                master = px.proc.pid
+                workers = px.worker_pids()
+                self.record(w, name, "master_rss", rss_bytes([master]) / 2**20)
+                sm = [smaps_rollup(p) for p in workers]
+                self.record(w, name, "worker_rss",
+                            statistics.mean(x["Rss"] for x in sm) / 2**20)
+                self.record(w, name, "worker_priv",
+                            statistics.mean(x["Private_Dirty"] for x in sm) / 2**20)
+                log("  %-18s master RSS %.1f MiB; worker RSS %.1f MiB, Private_Dirty %.1f MiB"
+                    % (name, rss_bytes([master]) / 2**20, sm[0]["Rss"] / 2**20,
+                       sm[0]["Private_Dirty"] / 2**20))
+        finally:
+            px.stop()
+
+    def instructions(self, origin, acl):
+        """Instructions per 12 B keep-alive request in a portcullis worker
+        under callgrind (1 worker; wrk -t1 -c1, after a warm-up of 500):
+        exact where the CPU figures are lost in a shared host's noise.  One
+        connection, so that every request makes the same system calls (with
+        more, how many events one epoll_wait returns varies from run to run
+        and moves the count by a few hundred instructions)."""
+        a = self.a
+        d = os.path.join(self.tmp, "callgrind-%s" % (acl or "off"))
+        os.makedirs(d, exist_ok=True)
+        # user root: the worker must keep the rights on valgrind's vgdb FIFOs
+        pc = Portcullis(self.tmp, a.bin, origin.port, 1, user="root", group="root", acl=acl)
+        pc.start_timeout = 600.0    # the master loads the list under valgrind too
+        pc.start(prefix=[VALGRIND, "--tool=callgrind", "--trace-children=yes",
+                         "--callgrind-out-file=%s/callgrind.out.%%p" % d])
+        try:
+            wpid = pc.worker_pids()[0]
+            wrk(pc.port, "/12", 1, 1, 60, limit=500)
+            r = subprocess.run([CG_CONTROL, "-z", str(wpid)], capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 0:
+                raise BenchError("callgrind_control -z: %s%s" % (r.stdout, r.stderr))
+            res = wrk(pc.port, "/12", 1, 1, 600, limit=a.acl_instr_requests, timeout_s=700)
+        finally:
+            pc.stop()
+        out = os.path.join(d, "callgrind.out.%d" % wpid)
+        for _ in range(100):
+            if os.path.exists(out) and os.path.getsize(out) > 0:
+                break
+            time.sleep(0.1)
+        total, rows = callgrind_top(out, 1 << 20)
+        per = (total or 0) / max(res["requests"], 1)
+        fns = {}
+        for ir, fn, _ in rows:
+            fns[fn] = fns.get(fn, 0) + ir / max(res["requests"], 1)
+        self.instr_fns[acl] = fns
+        log("  %-18s callgrind: %d requests, %.0f instructions/request in the worker"
+            % (pc.name, res["requests"], per))
+        return per
+
+    def __init__(self, args, tmp):
+        super().__init__(args, tmp)
+        self.non2xx = {}       # (workers, name, key) -> [wrk err_status per run]
+        self.instr = {}        # variant -> instructions per request (callgrind)
+        self.instr_fns = {}    # variant -> function -> instructions per request
+
+    def one_workers(self, w, origin):
+        for run in range(self.a.runs):
+            log("workers=%d run %d/%d" % (w, run + 1, self.a.runs))
+            for acl, _ in ACL_VARIANTS:
+                self.one_variant(w, origin, acl)
+
+
+def acl_report(bench, header):
+    a = bench.a
+    n = "{:,}".format(a.acl_prefixes)
+    lines = list(header)
+    lines += ["", "| workers | with | figure | unit | off | on | on/off | on − off |",
+              "|---:|---|---|---|---:|---:|---:|---:|"]
+    base = "portcullis"
+    for w in sorted(bench.results):
+        r = bench.results[w]
+        for key, label, unit, variants in ACL_FIGURES:
+            off = r.get(base, {}).get(key)
+            if not off:
+                continue
+            for acl, vlabel in ACL_VARIANTS[1:]:
+                on = r.get(base + "-" + acl, {}).get(key)
+                if acl not in variants or not on:
+                    continue
+                ratios = [x / y for x, y in zip(on, off) if y]
+                diffs = [x - y for x, y in zip(on, off)]
+                d = median(diffs)
+                lines.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                    w, vlabel.format(n=n), label.format(c=a.conns), unit, fmt(median(off)),
+                    fmt(median(on)), fmt_ratio(median(ratios)),
+                    ("+" if d >= 0 else "−") + fmt(abs(d))))
+    lines += ["", "Per run, off / on (run order):", ""]
+    for w in sorted(bench.results):
+        r = bench.results[w]
+        for key in ("ka12_cpu", "ka12_user", "close12_cpu", "close12_user"):
+            for acl, _ in ACL_VARIANTS[1:]:
+                on = r.get(base + "-" + acl, {}).get(key)
+                off = r.get(base, {}).get(key)
+                if on and off:
+                    lines.append("- workers=%d %s %s: %s" % (w, acl, key, ", ".join(
+                        "%.2f/%.2f" % (x, y) for x, y in zip(off, on))))
+    if bench.instr.get(None):
+        i0 = bench.instr[None]
+        # user-space ns per instruction of the baseline, from the CPU runs
+        # with one worker (or the fewest workers measured)
+        ns_per = None
+        if bench.results:
+            u = bench.results[min(bench.results)].get(base, {}).get("ka12_user")
+            if u:
+                ns_per = median(u) * 1000 / i0
+        lines += ["", "Instructions per 12 B keep-alive request in the worker (callgrind, "
+                  "1 worker, %d requests of wrk -t1 -c1 after 500 of warm-up)%s:"
+                  % (a.acl_instr_requests, "; the ns column prices the difference at the "
+                     "baseline's user-space time per instruction (%.3f ns, from the "
+                     "workers=%d rows)" % (ns_per, min(bench.results)) if ns_per else ""),
+                  "", "| with | instructions/request | on − off | ≈ ns |", "|---|---:|---:|---:|"]
+        for acl, vlabel in ACL_VARIANTS:
+            if acl not in bench.instr:
+                continue
+            d = bench.instr[acl] - i0
+            lines.append("| %s | %.0f | %s | %s |" % (
+                vlabel.format(n=n), bench.instr[acl], "–" if acl is None else "%+d" % round(d),
+                "–" if acl is None or ns_per is None else "%+d" % round(d * ns_per)))
+    if bench.instr_fns.get(None):
+        lines += ["", "Where the difference is, by function (instructions per request, on − off, "
+                  "|difference| ≥ 2; self cost, callgrind_annotate --inclusive=no):", ""]
+        f0 = bench.instr_fns[None]
+        for acl, vlabel in ACL_VARIANTS[1:]:
+            f1 = bench.instr_fns.get(acl)
+            if f1 is None:
+                continue
+            # frames on the stack when the counters were zeroed (main,
+            # worker_main, ...) carry most of the run as their own cost
+            big = 0.5 * bench.instr[None]
+            d = sorted(((f1.get(k, 0) - f0.get(k, 0), k) for k in set(f0) | set(f1)
+                        if f0.get(k, 0) < big and f1.get(k, 0) < big),
+                       key=lambda x: -abs(x[0]))
+            lines.append("- %s: %s" % (vlabel.format(n=n), ", ".join(
+                "%s %+.0f" % (k, v) for v, k in d if abs(v) >= 2) or "none"))
+    bad = {k: v for k, v in bench.non2xx.items() if any(v)}
+    lines += ["", "Non-2xx responses (wrk.lua's err_status; a 429 would count): %s" % (
+        "none in any run" if not bad else "; ".join(
+            "workers=%d %s %s: %s" % (k[0], k[1], k[2], ",".join(map(str, v)))
+            for k, v in sorted(bad.items())))]
+    if bench.notes:
+        lines += ["", "Notes:", ""] + ["- " + x for x in bench.notes]
+    return "\n".join(lines) + "\n"
+
+
+def acl_mode(a, tmp, header):
+    global ACL_LIST
+    ACL_LIST = os.path.join(tmp, "deny.txt")
+    t0 = time.monotonic()
+    make_acl_list(ACL_LIST, a.acl_prefixes)
+    log("deny list: %d prefixes in %s (%.1f MiB, %.1f s to write)" %
+        (a.acl_prefixes, ACL_LIST, os.path.getsize(ACL_LIST) / 2**20, time.monotonic() - t0))
+    header.append("- access control (--acl): portcullis alone, alternated run by run: no "
+                  "access control; a deny list file of %s distinct random prefixes "
+                  "(random.Random(%d): half IPv4 /16-/32 outside 127.0.0.0/8, half IPv6 "
+                  "/32-/128 in 2000::/3, and %s/32, from which the harness checks the list "
+                  "refuses), on the listener, then on the route; rate_limit {requests_per_"
+                  "second: %d, burst: %d} on the listener (the schema's maxima; wrk's one "
+                  "client address stays under it); wrk from 127.0.0.1, covered by no entry"
+                  % ("{:,}".format(a.acl_prefixes), ACL_SEED, ACL_SENTINEL, ACL_RATE,
+                     ACL_RATE))
+    bench = AclBench(a, tmp)
+    origin = Origin(tmp, "origin")
+    origin.start("auto")
+    log("origin nginx on 127.0.0.1:%d" % origin.port)
+    t0 = time.monotonic()
+    load0 = loadavg()
+    for w in a.workers:
+        bench.one_workers(w, origin)
+    if "instr" in a.only:
+        if not (VALGRIND and CG_CONTROL and CG_ANNOTATE):
+            raise BenchError("valgrind (callgrind_control, callgrind_annotate) is missing")
+        log("callgrind, 1 worker, %d requests each" % a.acl_instr_requests)
+        for acl, _ in ACL_VARIANTS:
+            bench.instr[acl] = bench.instructions(origin, acl)
+    origin.stop()
+    header.append("- wall time: %.0f s; load average before %s, after %s (other "
+                  "work on the host skews the figures)"
+                  % (time.monotonic() - t0, load0, loadavg()))
+    return bench, acl_report(bench, header)
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -1271,9 +1625,13 @@ def header_lines(a):
         "- wrk: `%s`" % run_out([WRK, "-v"]).splitlines()[0].split(" Copyright")[0],
         "- host: %s, %d CPUs, Linux %s; client, origin and proxies share them" %
         (cpu, os.cpu_count(), platform.release()),
-        "- settings: workers %s, %d run(s) alternated portcullis, nginx, haproxy; "
+        "- settings: workers %s, %d run(s) alternated %s; "
         "wrk -t%d, %d s per load; median of runs, ratios are medians of per-run ratios%s" %
-        (",".join(map(str, a.workers)), a.runs, a.wrk_threads, a.duration,
+        (",".join(map(str, a.workers)), a.runs,
+         "portcullis without access control, with the listener's list, the route's list, "
+         "the rate limit (on/off and on − off are medians of per-run values)"
+         if getattr(a, "acl", False) else "portcullis, nginx, haproxy",
+         a.wrk_threads, a.duration,
          "; --reuseport: portcullis and nginx accept from a SO_REUSEPORT socket per worker"
          if getattr(a, "reuseport", False) else ""),
         "- TLS (--tls): every proxy's listener terminates TLS 1.2/1.3 with the same "
@@ -1601,14 +1959,37 @@ def parse_args(argv):
                     help="tlsload client processes for the handshake figures (default 2)")
     ap.add_argument("--tls-idle-conns", type=int, default=5000,
                     help="idle TLS connections for the TLS RSS figure (default 5000)")
+    ap.add_argument("--acl", action="store_true",
+                    help="instead of the comparison: portcullis alone, with access control "
+                         "on against off: a deny list of --acl-prefixes prefixes on the "
+                         "listener and on the route, a never-reached rate_limit: CPU per "
+                         "12 B request (keep-alive, and a new connection each for the "
+                         "listener list), `portcullis -t` time, master and worker memory; "
+                         "instructions per request (callgrind, 1 worker); "
+                         "--only takes ka12, close12, mem, instr")
+    ap.add_argument("--acl-prefixes", type=int, default=1000000,
+                    help="prefixes in the --acl deny list (default 1000000)")
+    ap.add_argument("--acl-instr-requests", type=int, default=10000,
+                    help="keep-alive requests of each --acl callgrind count (default 10000)")
     a = ap.parse_args(argv)
     if a.tls and a.only == "rps,rss,strace,big":
         a.only = ",".join(TLS_FIGURES)
+    if a.acl:
+        if a.tls or a.perf or a.callgrind or a.reuseport:
+            ap.error("--acl goes alone (no --tls, --perf, --callgrind, --reuseport)")
+        if a.only == "rps,rss,strace,big":
+            a.only = "ka12,close12,mem,instr"
+        bad = set(a.only.split(",")) - {"ka12", "close12", "mem", "instr"}
+        if bad:
+            ap.error("--acl runs only ka12, close12, mem, instr: not %s"
+                     % ", ".join(sorted(bad)))
+        if a.acl_prefixes < 2:
+            ap.error("--acl-prefixes must be at least 2")
     a.workers = [int(x) for x in (a.workers or "1,2").split(",")]
     a.runs = a.runs or (1 if a.quick else 3)
     a.duration = a.duration or (3 if a.quick else 10)
     only = set()
-    for x in a.only.split(","):
+    for x in ([] if a.acl else a.only.split(",")):
         x = x.strip()
         if x == "rps":
             only.update(k for k, _, _ in SCENARIOS)
@@ -1622,7 +2003,7 @@ def parse_args(argv):
             only.add(x)
         elif x:
             ap.error("--only: unknown figure %r" % x)
-    a.only = only
+    a.only = set(a.only.split(",")) if a.acl else only
     if a.callgrind:
         a.callgrind = [int(x) for x in a.callgrind.split(",")]
     if any(w < 1 for w in a.workers) or a.runs < 1 or a.duration < 1:
@@ -1670,6 +2051,16 @@ def main(argv):
     try:
         if a.callgrind:
             text = callgrind_mode(a, tmp)
+        elif a.acl:
+            bench, text = acl_mode(a, tmp, header_lines(a))
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({"results": bench.results, "notes": bench.notes,
+                               "non2xx": {"%d %s %s" % k: v for k, v in bench.non2xx.items()},
+                               "instructions": {str(k): v for k, v in bench.instr.items()},
+                               "instructions_by_function": {
+                                   str(k): v for k, v in bench.instr_fns.items()}},
+                              f, indent=1)
         elif a.perf:
             if a.tls:
                 tls_setup(tmp)
