@@ -2843,11 +2843,10 @@ static enum step conn_step_reply(struct conn *c)
 
 static enum step conn_step_linger(struct conn *c)
 {
-	char junk[4096];
 	ssize_t n;
 
 	while (c->c_rdy.rd) {
-		n = transport_recv(&c->c_t, junk, sizeof(junk), &c->c_rdy);
+		n = transport_drain(&c->c_t, &c->c_rdy);
 		if (n > 0)
 			continue;
 		if (n == TRANSPORT_AGAIN)

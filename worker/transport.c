@@ -133,6 +133,14 @@ ssize_t transport_peek(struct transport *t, void *buf, size_t len,
 	return plain_read_failed(r);
 }
 
+ssize_t transport_drain(struct transport *t, struct transport_ready *r)
+{
+	char junk[4096];
+	struct transport raw = {.t_ops = &transport_plain, .t_fd = t->t_fd};
+
+	return plain_recv(&raw, junk, sizeof(junk), r);
+}
+
 int transport_send_raw(struct transport *t, const void *buf, size_t len)
 {
 	ssize_t n;

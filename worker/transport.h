@@ -104,6 +104,15 @@ ssize_t transport_peek(struct transport *t, void *buf, size_t len,
  */
 int transport_send_raw(struct transport *t, const void *buf, size_t len);
 
+/*
+ * After shutdown_wr: read and drop whatever the peer still sends, below
+ * TLS (nothing of it is for us, and a record OpenSSL cannot decrypt
+ * after our close_notify must not make us close with bytes unread, which
+ * would reset the connection and may destroy the response the peer has
+ * not read yet).  Same results as recv.
+ */
+ssize_t transport_drain(struct transport *t, struct transport_ready *r);
+
 /* A plain transport over fd. */
 void transport_init_plain(struct transport *t, int fd);
 
