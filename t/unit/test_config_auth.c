@@ -15,6 +15,7 @@
 
 #include "common/htpasswd.h"
 #include "config/config.h"
+#include "config_expect.h"
 
 static char tmpdir[] = "/tmp/test_config_auth.XXXXXX";
 static char users[256]; /* tmpdir/users: bob with a bcrypt hash */
@@ -68,41 +69,6 @@ static char *yaml_with(const char *route_line6)
 		asprintf(&s, LISTENER_WEB "%s" BACKEND_APP, route_line6), -1);
 	return s;
 }
-
-static struct config *load_ok(const char *yaml)
-{
-	struct config_errors errs = {0};
-	struct config *cfg = config_load_string("t.yaml", yaml, &errs);
-
-	ck_assert_msg(cfg != NULL, "unexpected error: %s",
-		      errs.count ? errs.msgs[0] : "(none)");
-	return cfg;
-}
-
-/* Loading yaml must fail with exactly the n messages want, in order. */
-static void expect_errors(int line, const char *yaml, const char *const *want,
-			  size_t n)
-{
-	struct config_errors errs = {0};
-	struct config *cfg = config_load_string("t.yaml", yaml, &errs);
-	size_t i;
-
-	ck_assert_msg(cfg == NULL, "line %d: loaded a config with errors",
-		      line);
-	for (i = 0; i < errs.count && i < n; i++)
-		ck_assert_msg(!strcmp(errs.msgs[i], want[i]),
-			      "line %d: error %zu is\n  '%s'\nnot\n  '%s'",
-			      line, i, errs.msgs[i], want[i]);
-	ck_assert_msg(errs.count == n,
-		      "line %d: %zu errors, not %zu (first: %s)", line,
-		      errs.count, n, errs.count ? errs.msgs[0] : "-");
-	config_errors_clear(&errs);
-}
-
-#define EXPECT_ERRORS(yaml, ...)                                               \
-	expect_errors(__LINE__, yaml, (const char *const[]){__VA_ARGS__},      \
-		      sizeof((const char *const[]){__VA_ARGS__}) /             \
-			      sizeof(const char *))
 
 START_TEST(test_auth_full)
 {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config_expect.h"
 
 /* Lines 1-3: an http listener; line 4 is the caller's. */
 #define LISTENER_HEAD                                                          \
@@ -31,42 +32,6 @@
 	"      - address: 127.0.0.1:9000\n"
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static struct config *load_ok(const char *yaml)
-{
-	struct config_errors errs = {0};
-	struct config *cfg = config_load_string("t.yaml", yaml, &errs);
-
-	ck_assert_msg(cfg != NULL, "unexpected error: %s",
-		      errs.count ? errs.msgs[0] : "(none)");
-	ck_assert_uint_eq(errs.count, 0);
-	return cfg;
-}
-
-static void expect_errors(int line, const char *yaml, const char *const *want,
-			  size_t n)
-{
-	struct config_errors errs = {0};
-	struct config *cfg = config_load_string("t.yaml", yaml, &errs);
-	size_t i;
-
-	ck_assert_msg(cfg == NULL, "line %d: loaded a config with errors",
-		      line);
-	for (i = 0; i < errs.count && i < n; i++)
-		ck_assert_msg(!strcmp(errs.msgs[i], want[i]),
-			      "line %d: error %zu is\n  '%s'\nnot\n  '%s'",
-			      line, i, errs.msgs[i], want[i]);
-	ck_assert_msg(errs.count == n,
-		      "line %d: %zu errors, not %zu (first: %s)", line,
-		      errs.count, n, errs.count ? errs.msgs[0] : "-");
-	config_errors_clear(&errs);
-}
-
-#define EXPECT_ERRORS(yaml, ...)                                               \
-	expect_errors(__LINE__, yaml, (const char *const[]){__VA_ARGS__},      \
-		      sizeof((const char *const[]){__VA_ARGS__}) /             \
-			      sizeof(const char *))
-#define EXPECT_ERROR(yaml, msg) EXPECT_ERRORS(yaml, msg)
 
 /* ---- values and defaults ------------------------------------------------ */
 
