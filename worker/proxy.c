@@ -133,6 +133,8 @@ struct exchange {
 	bool x_strip_auth;              /* Authorization checked here: not
 					   forwarded */
 	bool x_log_raw;                 /* log slices point into c_in */
+	bool x_head_parsed;             /* proxy_msg holds this request's head
+					   (during conn_dispatch) */
 	enum http_body x_req_body;
 	uint64_t x_req_left;
 	uint64_t x_req_total;
@@ -486,7 +488,7 @@ static struct upstream *up_connect(struct worker *w, struct balance_server *s)
 	if (balance_server_transport(s, fd, &u->u_t) == -1) {
 		close(fd);
 		free(u);
-		errno = EPROTO;
+		errno = ENOMEM; /* SSL_new: ours, not the server's (is_local_error) */
 		return NULL;
 	}
 	loop_io_init(&u->u_io, fd, up_on_io, u);
@@ -710,10 +712,11 @@ static struct access_str rh_str(const struct conn *c, struct http_slice sl)
 }
 
 /*
- * The request was parsed: until its head for the server is built, the
- * access log reads method, target, Referer, User-Agent and X-Request-Id
- * from the client's head, so that a request refused after routing (403,
- * 405, 401, 429, a redirect) is logged as the request it was.
+ * A request refused after it was parsed (403, 405, 401, 429, a redirect)
+ * and before its head for the server was built: the access log reads
+ * method, target, Referer, User-Agent and X-Request-Id from the client's
+ * head, so that it is logged as the request it was.  Called from
+ * conn_reply_with only, so that requests that go on pay nothing for it.
  */
 static void conn_note_raw(struct conn *c, const char *base,
 			  const struct http_msg *m)
@@ -1294,6 +1297,9 @@ static enum step conn_reply_with(struct conn *c, unsigned status,
 		return conn_close(c);
 	if (c->c_state == CS_HEAD && !c->c_is_idle)
 		c->c_x.x_req_open = true; /* refused before dispatch: log it too */
+	if (c->c_state == CS_HEAD && c->c_x.x_head_parsed &&
+	    c->c_x.x_method_len == 0)
+		conn_note_raw(c, buf_rptr(&c->c_in), &proxy_msg);
 	c->c_x.x_status = status;
 	c->c_x.x_bytes_out += buf_len(&c->c_out);
 	conn_log(c);
@@ -1886,7 +1892,7 @@ static enum step conn_dispatch(struct conn *c, size_t head_len)
 		return conn_reply(c, err);
 	}
 	conn_find_client(c, base, m);
-	conn_note_raw(c, base, m);
+	c->c_x.x_head_parsed = true;
 	c->c_x.x_is_http10 = m->version == HTTP_10;
 	c->c_x.x_req_upgrade = m->has_upgrade;
 	c->c_x.x_is_idempotent = is_idempotent(base, m->method);
