@@ -486,6 +486,58 @@ bool rate_take(struct rate_table *t, const struct cfg_rate_limit *lim,
 	}
 }
 
+/* ---- refusals, for bans --------------------------------------------------- */
+
+/* The key space of refusal counts: no limit id or connection key has it. */
+#define RATE_STRIKE_WHAT (UINT64_C(1) << 62)
+#define RATE_STRIKE_MAX	 999999 /* refusals counted below RATE_NS_PER_MS */
+
+/*
+ * A count in a window that opens at the first refusal (fail2ban's
+ * findtime, with a fixed start): re_tat holds the window's start, in
+ * whole milliseconds scaled to nanoseconds like a token bucket's time
+ * (so that eviction, least recently seen first, treats both alike),
+ * plus the count in the low part (after <= RATE_STRIKE_MAX < 10^6).
+ * The refusal that makes the count reach after bans, and the count
+ * starts again from zero, so that a client let in again after its ban
+ * is not banned at its first refusal.  Refusals that reach a worker
+ * after the kernel dropped the client cost nothing; if the set could not
+ * be filled, the next `after` refusals try again.
+ */
+bool rate_strike(struct rate_table *t, const struct sockaddr_storage *client,
+		 uint32_t after, uint64_t within_ms, uint64_t now_ms)
+{
+	struct rate_entry *e;
+	uint64_t tat;
+
+	if (t == NULL || after == 0)
+		return false;
+	if (after == 1)
+		return true;
+	if (after > RATE_STRIKE_MAX)
+		after = RATE_STRIKE_MAX;
+	e = rate_find(t, rate_key(t, RATE_STRIKE_WHAT, client, 32, 128), 0);
+	if (e == NULL)
+		return false; /* pinned by connections: not counted */
+	tat = atomic_load_explicit(&e->re_tat, memory_order_relaxed);
+	for (int tries = 0; tries < RATE_TRIES; tries++) {
+		uint64_t start = tat / RATE_NS_PER_MS, n = tat % RATE_NS_PER_MS;
+		uint64_t next;
+		bool ban;
+
+		if (tat == 0 || now_ms - start >= within_ms)
+			start = now_ms, n = 0; /* a new window */
+		ban = n + 1 >= after;
+		next = ban ? now_ms * RATE_NS_PER_MS
+			   : start * RATE_NS_PER_MS + n + 1;
+		if (atomic_compare_exchange_weak_explicit(
+			    &e->re_tat, &tat, next, memory_order_relaxed,
+			    memory_order_relaxed))
+			return ban;
+	}
+	return false;
+}
+
 /* ---- connection counts -------------------------------------------------- */
 
 #define RATE_CONN_WHAT(lslot) (UINT64_C(1) << 63 | (uint64_t)(uint32_t)(lslot))

@@ -174,6 +174,16 @@ bool rate_take(struct rate_table *t, const struct cfg_rate_limit *lim,
 	       uint32_t *retry_after_s);
 
 /*
+ * The client (its whole address) was refused: count it, for ban (config
+ * ban:).  true when this refusal is the after-th within within_ms of
+ * the first one: ban the client now.  The count starts again from zero
+ * then.  after 0: never; after 1: every refusal.  now_ms: monotonic
+ * milliseconds.
+ */
+bool rate_strike(struct rate_table *t, const struct sockaddr_storage *client,
+		 uint32_t after, uint64_t within_ms, uint64_t now_ms);
+
+/*
  * A connection accepted on listener slot lslot from client: count it
  * against max_conns (the listener's max_connections) and max_per_client
  * (max_connections_per_client); 0 = unlimited, not counted.  RATE_OK:

@@ -325,6 +325,7 @@ static const struct schema_key config_top_keys[] = {
 	SK_WHOLE("log", config_log),
 	SK_UINT("rate_limit_table", struct config, rate_limit_table, 16,
 		1u << 24),
+	SK_CUSTOM("ban", struct config, ban, config_ban),
 	SK_UNSUPPORTED("admin"),
 	SK_LATER("defaults"),
 	SK_REQUIRED("listeners"),
@@ -353,6 +354,7 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->watchdog_ms = 10000;
 	cfg->rate_limit_table = 100000;
+	config_ban_defaults(c, &cfg->ban);
 	cfg->error_log_path = schema_strdup(c, "stderr");
 	cfg->error_log_level = CFG_LOG_INFO;
 	cfg->defaults = (struct cfg_limits){
@@ -746,6 +748,8 @@ void config_free(struct config *cfg)
 	free(cfg->group);
 	free(cfg->pid_file);
 	free(cfg->control_socket);
+	free(cfg->ban.nft_set);
+	free(cfg->ban.nft_set6);
 	free(cfg->error_log_path);
 	free(cfg->access_log_path);
 	free(cfg);

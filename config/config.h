@@ -276,6 +276,21 @@ struct cfg_listener {
 	int slot;                    /* shared-memory slot, set by the master */
 };
 
+/*
+ * ban: a client refused (403, 429, 401 for a wrong password, closed at
+ * admission) `after` times within `within` is put by the master into an
+ * nftables set with a timeout of `for` (server/ban.c).  after 0 = off.
+ */
+struct cfg_ban {
+	uint32_t after;             /* refusals; 0 = off (default) */
+	uint32_t within_ms;         /* default 60s */
+	uint32_t for_ms;            /* default 10m */
+	char *nft_set;              /* "FAMILY TABLE SET" for IPv4 clients;
+				       default "inet portcullis banned" */
+	char *nft_set6;             /* the same for IPv6 clients; NULL = none */
+	int line, col;              /* of ban:, for errors found later */
+};
+
 struct config {
 	char *path;                 /* the file it was read from */
 	uint32_t workers;           /* resolved: auto = number of CPUs */
@@ -294,6 +309,7 @@ struct config {
 	struct cfg_limits defaults;
 	uint32_t rate_limit_table;  /* client entries in the shared rate and
 				       connection tables; 100000 */
+	struct cfg_ban ban;
 	struct cfg_listener *listeners;
 	size_t nlisteners;
 	struct cfg_backend *backends;

@@ -115,6 +115,10 @@ schema_fn config_rate_limit;
  */
 uint32_t config_rate_limit_id(const char *listener, size_t route);
 
+/* ban: (config_ban.c); field is a struct cfg_ban holding the defaults. */
+schema_fn config_ban;
+void config_ban_defaults(struct schema_ctx *c, struct cfg_ban *b);
+
 /*
  * After the listeners are loaded: the ids of every rate limit, default
  * prefixes, and the count of listeners against the shared table's slots.

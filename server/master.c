@@ -20,6 +20,7 @@
 #include "worker/access.h"
 #include "common/timer.h"
 #include "config/config.h"
+#include "server/ban.h"
 #include "server/conf.h"
 #include "server/command.h"
 #include "server/control.h"
@@ -156,6 +157,11 @@ static int master_make_channels(struct master *m)
 	}
 	if (pipe2(m->m_report, O_CLOEXEC | O_NONBLOCK) == -1) {
 		log_error("pipe: %s", strerror(errno));
+		return -1;
+	}
+	m->m_ban = ban_new();
+	if (m->m_ban == NULL) {
+		log_error("bans: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -303,6 +309,7 @@ static void master_cleanup(struct master *m)
 	reload_gen_free(&m->m_next);
 	scoreboard_free(m->m_board);
 	rate_holds_free(m->m_rate_holds);
+	ban_free(m->m_ban);
 	m->m_rate_holds = NULL;
 	rate_table_destroy(rate_table());
 	rate_table_set(NULL);

@@ -28,6 +28,7 @@
 #define MASTER_RETIRE_TIMEOUT_MS 5000 /* old workers out of the listeners */
 #define MASTER_DRAIN_LOG_MS 5000      /* "generation N draining: M conns" */
 
+struct ban;
 struct scoreboard;
 
 /* One worker process, of any generation. */
@@ -107,6 +108,7 @@ struct master {
 					    connections count in the rate
 					    table (common/ratelimit.h) */
 	int m_report[2];            /* workers -> master pipe; [0] is ours */
+	struct ban *m_ban;          /* nftables bans (server/ban.c) */
 	struct control m_ctl;
 	struct master_upgrade m_up;
 	enum master_stopping m_stopping;

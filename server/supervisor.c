@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/ratelimit.h"
 #include "common/timer.h"
+#include "server/ban.h"
 #include "server/notify.h"
 #include "server/scoreboard.h"
 #include "worker/worker.h"
@@ -247,6 +248,17 @@ void supervisor_exited(struct master *m, pid_t pid, int status)
 	memset(mw, 0, sizeof(*mw));
 }
 
+/* A worker asks for a client's ban: under the serving config's ban:. */
+static void supervisor_ban(struct master *m, const struct worker_msg *msg)
+{
+	struct sockaddr_storage client;
+
+	if (m->m_cur.mg_cfg == NULL || m->m_ban == NULL ||
+	    !report_ban_addr(msg, &client))
+		return;
+	(void)ban_client(m->m_ban, m->m_cur.mg_cfg, &client, timer_now_ms());
+}
+
 void supervisor_read_reports(struct master *m)
 {
 	struct worker_msg msgs[64];
@@ -266,6 +278,8 @@ void supervisor_read_reports(struct master *m)
 				mw->mw_ready = true;
 			else if (msgs[i].wm_event == WORKER_EV_RETIRED)
 				mw->mw_retired = true;
+			else if (msgs[i].wm_event == WORKER_EV_BAN)
+				supervisor_ban(m, &msgs[i]);
 		}
 	}
 }

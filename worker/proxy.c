@@ -1101,6 +1101,30 @@ static enum step conn_step_proxyhdr(struct conn *c)
 }
 
 /*
+ * client was refused (403, 429, a wrong password, closed at admission):
+ * count it toward ban:, and ask the master for the ban when this refusal
+ * was the one too many.  Only a client that is the peer itself counts: in
+ * the kernel, a ban of a trusted proxy would cut off everyone behind it,
+ * and one of the address that a PROXY header or X-Forwarded-For names
+ * would drop nobody.
+ */
+static void conn_strike(struct conn *c, const struct sockaddr_storage *client)
+{
+	const struct cfg_ban *b = &c->c_w->w_cfg->ban;
+
+	if (b->after == 0 || client != &c->c_addr || c->c_is_trusted ||
+	    c->c_wl->wl_cfg->proxy_protocol)
+		return;
+	if (!rate_strike(rate_table(), client, b->after, b->within_ms,
+			 c->c_w->w_loop.lp_now))
+		return;
+	log_info("client %s: refused %u times within %u s: to be banned "
+		 "for %u s",
+		 c->c_peer, b->after, b->within_ms / 1000, b->for_ms / 1000);
+	(void)report_ban(c->c_w->w_report.wr_fd, client);
+}
+
+/*
  * The client's address is known (the peer, or its PROXY header's
  * source): admit it or close it, before any byte of a request or TLS
  * handshake is read; then the handshake, or the first request.
@@ -1120,6 +1144,7 @@ static enum step conn_admit(struct conn *c)
 	    acl_refuses(&l->acl, &c->c_addr)) {
 		log_info("listener %s: client %s: denied; closed", l->name,
 			 c->c_peer);
+		conn_strike(c, &c->c_addr);
 		return conn_close(c);
 	}
 
@@ -1135,6 +1160,8 @@ static enum step conn_admit(struct conn *c)
 				 v == RATE_OVER_LISTENER
 					 ? "max_connections"
 					 : "max_connections_per_client");
+			if (v == RATE_OVER_CLIENT)
+				conn_strike(c, &c->c_addr);
 			return conn_close(c);
 		}
 	}
@@ -1146,6 +1173,7 @@ static enum step conn_admit(struct conn *c)
 			log_info("listener %s: client %s: over rate_limit; "
 				 "closed",
 				 l->name, c->c_peer);
+			conn_strike(c, &c->c_addr);
 			return conn_close(c);
 		}
 	}
@@ -1776,6 +1804,7 @@ static enum step conn_check_acl(struct conn *c, const struct cfg_route *r)
 		else
 			log_info("listener %s: client %s: route %u: denied",
 				 l->name, c->c_x.x_client_str, c->c_x.x_route);
+		conn_strike(c, c->c_x.x_client);
 		return conn_reply(c, 403);
 	}
 	return STEP_MOVED;
@@ -1817,12 +1846,13 @@ static enum step conn_check_limits(struct conn *c, const struct cfg_route *r)
 			return conn_reply_429(c, 1);
 		}
 	}
-	if (l->rate_limit.rps != 0 &&
-	    !rate_take(rate_table(), &l->rate_limit, client, now, &ra))
+	if ((l->rate_limit.rps != 0 &&
+	     !rate_take(rate_table(), &l->rate_limit, client, now, &ra)) ||
+	    (r->rate_limit.rps != 0 &&
+	     !rate_take(rate_table(), &r->rate_limit, client, now, &ra))) {
+		conn_strike(c, client);
 		return conn_reply_429(c, ra);
-	if (r->rate_limit.rps != 0 &&
-	    !rate_take(rate_table(), &r->rate_limit, client, now, &ra))
-		return conn_reply_429(c, ra);
+	}
 	return STEP_MOVED;
 }
 
@@ -1860,6 +1890,7 @@ static enum step conn_check_auth(struct conn *c, const struct cfg_route *r,
 			 "failed",
 			 c->c_wl->wl_cfg->name, c->c_x.x_client_str,
 			 c->c_x.x_route);
+		conn_strike(c, c->c_x.x_client);
 		/* a wrong password costs a token more: guessing is limited */
 		if (r->rate_limit.rps != 0 &&
 		    !rate_take(rate_table(), &r->rate_limit, c->c_x.x_client,

@@ -202,16 +202,10 @@ static void worker_on_accept(struct loop_io *io, uint32_t ev)
 	}
 }
 
-/* Tell the master about ev (worker.h); a lost report is only logged. */
+/* Tell the master about ev (report.h); a lost report is only logged. */
 static void worker_report_event(struct worker *w, enum worker_event ev)
 {
-	struct worker_msg msg = {.wm_pid = (int32_t)getpid(),
-				 .wm_event = (int32_t)ev};
-
-	if (w->w_report.wr_fd < 0)
-		return;
-	if (write(w->w_report.wr_fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg))
-		log_warn("reporting to the master: %s", strerror(errno));
+	(void)report_event(w->w_report.wr_fd, ev);
 }
 
 /*

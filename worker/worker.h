@@ -15,23 +15,12 @@
 #include "config/config.h"
 #include "worker/balance.h"
 #include "worker/loop.h"
+#include "worker/report.h"
 
 struct proxy;
 struct rate_holds;
 struct rate_worker;
 struct worker;
-
-/* What a worker tells its master over the report pipe (server/supervisor.c). */
-enum worker_event {
-	WORKER_EV_READY = 1,    /* its listeners are in its epoll set */
-	WORKER_EV_RETIRED = 2,  /* draining: it will accept nothing more */
-};
-
-/* One report: smaller than PIPE_BUF, so each write is atomic. */
-struct worker_msg {
-	int32_t wm_pid;
-	int32_t wm_event;       /* enum worker_event */
-};
 
 /*
  * Read-only view of every worker's connection count and generation (the

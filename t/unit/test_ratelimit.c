@@ -270,6 +270,86 @@ START_TEST(test_bounded_under_many_clients)
 }
 END_TEST
 
+/* ---- refusals, for bans ---------------------------------------------- */
+
+/* How many of n refusals of s at now_ms asked for a ban. */
+static unsigned strike_n(struct rate_table *t, const char *s, uint32_t after,
+			 uint64_t within_ms, uint64_t now_ms, unsigned n)
+{
+	struct sockaddr_storage a = addr(s);
+	unsigned bans = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		bans += rate_strike(t, &a, after, within_ms, now_ms);
+	return bans;
+}
+
+/* The after-th refusal within the window bans; then it counts anew. */
+START_TEST(test_strike_after_n)
+{
+	struct rate_table *t = rate_table_create(1024);
+
+	ck_assert_uint_eq(strike_n(t, "192.0.2.1", 3, 60000, 1000, 2), 0);
+	ck_assert_uint_eq(strike_n(t, "192.0.2.1", 3, 60000, 2000, 1), 1);
+	/* counted from zero again: two more do not ban, the third does */
+	ck_assert_uint_eq(strike_n(t, "192.0.2.1", 3, 60000, 2001, 2), 0);
+	ck_assert_uint_eq(strike_n(t, "192.0.2.1", 3, 60000, 2002, 1), 1);
+	/* 7 at once: bans at the 3rd and the 6th */
+	ck_assert_uint_eq(strike_n(t, "192.0.2.2", 3, 60000, 5000, 7), 2);
+	rate_table_destroy(t);
+}
+END_TEST
+
+/* Refusals further apart than within never add up to a ban. */
+START_TEST(test_strike_window_expires)
+{
+	struct rate_table *t = rate_table_create(1024);
+	uint64_t now = 10000;
+
+	/* one every 30 s: a window of 60 s holds 2 */
+	for (int i = 0; i < 20; i++, now += 30000)
+		ck_assert_uint_eq(strike_n(t, "192.0.2.3", 3, 60000, now, 1), 0);
+	/* 2 a window, windows of 60 s opened at the first: 3 never reached */
+	now = 1000000;
+	for (int i = 0; i < 10; i++, now += 60000)
+		ck_assert_uint_eq(strike_n(t, "192.0.2.4", 3, 60000, now, 2), 0);
+	/* but 3 in 59 s do */
+	ck_assert_uint_eq(strike_n(t, "192.0.2.5", 3, 60000, now, 1) +
+				  strike_n(t, "192.0.2.5", 3, 60000,
+					   now + 30000, 1) +
+				  strike_n(t, "192.0.2.5", 3, 60000,
+					   now + 59000, 1),
+			  1);
+	rate_table_destroy(t);
+}
+END_TEST
+
+/* Clients are counted apart, IPv6 by the whole address; off and 1. */
+START_TEST(test_strike_per_client)
+{
+	struct rate_table *t = rate_table_create(1024);
+
+	ck_assert_uint_eq(strike_n(t, "192.0.2.6", 2, 60000, 1000, 1), 0);
+	ck_assert_uint_eq(strike_n(t, "192.0.2.7", 2, 60000, 1000, 1), 0);
+	ck_assert_uint_eq(strike_n(t, "2001:db8::1", 2, 60000, 1000, 1), 0);
+	ck_assert_uint_eq(strike_n(t, "2001:db8::2", 2, 60000, 1000, 1), 0);
+	ck_assert_uint_eq(strike_n(t, "2001:db8::2", 2, 60000, 1000, 1), 1);
+	/* an IPv4-mapped client is its IPv4 address */
+	ck_assert_uint_eq(strike_n(t, "::ffff:192.0.2.6", 2, 60000, 1000, 1),
+			  1);
+	ck_assert_uint_eq(strike_n(t, "192.0.2.8", 0, 60000, 1000, 100), 0);
+	ck_assert_uint_eq(strike_n(t, "192.0.2.8", 1, 60000, 1000, 3), 3);
+	/* the strikes do not touch a rate limit of the same client */
+	{
+		struct cfg_rate_limit l = limit(1, 0);
+
+		ck_assert(take(t, &l, "192.0.2.6", 1000));
+		ck_assert(!take(t, &l, "192.0.2.6", 1000));
+	}
+	rate_table_destroy(t);
+}
+END_TEST
+
 /* ---- connection counts ------------------------------------------------------
  */
 
@@ -780,6 +860,9 @@ static Suite *ratelimit_suite(void)
 	tcase_add_test(tc, test_accuracy_simulated);
 	tcase_add_test(tc, test_accuracy_two_processes);
 	tcase_add_test(tc, test_cost_printed);
+	tcase_add_test(tc, test_strike_after_n);
+	tcase_add_test(tc, test_strike_window_expires);
+	tcase_add_test(tc, test_strike_per_client);
 	suite_add_tcase(s, tc);
 	return s;
 }
