@@ -10,6 +10,7 @@
 #include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
+#include "server/ban.h"
 #include "server/logfiles.h"
 #include "server/master_types.h"
 #include "server/reload.h"
@@ -60,6 +61,11 @@ static void command_status_master(struct master *m, struct control_conn *cc,
 	if (m->m_up.up_child != 0)
 		control_line(cc, "upgrade new_master=%d starting",
 			     (int)m->m_up.up_child);
+	if (m->m_cur.mg_cfg != NULL && m->m_cur.mg_cfg->ban.after != 0)
+		control_line(cc, "bans added=%llu failed=%llu set=%s",
+			     (unsigned long long)ban_added(m->m_ban),
+			     (unsigned long long)ban_failed(m->m_ban),
+			     m->m_cur.mg_cfg->ban.nft_set);
 }
 
 /* One generation and its workers (gen: its number; what: its role). */

@@ -158,6 +158,9 @@ class BanTest(unittest.TestCase):
         self.assertEqual(req(self.port, "/limited", src=GREEDY).status, 200)
         self.refuse(GREEDY, "/limited", 429)
         self.assertTrue(wait_until(lambda: GREEDY in banned(), 3), banned())
+        rc, out, err = ops.ctl(self.pc, "status")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"bans added=[1-9]\d* failed=0 set=inet portcullis banned")
 
     def test_wrong_passwords_ban_challenges_do_not(self):
         """A 401 without credentials is the normal challenge: never counted.
