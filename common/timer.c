@@ -66,6 +66,7 @@ int timer_add(struct timer_heap *h, struct timer *t, uint64_t when)
 	if (timer_is_armed(t)) {
 		uint64_t old = t->tm_when;
 
+		t->tm_seq = h->th_seq++;
 		t->tm_when = when;
 		if (when < old)
 			heap_up(h, t->tm_idx);
@@ -82,6 +83,7 @@ int timer_add(struct timer_heap *h, struct timer *t, uint64_t when)
 		h->th_items = items;
 		h->th_cap = cap;
 	}
+	t->tm_seq = h->th_seq++;
 	t->tm_when = when;
 	heap_set(h, h->th_len++, t);
 	heap_up(h, t->tm_idx);
@@ -113,10 +115,12 @@ struct timer *timer_first(const struct timer_heap *h)
 
 size_t timer_run(struct timer_heap *h, uint64_t now)
 {
+	uint64_t armed_before = h->th_seq;
 	size_t fired = 0;
 	struct timer *t;
 
-	while ((t = timer_first(h)) != NULL && t->tm_when <= now) {
+	while ((t = timer_first(h)) != NULL && t->tm_when <= now &&
+	       t->tm_seq < armed_before) {
 		timer_del(h, t);
 		t->tm_cb(t);
 		fired++;
@@ -126,6 +130,8 @@ size_t timer_run(struct timer_heap *h, uint64_t now)
 
 void timer_heap_free(struct timer_heap *h)
 {
+	for (size_t i = 0; i < h->th_len; i++)
+		h->th_items[i]->tm_idx = TIMER_IDLE;
 	free(h->th_items);
 	h->th_items = NULL;
 	h->th_len = h->th_cap = 0;

@@ -18,6 +18,7 @@ struct timer {
 	size_t tm_idx;      /* position in the heap, TIMER_IDLE if not armed */
 	timer_cb tm_cb;     /* called once on expiry, timer already disarmed */
 	void *tm_data;      /* owner */
+	uint64_t tm_seq;    /* when it was armed, in th_seq's count */
 };
 
 #define TIMER_IDLE ((size_t)-1)
@@ -25,6 +26,7 @@ struct timer {
 struct timer_heap {
 	struct timer **th_items;
 	size_t th_len, th_cap;
+	uint64_t th_seq;    /* timers armed so far */
 };
 
 /* Monotonic clock in milliseconds. */
@@ -51,16 +53,17 @@ static inline int timer_is_armed(const struct timer *t)
 struct timer *timer_first(const struct timer_heap *h);
 
 /*
- * Fire every timer due at or before now, earliest first, including those
- * a callback arms or re-arms due by now; a timer a callback disarms does
- * not fire.  Returns how many fired.
+ * Fire every timer due at or before now, earliest first; a timer a
+ * callback disarms does not fire.  One that a callback arms or re-arms,
+ * even due by now, waits for the next call (the next loop turn), so that
+ * a callback re-arming itself with 0 ms cannot keep the loop from its
+ * descriptors; timers due behind it wait too.  Returns how many fired.
  */
 size_t timer_run(struct timer_heap *h, uint64_t now);
 
 /*
  * Release the heap array; the heap is then empty and usable again.  The
- * timers belong to their owners, and those still armed are not disarmed:
- * timer_init() them before they go into a heap again.
+ * timers belong to their owners; those still armed are marked disarmed.
  */
 void timer_heap_free(struct timer_heap *h);
 

@@ -2,6 +2,7 @@
 #include "worker/loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -97,6 +98,9 @@ static int loop_wait_ms(struct loop *lp)
 		return -1;
 	if (t->tm_when <= lp->lp_now)
 		return 0;
+	/* a timer weeks away: wake before epoll_wait's int runs out */
+	if (t->tm_when - lp->lp_now > INT_MAX)
+		return INT_MAX;
 	return (int)(t->tm_when - lp->lp_now);
 }
 

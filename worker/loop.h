@@ -64,8 +64,9 @@ void loop_forget_fd(struct loop_io *io);
 
 /*
  * Arm (or move) t to fire `ms` milliseconds after lp_now, the time cached
- * at the start of the turn: a timer callback that re-arms with 0 ms is due
- * again at once and fires again in the same turn.  Out of memory is fatal.
+ * at the start of the turn.  A timer callback that re-arms with 0 ms is
+ * due at once and fires in the next turn, after that turn's events (see
+ * timer_run).  Out of memory is fatal.
  */
 void loop_timer_in(struct loop *lp, struct timer *t, uint64_t ms);
 

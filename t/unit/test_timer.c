@@ -197,7 +197,9 @@ START_TEST(test_callbacks_change_heap)
 	ck_assert_uint_eq(timer_run(&cb_heap, 105), 1);
 	ck_assert(timer_is_armed(&c));
 	ck_assert_uint_eq(c.tm_when, 110);
-	ck_assert_uint_eq(timer_run(&cb_heap, 1000), 2); /* 110, then 120 */
+	/* 110; the 120 it arms waits for the next run */
+	ck_assert_uint_eq(timer_run(&cb_heap, 1000), 1);
+	ck_assert_uint_eq(timer_run(&cb_heap, 1000), 1);
 	ck_assert(!timer_is_armed(&c));
 	timer_heap_free(&cb_heap);
 }
@@ -242,6 +244,55 @@ START_TEST(test_no_allocation_at_steady_size)
 }
 END_TEST
 
+static struct timer_heap spin_heap;
+
+/* Re-arms itself due at once, as loop_timer_in(.., 0) does. */
+static void on_fire_rearm_now(struct timer *t)
+{
+	on_fire(t);
+	timer_add(&spin_heap, t, t->tm_when);
+}
+
+/*
+ * A callback that re-arms its timer with 0 ms gets one call a run (one
+ * loop turn), not an endless run that starves the descriptors; a timer
+ * due behind it may wait for the next run, but no longer.
+ */
+START_TEST(test_rearm_now_waits_for_next_run)
+{
+	struct timer a, b;
+
+	nfired = 0;
+	timer_init(&a, on_fire_rearm_now, (void *)1);
+	timer_init(&b, on_fire, (void *)2);
+	timer_add(&spin_heap, &a, 10);
+	timer_add(&spin_heap, &b, 10);
+	timer_run(&spin_heap, 10);
+	ck_assert_int_le(nfired, 2);
+	timer_run(&spin_heap, 10);
+	ck_assert_int_le(nfired, 4);
+	ck_assert(!timer_is_armed(&b)); /* b fired within two runs */
+	ck_assert(timer_is_armed(&a));
+	timer_heap_free(&spin_heap);
+}
+END_TEST
+
+/* Freeing the heap leaves no timer marked armed. */
+START_TEST(test_free_disarms)
+{
+	struct timer_heap h = {0};
+	struct timer a;
+
+	timer_init(&a, on_fire, NULL);
+	timer_add(&h, &a, 10);
+	timer_heap_free(&h);
+	ck_assert(!timer_is_armed(&a));
+	ck_assert_int_eq(timer_add(&h, &a, 20), 0);
+	ck_assert_ptr_eq(timer_first(&h), &a);
+	timer_heap_free(&h);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("timer");
@@ -257,6 +308,8 @@ int main(void)
 	tcase_add_test(tc, test_rearm_fires_once);
 	tcase_add_test(tc, test_run_boundary);
 	tcase_add_test(tc, test_callbacks_change_heap);
+	tcase_add_test(tc, test_rearm_now_waits_for_next_run);
+	tcase_add_test(tc, test_free_disarms);
 	tcase_add_test(tc, test_no_allocation_at_steady_size);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
