@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
@@ -193,7 +194,12 @@ static void command_status_server(struct control_conn *cc,
 	uint64_t since = atomic_load(&sv->sv_changed);
 	bool is_up = be->health.type == CFG_CHECK_NONE ||
 		     atomic_load(&sv->sv_health) == SHM_UP;
+	struct metrics_area *ma = metrics_area(shm_zone());
+	struct metrics_server ms = {0};
+	uint64_t idle;
 
+	if (ma != NULL)
+		metrics_sum_server(ma, s->slot, &ms, &idle);
 	shm_reason(sv, reason, sizeof(reason));
 	control_line(cc,
 		     "  server %s weight=%u backup=%s max_connections=%u "
@@ -204,8 +210,8 @@ static void command_status_server(struct control_conn *cc,
 		     !is_up ? "down" : until > now_mono ? "down (passive)" : "up",
 		     atomic_load(&sv->sv_drain) ? "yes" : "no",
 		     atomic_load(&sv->sv_active),
-		     (unsigned long long)atomic_load(&sv->sv_requests),
-		     (unsigned long long)atomic_load(&sv->sv_failures));
+		     (unsigned long long)ms.ms_requests,
+		     (unsigned long long)ms.ms_failures);
 	if (reason[0] != '\0')
 		control_line(cc, "    last change %llus ago: %s",
 			     (unsigned long long)(shm_wall_ms() - since) / 1000,
