@@ -12,6 +12,7 @@
 #include "common/timer.h"
 #include "common/version.h"
 #include "server/logfiles.h"
+#include "server/metrics_page.h"
 #include "server/master_types.h"
 #include "server/reload.h"
 #include "server/scoreboard.h"
@@ -248,6 +249,30 @@ static void command_status(struct master *m, struct control_conn *cc)
 	control_finish(cc, true, "%s", "");
 }
 
+/*
+ * "status --json": the document of /status.json (metrics_page.h), one
+ * "| " line per line of it, for scripts that have no admin endpoint.
+ */
+static void command_status_json(struct master *m, struct control_conn *cc)
+{
+	struct outbuf o = {.ob_max = 1u << 20};
+	char *line, *save = NULL;
+
+	metrics_json(m, &o);
+	if (o.ob_is_full || o.ob_buf == NULL) {
+		outbuf_free(&o);
+		control_finish(cc, false, "status too large for the control "
+					  "socket (1 MiB): use the admin "
+					  "endpoint's /status.json");
+		return;
+	}
+	for (line = strtok_r(o.ob_buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		control_line(cc, "%s", line);
+	outbuf_free(&o);
+	control_finish(cc, true, "%s", "");
+}
+
 static void command_upgrade(struct master *m, struct control_conn *cc)
 {
 	char err[256];
@@ -328,6 +353,8 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 	log_info("control socket: %s", cmd);
 	if (strcmp(cmd, "status") == 0) {
 		command_status(m, cc);
+	} else if (strcmp(cmd, "status --json") == 0) {
+		command_status_json(m, cc);
 	} else if (strcmp(cmd, "reload") == 0) {
 		cc->cc_wait = CONTROL_WAIT_RELOAD_QUEUED;
 		reload_request(m);

@@ -8,6 +8,7 @@
 
 #include "common/shm.h"
 #include "common/timer.h"
+#include "server/master_types.h"
 
 unsigned metrics_page_render(void *data, const char *path,
 			     struct outbuf *body, const char **ctype)
@@ -29,6 +30,63 @@ unsigned metrics_page_render(void *data, const char *path,
 		return 404;
 	}
 	return 200;
+}
+
+size_t metrics_page_gens(const struct master *m, struct page_gen *out,
+			 size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MASTER_MAX_WORKERS + 2; i++) {
+		const struct master_worker *mw =
+			i >= 2 ? &m->m_workers[i - 2] : NULL;
+		unsigned g = i == 0   ? m->m_next.mg_num
+			     : i == 1 ? m->m_cur.mg_num
+			     : mw->mw_pid ? mw->mw_gen
+					  : 0;
+		size_t j;
+
+		if (g == 0)
+			continue;
+		for (j = 0; j < n && out[j].pg_num != g; j++)
+			;
+		if (j < n || n == max)
+			continue;
+		out[n].pg_num = g;
+		out[n++].pg_role = g == m->m_cur.mg_num	   ? "serving"
+				   : g == m->m_next.mg_num ? "starting"
+				   : g > m->m_cur.mg_num   ? "failed"
+							   : "draining";
+	}
+	/* newest first: a few entries, insertion sort */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && out[j].pg_num > out[j - 1].pg_num;
+		     j--) {
+			struct page_gen t = out[j];
+
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
+
+const char *metrics_page_worker_state(const struct master *m,
+				      const struct master_worker *mw)
+{
+	if (mw->mw_kill_at != 0 || mw->mw_retired)
+		return "draining";
+	if (!mw->mw_ready)
+		return "starting";
+	return mw->mw_gen == m->m_cur.mg_num ? "accepting" : "ready";
+}
+
+uint64_t metrics_page_requests(const struct metrics_route *r)
+{
+	uint64_t n = 0;
+
+	for (int c = 0; c < 6; c++)
+		n += r->mr_status[c];
+	return n;
 }
 
 double metrics_page_quantile(const struct metrics_hist *h, double q)

@@ -55,6 +55,24 @@ struct page_server {
 void metrics_page_server(const struct cfg_backend *be,
 			 const struct cfg_server *s, struct page_server *ps);
 
+/* A generation that has workers or serves, and its role. */
+struct page_gen {
+	unsigned pg_num;
+	const char *pg_role; /* serving, starting, draining, failed */
+};
+
+/* Every generation, newest first; how many (at most max). */
+size_t metrics_page_gens(const struct master *m, struct page_gen *out,
+			 size_t max);
+
+struct master_worker;
+/* "starting", "accepting", "ready" (an older generation's) or "draining". */
+const char *metrics_page_worker_state(const struct master *m,
+				      const struct master_worker *mw);
+
+/* Route totals: every status class summed (the page's request count). */
+uint64_t metrics_page_requests(const struct metrics_route *r);
+
 /* The q-quantile (0..1) of h in ms, interpolated in its bucket; -1: empty. */
 double metrics_page_quantile(const struct metrics_hist *h, double q);
 

@@ -188,6 +188,40 @@ class MetricsTest(unittest.TestCase):
                    "--interface", "127.0.0.2", timeout=10)
         self.assertEqual(r.status, 200)
 
+    def test_status_json(self):
+        """/status.json and `portcullis status --json`: version 1, the
+        documented keys, and the counts /metrics has."""
+        import json
+        self.get(2)
+        doc = json.loads(self.scrape("/status.json"))
+        p = subprocess.run([h.binary(), "-c", self.pc.config_path, "status", "--json"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cli = json.loads(p.stdout)
+        metrics = parse(self.scrape())
+        for d in (doc, cli):
+            self.assertEqual(d["version"], 1)
+            self.assertEqual(d["master"]["pid"], self.pc.pid)
+            self.assertEqual(set(d), {"version", "master", "reloads", "worker_restarts",
+                                      "generations", "listeners", "client_connections",
+                                      "backends"})
+            serving = [g for g in d["generations"] if g["role"] == "serving"]
+            self.assertEqual(len(serving), 1)
+            self.assertEqual(len(serving[0]["workers"]), 2)
+            route = d["listeners"][0]["routes"][0]
+            self.assertEqual(route["backend"], "ngx")
+            srv = d["backends"][0]["servers"][0]
+            self.assertEqual(srv["address"], self.ngx.address)
+            self.assertEqual(srv["health"], "up")
+            self.assertEqual(len(srv["last_300s"]["requests"]), 300)
+        # the CLI's document was read before the last scrape: no request since
+        self.assertEqual(cli["listeners"][0]["routes"][0]["requests"]["2xx"],
+                         metrics[("portcullis_requests_total",
+                                  'listener="web",route="1",code="2xx"')])
+        p = subprocess.run([h.binary(), "-c", self.pc.config_path, "reload", "--json"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+
     def test_not_on_a_proxied_listener(self):
         """/metrics on the proxied port goes to the backend like any path."""
         r = h.request(self.port, path="/metrics")
