@@ -235,8 +235,10 @@ static void config_access_path(struct schema_ctx *c, const char *key,
 		cfg->access_log_path = NULL;
 		return;
 	}
-	if (!s || (strcmp(s, "stderr") && *s != '/')) {
-		schema_error(c, v, "'%s' must be off, stderr or an absolute path",
+	if (!s || (strcmp(s, "stderr") && strcmp(s, "syslog") && *s != '/')) {
+		schema_error(c, v,
+			     "'%s' must be off, stderr, syslog or an absolute "
+			     "path",
 			     key);
 		return;
 	}

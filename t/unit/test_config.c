@@ -849,7 +849,8 @@ START_TEST(test_err_unsupported)
 	EXPECT_ERROR(
 		"log:\n"
 		"  access: {path: var/log/a.log}\n" LISTENER_WEB BACKEND_APP,
-		"t.yaml:2:18: 'path' must be off, stderr or an absolute path");
+		"t.yaml:2:18: 'path' must be off, stderr, syslog or an "
+		"absolute path");
 	EXPECT_ERROR(
 		"log:\n"
 		"  access: {path: stderr, format: clf}\n" LISTENER_WEB BACKEND_APP,
