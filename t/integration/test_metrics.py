@@ -16,6 +16,7 @@ import time
 import unittest
 
 import harness as h
+import opslib as ops
 from opslib import ctl, parse_wrk
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
@@ -263,6 +264,50 @@ class MetricsTest(unittest.TestCase):
         finally:
             for s in idle:
                 s.close()
+
+
+class MetricsUpgradeTest(unittest.TestCase):
+    """The zone goes to the new master of a binary upgrade, with the counts."""
+
+    def test_counts_survive_a_binary_upgrade(self):
+        tmp = h.make_tmpdir()
+        ngx = h.Nginx(tmp)
+        self.addCleanup(ngx.stop)
+        port, admin = h.free_port(), h.free_port()
+        listeners = [{"name": "web", "bind": "127.0.0.1:%d" % port,
+                      "routes": [{"path_prefix": "/", "backend": "ngx"}]}]
+        cfg = h.base_config(tmp, listeners, {"ngx": h.backend_block(ngx.address)},
+                            workers=2, admin={"bind": "127.0.0.1:%d" % admin})
+        pc = h.Portcullis(cfg, tmp=tmp, listen=[("127.0.0.1", port), ("127.0.0.1", admin)])
+        pc.start()
+        self.addCleanup(pc.stop)
+        self.assertIsNotNone(pc.wait_log(r"generation 1 serving", 15))
+        for _ in range(10):
+            self.assertEqual(h.request(port).status, 200)
+        url = "http://127.0.0.1:%d/metrics" % admin
+        self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode())), 10)
+        old = pc.pid
+        rc, out, err = ctl(pc, "upgrade")
+        self.assertEqual(rc, 0, out + err)
+        new = ops.read_pid(os.path.join(tmp, "pc.pid"), 5)
+        self.assertNotEqual(new, old)
+        ops.adopt_master(new)
+        self.addCleanup(ops.stop_master, new)
+        self.assertEqual(pc.wait_exit(15), 0)
+        # the new master binds the address once the old one let go of it
+        deadline = time.monotonic() + 5
+        while True:
+            r = h.curl(url, timeout=5)
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200)
+        s = parse(r.body.decode())
+        self.assertEqual(requests_total(s), 10)
+        self.assertEqual(s[("portcullis_generation", "")], 1)
+        for _ in range(3):
+            self.assertEqual(h.request(port).status, 200)
+        self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode())), 13)
 
 
 if __name__ == "__main__":
