@@ -57,10 +57,16 @@ static void admin_try_bind(struct admin *ad, uint64_t now)
 	int fd = admin_bind_fd(&ad->ad_sa, ad->ad_salen);
 
 	if (fd == -1) {
-		if (!ad->ad_bind_logged)
+		bool expected = errno == EADDRINUSE && now < ad->ad_quiet_until;
+
+		if (expected)
+			log_info("admin %s: %s; the old master still has it, "
+				 "retrying every %ums",
+				 ad->ad_want, strerror(errno), ADMIN_RETRY_MS);
+		else if (!ad->ad_bind_logged)
 			log_error("admin %s: %s (retrying every %ums)",
 				  ad->ad_want, strerror(errno), ADMIN_RETRY_MS);
-		ad->ad_bind_logged = true;
+		ad->ad_bind_logged = !expected;
 		ad->ad_retry_at = now + ADMIN_RETRY_MS;
 		return;
 	}

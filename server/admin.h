@@ -67,6 +67,9 @@ struct admin {
 	socklen_t ad_salen;
 	uint64_t ad_retry_at;       /* next bind attempt, 0: none due */
 	bool ad_bind_logged;        /* the last bind failure was logged */
+	uint64_t ad_quiet_until;    /* EADDRINUSE before then is expected (a
+				       binary upgrade's old master has it):
+				       logged at info level only */
 	int ad_listen_idx;          /* pollfd of the socket this turn, or -1 */
 	int ad_idx[ADMIN_MAX_CONNS]; /* pollfd of each connection, or -1 */
 	struct admin_conn *ad_conns[ADMIN_MAX_CONNS]; /* owned, NULL: free */

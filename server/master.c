@@ -220,6 +220,9 @@ static int master_start(struct master *m, const struct master_opts *opts)
 	}
 	if (master_load_first(m) == -1)
 		return -1;
+	/* the old master of an upgrade lets go of admin.bind once we serve */
+	if (m->m_up.up_is_new)
+		m->m_admin.ad_quiet_until = timer_now_ms() + 15000;
 	/* a master started by an upgrade is detached already */
 	detach = opts->daemonize && !m->m_up.up_is_new;
 	if (detach && strcmp(m->m_next.mg_cfg->error_log_path, "stderr") == 0)
