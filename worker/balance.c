@@ -8,8 +8,8 @@
 
 #include <openssl/ssl.h>
 
-#include "common/metrics.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "worker/tls.h"
 #include "worker/transport.h"
 

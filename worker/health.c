@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/metrics.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/shm.h"
 #include "worker/proxyproto.h"
 #include "worker/tls.h"

@@ -30,10 +30,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "common/metrics.h"
 #include "common/buf.h"
 #include "common/iptree.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
@@ -461,8 +461,9 @@ static void up_close(struct upstream *u)
 	if (up_is_idle(u)) {
 		keepalive_remove(&u->u_srv->srv_idle, &u->u_link);
 		up_count_idle(u->u_srv);
-	} else
+	} else {
 		balance_use(u->u_srv, -1);
+	}
 	u->u_conn = NULL;
 	u->u_next = w->w_proxy->p_dead_up;
 	w->w_proxy->p_dead_up = u;
