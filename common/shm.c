@@ -1,5 +1,6 @@
 /* shm.c: the shared-memory zone (see shm.h). */
 #include "common/shm.h"
+#include "common/metrics.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +25,17 @@ void shm_zone_set(struct shm_zone *z)
 
 static int shm_the_fd = -1;
 
+/* The metrics area starts on the first page boundary after the zone. */
+#define SHM_METRICS_OFF ((sizeof(struct shm_zone) + 4095) & ~(size_t)4095)
+#define SHM_TOTAL (SHM_METRICS_OFF + sizeof(struct metrics_area))
+
+struct metrics_area *shm_metrics(struct shm_zone *z)
+{
+	if (z == NULL || z->z_total != SHM_TOTAL)
+		return NULL;
+	return (struct metrics_area *)((char *)z + SHM_METRICS_OFF);
+}
+
 int shm_fd(void)
 {
 	return shm_the_fd;
@@ -34,13 +46,15 @@ struct shm_zone *shm_create(void)
 	int fd = memfd_create("portcullis-shm", MFD_CLOEXEC);
 	struct shm_zone *z;
 
-	if (fd == -1 || ftruncate(fd, sizeof(*z)) == -1)
+	/* sparse: pages cost memory only once written (metrics.h) */
+	if (fd == -1 || ftruncate(fd, (off_t)SHM_TOTAL) == -1)
 		goto fail;
-	z = mmap(NULL, sizeof(*z), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	z = mmap(NULL, SHM_TOTAL, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (z == MAP_FAILED)
 		goto fail;
 	z->z_magic = SHM_MAGIC;
 	z->z_size = sizeof(*z);
+	z->z_total = SHM_TOTAL;
 	shm_the_fd = fd;
 	return z;
 fail:
@@ -54,13 +68,14 @@ struct shm_zone *shm_adopt(int fd)
 	struct stat st;
 	struct shm_zone *z;
 
-	if (fstat(fd, &st) == -1 || (size_t)st.st_size != sizeof(*z))
+	if (fstat(fd, &st) == -1 || (size_t)st.st_size != SHM_TOTAL)
 		return NULL;
-	z = mmap(NULL, sizeof(*z), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	z = mmap(NULL, SHM_TOTAL, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (z == MAP_FAILED)
 		return NULL;
-	if (z->z_magic != SHM_MAGIC || z->z_size != sizeof(*z)) {
-		munmap(z, sizeof(*z));
+	if (z->z_magic != SHM_MAGIC || z->z_size != sizeof(*z) ||
+	    z->z_total != SHM_TOTAL) {
+		munmap(z, SHM_TOTAL);
 		return NULL;
 	}
 	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -71,7 +86,7 @@ struct shm_zone *shm_adopt(int fd)
 void shm_destroy(struct shm_zone *z)
 {
 	if (z != NULL)
-		munmap(z, sizeof(*z));
+		munmap(z, z->z_total == SHM_TOTAL ? SHM_TOTAL : sizeof(*z));
 }
 
 uint64_t shm_wall_ms(void)
@@ -115,6 +130,8 @@ int shm_server_claim(struct shm_zone *z, const char *key, unsigned gen,
 	memset(&z->z_servers[free_slot], 0, sizeof(z->z_servers[free_slot]));
 	snprintf(z->z_servers[free_slot].sv_key, SHM_KEY_LEN, "%s", key);
 	atomic_store(&z->z_servers[free_slot].sv_changed, shm_wall_ms());
+	if (shm_metrics(z) != NULL)
+		metrics_server_reset(shm_metrics(z), free_slot);
 	atomic_store(&z->z_servers[free_slot].sv_gen, gen);
 	return free_slot;
 }
@@ -141,6 +158,8 @@ int shm_route_claim(struct shm_zone *z, const char *key, unsigned gen,
 		return -1;
 	memset(&z->z_routes[free_slot], 0, sizeof(z->z_routes[free_slot]));
 	snprintf(z->z_routes[free_slot].rt_key, SHM_KEY_LEN, "%s", key);
+	if (shm_metrics(z) != NULL)
+		metrics_route_reset(shm_metrics(z), free_slot);
 	atomic_store(&z->z_routes[free_slot].rt_gen, gen);
 	return free_slot;
 }

@@ -43,15 +43,13 @@ struct shm_server {
 	_Atomic uint64_t sv_changed;   /* wall-clock ms of the last transition */
 	_Atomic uint32_t sv_seq;       /* seqlock over sv_reason (odd: writing) */
 	char sv_reason[SHM_REASON_LEN]; /* why the last transition happened */
-	_Atomic uint64_t sv_requests;  /* requests sent to it */
-	_Atomic uint64_t sv_failures;  /* connect failures, timeouts, broken responses */
+	/* its counters are per worker: common/metrics.h, by this slot */
 } __attribute__((aligned(64)));
 
 struct shm_route {
 	char rt_key[SHM_KEY_LEN];
 	_Atomic uint32_t rt_gen;
-	_Atomic uint64_t rt_requests;
-	_Atomic uint64_t rt_status[6]; /* [1]..[5]: 1xx..5xx answers */
+	/* its counters are per worker: common/metrics.h, by this slot */
 } __attribute__((aligned(64)));
 
 /*
@@ -73,11 +71,12 @@ struct shm_tickets {
 	struct shm_ticket_key tk_keys[SHM_TICKET_KEYS];
 } __attribute__((aligned(64)));
 
-#define SHM_MAGIC UINT64_C(0x706373686d763032) /* "pcshmv02": layout */
+#define SHM_MAGIC UINT64_C(0x706373686d763033) /* "pcshmv03": layout */
 
 struct shm_zone {
 	uint64_t z_magic;              /* SHM_MAGIC: same layout, same binary family */
 	uint64_t z_size;               /* sizeof(struct shm_zone) */
+	uint64_t z_total;              /* the memfd: zone, then metrics area */
 	struct shm_server z_servers[SHM_MAX_SERVERS];
 	struct shm_route z_routes[SHM_MAX_ROUTES];
 	struct shm_tickets z_tickets;
@@ -89,6 +88,14 @@ struct shm_zone {
  */
 struct shm_zone *shm_zone(void);
 void shm_zone_set(struct shm_zone *z);
+
+struct metrics_area;
+
+/*
+ * The zone's metrics area (common/metrics.h), at SHM_METRICS_OFF in the
+ * same mapping; NULL for a zone not made by shm_create/shm_adopt.
+ */
+struct metrics_area *shm_metrics(struct shm_zone *z);
 
 /*
  * Map a zeroed zone backed by a memfd, so that a binary upgrade can hand

@@ -235,8 +235,10 @@ static void config_access_path(struct schema_ctx *c, const char *key,
 		cfg->access_log_path = NULL;
 		return;
 	}
-	if (!s || (strcmp(s, "stderr") && *s != '/')) {
-		schema_error(c, v, "'%s' must be off, stderr or an absolute path",
+	if (!s || (strcmp(s, "stderr") && strcmp(s, "syslog") && *s != '/')) {
+		schema_error(c, v,
+			     "'%s' must be off, stderr, syslog or an absolute "
+			     "path",
 			     key);
 		return;
 	}
@@ -326,7 +328,7 @@ static const struct schema_key config_top_keys[] = {
 	SK_UINT("rate_limit_table", struct config, rate_limit_table, 16,
 		1u << 24),
 	SK_CUSTOM("ban", struct config, ban, config_ban),
-	SK_UNSUPPORTED("admin"),
+	SK_CUSTOM("admin", struct config, admin, config_admin),
 	SK_LATER("defaults"),
 	SK_REQUIRED("listeners"),
 	SK_REQUIRED("backends"),
@@ -389,7 +391,7 @@ static void config_check_capacity(struct schema_ctx *c,
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		nservers += cfg->backends[i].nservers;
 	for (size_t i = 0; i < cfg->nlisteners; i++)
-		nroutes += cfg->listeners[i].nroutes;
+		nroutes += cfg->listeners[i].nroutes + 1; /* + its own */
 	if (nservers > SHM_MAX_SERVERS &&
 	    schema_get(c, root, "backends", &key))
 		schema_error(c, key,
@@ -398,7 +400,8 @@ static void config_check_capacity(struct schema_ctx *c,
 			     nservers, SHM_MAX_SERVERS);
 	if (nroutes > SHM_MAX_ROUTES && schema_get(c, root, "listeners", &key))
 		schema_error(c, key,
-			     "%zu routes in all: the shared-memory zone holds %d",
+			     "%zu routes and listeners in all: the "
+			     "shared-memory zone holds %d",
 			     nroutes, SHM_MAX_ROUTES);
 }
 
@@ -439,6 +442,7 @@ static struct config *config_build(struct schema_ctx *c, const char *path,
 		config_load_listeners(c, cfg, n);
 	config_check_capacity(c, cfg, root);
 	config_check_user(c, cfg, root);
+	config_admin_check(c, cfg, root);
 	config_limits_finish(c, cfg, root);
 	return cfg;
 }
@@ -743,6 +747,7 @@ void config_free(struct config *cfg)
 		config_backend_free(&cfg->backends[i]);
 	free(cfg->backends);
 	config_limits_free(&cfg->defaults);
+	config_admin_free(&cfg->admin);
 	free(cfg->path);
 	free(cfg->user);
 	free(cfg->group);

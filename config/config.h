@@ -250,6 +250,15 @@ struct cfg_route {
 	int slot;                    /* shared-memory slot, set by the master */
 };
 
+/*
+ * admin: the read-only HTTP endpoint the master serves (/metrics, /status,
+ * /status.json; server/admin.h).  Off unless bind is set.
+ */
+struct cfg_admin {
+	struct cfg_addr bind;        /* bind.str NULL: off */
+	struct cfg_acl acl;          /* allow (default loopback only) */
+};
+
 struct cfg_listener {
 	char *name;                  /* (required) unique */
 	int line, col;
@@ -274,6 +283,9 @@ struct cfg_listener {
 	enum cfg_ambiguous ambiguous_requests;
 	enum cfg_normalize normalize_path;
 	int slot;                    /* shared-memory slot, set by the master */
+	int route_slot;              /* its requests without a route (and
+					connection counters): a route slot of
+					the zone, set by the master */
 };
 
 /*
@@ -310,6 +322,7 @@ struct config {
 	uint32_t rate_limit_table;  /* client entries in the shared rate and
 				       connection tables; 100000 */
 	struct cfg_ban ban;
+	struct cfg_admin admin;     /* the admin endpoint; default off */
 	struct cfg_listener *listeners;
 	size_t nlisteners;
 	struct cfg_backend *backends;

@@ -136,6 +136,15 @@ schema_fn config_acl_allow;
 schema_fn config_acl_deny;
 void config_acl_free(struct cfg_acl *a);
 
+/*
+ * admin: (config_admin.c): SCHEMA_CUSTOM handler, field is the struct
+ * cfg_admin; config_admin_check() refuses a bind shared with a listener.
+ */
+schema_fn config_admin;
+void config_admin_check(struct schema_ctx *c, const struct config *cfg,
+			yaml_node_t *root);
+void config_admin_free(struct cfg_admin *a);
+
 /* A decimal integer, digits only.  -1 with errno EINVAL or ERANGE. */
 int config_parse_uint(const char *s, uint64_t *v);
 

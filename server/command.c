@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/shm.h"
 #include "common/timer.h"
 #include "common/version.h"
 #include "server/ban.h"
 #include "server/logfiles.h"
+#include "server/metrics_page.h"
 #include "server/master_types.h"
 #include "server/reload.h"
 #include "server/scoreboard.h"
@@ -199,7 +201,12 @@ static void command_status_server(struct control_conn *cc,
 	uint64_t since = atomic_load(&sv->sv_changed);
 	bool is_up = be->health.type == CFG_CHECK_NONE ||
 		     atomic_load(&sv->sv_health) == SHM_UP;
+	struct metrics_area *ma = metrics_area(shm_zone());
+	struct metrics_server ms = {0};
+	uint64_t idle;
 
+	if (ma != NULL)
+		metrics_sum_server(ma, s->slot, &ms, &idle);
 	shm_reason(sv, reason, sizeof(reason));
 	control_line(cc,
 		     "  server %s weight=%u backup=%s max_connections=%u "
@@ -210,8 +217,8 @@ static void command_status_server(struct control_conn *cc,
 		     !is_up ? "down" : until > now_mono ? "down (passive)" : "up",
 		     atomic_load(&sv->sv_drain) ? "yes" : "no",
 		     atomic_load(&sv->sv_active),
-		     (unsigned long long)atomic_load(&sv->sv_requests),
-		     (unsigned long long)atomic_load(&sv->sv_failures));
+		     (unsigned long long)ms.ms_requests,
+		     (unsigned long long)ms.ms_failures);
 	if (reason[0] != '\0')
 		control_line(cc, "    last change %llus ago: %s",
 			     (unsigned long long)(shm_wall_ms() - since) / 1000,
@@ -245,6 +252,30 @@ static void command_status(struct master *m, struct control_conn *cc)
 	command_status_gens(m, cc, now);
 	command_status_listeners(m, cc);
 	command_status_backends(m, cc);
+	control_finish(cc, true, "%s", "");
+}
+
+/*
+ * "status --json": the document of /status.json (metrics_page.h), one
+ * "| " line per line of it, for scripts that have no admin endpoint.
+ */
+static void command_status_json(struct master *m, struct control_conn *cc)
+{
+	struct outbuf o = {.ob_max = 1u << 20};
+	char *line, *save = NULL;
+
+	metrics_json(m, &o);
+	if (o.ob_is_full || o.ob_buf == NULL) {
+		outbuf_free(&o);
+		control_finish(cc, false, "status too large for the control "
+					  "socket (1 MiB): use the admin "
+					  "endpoint's /status.json");
+		return;
+	}
+	for (line = strtok_r(o.ob_buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		control_line(cc, "%s", line);
+	outbuf_free(&o);
 	control_finish(cc, true, "%s", "");
 }
 
@@ -328,6 +359,8 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 	log_info("control socket: %s", cmd);
 	if (strcmp(cmd, "status") == 0) {
 		command_status(m, cc);
+	} else if (strcmp(cmd, "status --json") == 0) {
+		command_status_json(m, cc);
 	} else if (strcmp(cmd, "reload") == 0) {
 		cc->cc_wait = CONTROL_WAIT_RELOAD_QUEUED;
 		reload_request(m);

@@ -5,6 +5,7 @@
  *   portcullis -d [-c FILE]    run as a classic daemon
  *   portcullis -t [-c FILE]    validate the configuration
  *   portcullis [-c FILE] reload|status|stop|quit|upgrade|reopen
+ *   portcullis [-c FILE] status --json
  *   portcullis [-c FILE] drain|enable BACKEND SERVER
  *                              ask the running master (server/cli.h)
  *   portcullis -V | -h
@@ -31,6 +32,7 @@ static void usage(FILE *f)
 		"           reload    load the configuration again; exit 0 once the\n"
 		"                     new generation serves, 1 with the errors if not\n"
 		"           status    generations, workers, listeners, backends\n"
+		"           status --json   the same and the counters, as JSON\n"
 		"           stop      fast stop        quit      graceful stop\n"
 		"           upgrade   start the binary again on the same sockets\n"
 		"           reopen    reopen the log files (for logrotate)\n"
@@ -73,13 +75,16 @@ static int check_config(const char *path)
  * take nothing.
  */
 static int run_command(const struct master_opts *opts, int argc, char **argv,
-		       bool test_only)
+		       bool test_only, bool is_json)
 {
 	bool takes_server = strcmp(argv[0], "drain") == 0 ||
 			    strcmp(argv[0], "enable") == 0;
 	char cmd[512];
 
-	if (test_only || opts->daemonize || !cli_is_command(argv[0]) ||
+	if (is_json && argc == 1 && strcmp(argv[0], "status") == 0 &&
+	    !test_only && !opts->daemonize)
+		return cli_run(opts->config_path, "status --json");
+	if (is_json || test_only || opts->daemonize || !cli_is_command(argv[0]) ||
 	    argc != (takes_server ? 3 : 1)) {
 		fprintf(stderr, "portcullis: unknown command or wrong "
 				"arguments: '%s'\n",
@@ -98,8 +103,18 @@ int main(int argc, char **argv)
 	struct master_opts opts = {.config_path = CONFIG_DEFAULT_PATH};
 	bool test_only = false;
 	char abs_path[PATH_MAX];
+	bool is_json = false;
 	int ch;
 
+	/* "status --json": the one long option, taken out before getopt */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--json") == 0) {
+			is_json = true;
+			memmove(&argv[i], &argv[i + 1],
+				(size_t)(argc - i) * sizeof(*argv));
+			argc--;
+			break;
+		}
 	while ((ch = getopt(argc, argv, "c:dtVh")) != -1) {
 		switch (ch) {
 		case 'c': opts.config_path = optarg; break;
@@ -112,7 +127,12 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return run_command(&opts, argc - optind, argv + optind,
-				   test_only);
+				   test_only, is_json);
+	if (is_json) {
+		fprintf(stderr, "portcullis: --json goes with status\n");
+		usage(stderr);
+		return 2;
+	}
 	if (test_only)
 		return check_config(opts.config_path);
 	/* reloads re-read the file after -d changed directory to / */

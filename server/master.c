@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
@@ -25,6 +26,7 @@
 #include "server/command.h"
 #include "server/control.h"
 #include "server/listen.h"
+#include "server/metrics_page.h"
 #include "server/logfiles.h"
 #include "server/master_types.h"
 #include "server/notify.h"
@@ -224,6 +226,9 @@ static int master_start(struct master *m, const struct master_opts *opts)
 	}
 	if (master_load_first(m) == -1)
 		return -1;
+	/* the old master of an upgrade lets go of admin.bind once we serve */
+	if (m->m_up.up_is_new)
+		m->m_admin.ad_quiet_until = timer_now_ms() + 15000;
 	/* a master started by an upgrade is detached already */
 	detach = opts->daemonize && !m->m_up.up_is_new;
 	if (detach && strcmp(m->m_next.mg_cfg->error_log_path, "stderr") == 0)
@@ -303,6 +308,7 @@ static void master_cleanup(struct master *m)
 {
 	control_close_all(&m->m_ctl);
 	control_sock_close(&m->m_ctl.ctl_sock, true);
+	admin_close(&m->m_admin);
 	pidfile_remove(&m->m_pidfile);
 	listen_free(&m->m_ls);
 	reload_gen_free(&m->m_cur);
@@ -413,6 +419,51 @@ static int64_t master_tickets(struct master *m, uint64_t now)
 	return (int64_t)(m->m_tickets_at - now);
 }
 
+/*
+ * The admin endpoint follows the serving config: bound at the first
+ * generation, rebound only when admin.bind changes, and let go once a
+ * binary upgrade's new master serves (it binds the address then).
+ */
+static int64_t master_admin(struct master *m, uint64_t now)
+{
+	const struct cfg_admin *a =
+		m->m_cur.mg_cfg ? &m->m_cur.mg_cfg->admin : NULL;
+
+	if (m->m_up.up_handed_over || a == NULL || a->bind.str == NULL)
+		admin_configure(&m->m_admin, NULL, NULL, 0, now);
+	else
+		admin_configure(&m->m_admin, a->bind.str, &a->bind.sa,
+				a->bind.salen, now);
+	return admin_timers(&m->m_admin, now);
+}
+
+/*
+ * Once a second, the sparkline sample of every server of the serving
+ * config (common/metrics.h): the master is its only writer.
+ */
+static int64_t master_spark(struct master *m, uint64_t now)
+{
+	const struct config *cfg = m->m_cur.mg_cfg;
+	struct metrics_area *a = metrics_area(shm_zone());
+	uint64_t sec = shm_wall_ms() / 1000;
+
+	if (cfg == NULL || a == NULL || m->m_up.up_handed_over)
+		return -1;
+	if (now < m->m_spark_at)
+		return (int64_t)(m->m_spark_at - now);
+	if (metrics_spark_due(a, sec)) {
+		for (size_t i = 0; i < cfg->nbackends; i++)
+			for (size_t j = 0; j < cfg->backends[i].nservers; j++)
+				metrics_spark_server(
+					a, cfg->backends[i].servers[j].slot,
+					sec);
+		metrics_spark_done(a, sec);
+	}
+	/* the next wall-clock second, a little after it starts */
+	m->m_spark_at = now + 1000 - shm_wall_ms() % 1000 + 5;
+	return (int64_t)(m->m_spark_at - now);
+}
+
 static int64_t master_timers(struct master *m)
 {
 	uint64_t now = timer_now_ms();
@@ -425,6 +476,8 @@ static int64_t master_timers(struct master *m)
 	next = master_min(next, upgrade_timers(m, now));
 	next = master_min(next, supervisor_drain_log(m, now));
 	next = master_min(next, master_tickets(m, now));
+	next = master_min(next, master_admin(m, now));
+	next = master_min(next, master_spark(m, now));
 	return next;
 }
 
@@ -435,9 +488,9 @@ static int64_t master_timers(struct master *m)
 static void master_wait(struct master *m, const sigset_t *waitmask,
 			int64_t wait_ms)
 {
-	struct pollfd pfd[2 + 1 + CONTROL_MAX_CONNS];
+	struct pollfd pfd[2 + 1 + CONTROL_MAX_CONNS + 1 + ADMIN_MAX_CONNS];
 	struct timespec ts, *tsp = NULL;
-	size_t n = 0, ctl_base;
+	size_t n = 0, ctl_base, admin_base;
 	int up_idx = -1, rc;
 
 	pfd[n++] = (struct pollfd){.fd = m->m_report[0], .events = POLLIN};
@@ -449,6 +502,9 @@ static void master_wait(struct master *m, const sigset_t *waitmask,
 	ctl_base = n;
 	n += control_pollfds(&m->m_ctl, pfd + n,
 			     sizeof(pfd) / sizeof(pfd[0]) - n);
+	admin_base = n;
+	n += admin_pollfds(&m->m_admin, pfd + n,
+			   sizeof(pfd) / sizeof(pfd[0]) - n);
 	if (wait_ms >= 0) {
 		ts.tv_sec = wait_ms / 1000;
 		ts.tv_nsec = (wait_ms % 1000) * 1000000L;
@@ -465,6 +521,9 @@ static void master_wait(struct master *m, const sigset_t *waitmask,
 	    upgrade_on_readable(m) == UPGRADE_HANDED_OVER)
 		master_stop(m, false); /* the new master serves: drain, exit */
 	control_dispatch(&m->m_ctl, pfd + ctl_base);
+	admin_dispatch(&m->m_admin, pfd + admin_base,
+		       m->m_cur.mg_cfg ? m->m_cur.mg_cfg->admin.acl.allow
+				       : NULL);
 }
 
 static bool master_done(const struct master *m)
@@ -482,6 +541,7 @@ int master_run(const struct master_opts *opts)
 	m.m_report[0] = m.m_report[1] = -1;
 	m.m_cur.mg_ctl.cs_fd = m.m_next.mg_ctl.cs_fd = -1;
 	control_init(&m.m_ctl, command_run, &m);
+	admin_init(&m.m_admin, metrics_page_render, &m);
 	upgrade_init(&m);
 	if (master_start(&m, opts) == -1) {
 		master_cleanup(&m);

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "server/admin.h"
 #include "server/control.h"
 #include "server/listen.h"
 #include "server/pidfile.h"
@@ -41,6 +42,8 @@ struct master_worker {
 	bool mw_ready;          /* reported WORKER_EV_READY: accepting */
 	bool mw_retired;        /* reported WORKER_EV_RETIRED: accepts no more */
 	bool mw_is_hung;        /* the watchdog killed it */
+	int mw_mblock;          /* its metrics block (common/metrics.h), -1:
+				   none */
 };
 
 /* A worker's place in its generation: respawn bookkeeping. */
@@ -110,6 +113,8 @@ struct master {
 	int m_report[2];            /* workers -> master pipe; [0] is ours */
 	struct ban *m_ban;          /* nftables bans (server/ban.c) */
 	struct control m_ctl;
+	struct admin m_admin;       /* the admin endpoint (admin.h) */
+	uint64_t m_spark_at;        /* next sparkline sample (monotonic ms) */
 	struct master_upgrade m_up;
 	enum master_stopping m_stopping;
 	enum master_stopping m_stop_asked; /* by `portcullis stop|quit`; the

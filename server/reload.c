@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
@@ -348,6 +349,7 @@ static void reload_failed(struct master *m, char *const *lines, size_t n)
 	free(m->m_reload_error);
 	m->m_reload_error = strdup(n ? lines[0] : summary);
 	m->m_reloads_failed++;
+	metrics_note_reload(metrics_area(shm_zone()), false, shm_wall_ms());
 	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, false, lines, n,
 			   summary);
 	notify_send(
@@ -379,6 +381,7 @@ static enum reload_outcome reload_serving(struct master *m)
 	free(m->m_reload_error);
 	m->m_reload_error = NULL;
 	m->m_reloads_ok++;
+	metrics_note_reload(metrics_area(shm_zone()), true, shm_wall_ms());
 	control_finish_all(&m->m_ctl, CONTROL_WAIT_RELOAD, true, NULL, 0, msg);
 	notify_send("READY=1\nSTATUS=generation %u serving", gen);
 	return RELOAD_NONE;

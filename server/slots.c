@@ -26,6 +26,20 @@ static int slots_route(struct shm_zone *z, struct cfg_route *r,
 	return r->slot < 0 ? -1 : 0;
 }
 
+/*
+ * A listener's own route slot, "NAME#0" (routes are numbered from 1): the
+ * counters of requests no route took and of its connections.
+ */
+static int slots_listener(struct shm_zone *z, struct cfg_listener *l,
+			  unsigned gen, unsigned oldest)
+{
+	char key[SHM_KEY_LEN];
+
+	snprintf(key, sizeof(key), "%s#0", l->name);
+	l->route_slot = shm_route_claim(z, key, gen, oldest);
+	return l->route_slot < 0 ? -1 : 0;
+}
+
 int slots_assign(struct shm_zone *z, struct config *cfg, unsigned gen,
 		 unsigned oldest_live, char *err, size_t errlen)
 {
@@ -53,6 +67,9 @@ int slots_assign(struct shm_zone *z, struct config *cfg, unsigned gen,
 				return -1;
 			}
 		}
+		/* "NAME#0": its requests without a route, its connections */
+		if (slots_listener(z, l, gen, oldest_live) == -1)
+			goto full;
 		for (size_t j = 0; j < l->nroutes; j++)
 			if (slots_route(z, &l->routes[j], l->name, j, gen,
 					oldest_live) == -1)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ratelimit.h"
 #include "common/timer.h"
 #include "server/ban.h"
@@ -35,7 +36,7 @@ static struct master_worker *supervisor_find(struct master *m, pid_t pid)
  * listeners of other generations), then run the worker.
  */
 static void supervisor_become(struct master *m, struct master_gen *g,
-			      size_t idx, unsigned slot)
+			      size_t idx, unsigned slot, int mblock)
 {
 	struct worker_report rep = {
 		.wr_fd = m->m_report[1],
@@ -49,9 +50,11 @@ static void supervisor_become(struct master *m, struct master_gen *g,
 	};
 	const int *row;
 
+	metrics_bind(metrics_area(shm_zone()), mblock);
 	scoreboard_peers(m->m_board, &rep.wr_peers);
 	close(m->m_report[0]);
 	control_close_fds(&m->m_ctl);
+	admin_close_fds(&m->m_admin);
 	if (m->m_next.mg_ctl.cs_fd != -1)
 		close(m->m_next.mg_ctl.cs_fd);
 	if (m->m_up.up_fd != -1)
@@ -75,8 +78,10 @@ static void supervisor_become(struct master *m, struct master_gen *g,
 int supervisor_spawn(struct master *m, struct master_gen *g, unsigned slot)
 {
 	struct master_worker *mw = supervisor_find(m, 0);
+	struct metrics_area *ma = metrics_area(shm_zone());
 	size_t idx;
 	pid_t pid;
+	int mblock;
 
 	if (mw == NULL) {
 		log_error("too many worker processes; not starting slot %u of "
@@ -87,14 +92,22 @@ int supervisor_spawn(struct master *m, struct master_gen *g, unsigned slot)
 	idx = (size_t)(mw - m->m_workers);
 	scoreboard_reset(m->m_board, idx);
 	scoreboard_set_gen(m->m_board, idx, g->mg_num);
+	mblock = ma ? metrics_claim(ma, (int)m->m_pid, g->mg_num) : -1;
+	if (ma != NULL && mblock < 0)
+		log_warn("metrics: all %d worker blocks in use; slot %u of "
+			 "generation %u counts nothing",
+			 METRICS_MAX_BLOCKS, slot, g->mg_num);
 	pid = fork();
 	if (pid == -1) {
 		log_error("fork: %s", strerror(errno));
+		metrics_set_pid(ma, mblock, 0);
 		return -1;
 	}
 	if (pid == 0)
-		supervisor_become(m, g, idx, slot);
+		supervisor_become(m, g, idx, slot, mblock);
+	metrics_set_pid(ma, mblock, (int)pid);
 	memset(mw, 0, sizeof(*mw));
+	mw->mw_mblock = mblock;
 	mw->mw_pid = pid;
 	mw->mw_gen = g->mg_num;
 	mw->mw_slot = slot;
@@ -159,6 +172,7 @@ static void supervisor_schedule_respawn(struct master *m,
 	s->ms_start_at = now + delay;
 	if (s->ms_start_at == 0)
 		s->ms_start_at = 1;
+	metrics_note_restart(metrics_area(shm_zone()));
 }
 
 static void supervisor_log_death(const struct master_worker *mw, int status)
@@ -244,6 +258,9 @@ void supervisor_exited(struct master *m, pid_t pid, int status)
 		 mw->mw_slot < m->m_cur.mg_nslots)
 		supervisor_schedule_respawn(m, mw);
 	supervisor_give_back(m, mw);
+	/* its counters go on in the retired totals: none goes back */
+	if (metrics_area(shm_zone()) != NULL)
+		metrics_retire(shm_zone(), mw->mw_mblock);
 	scoreboard_reset(m->m_board, (size_t)(mw - m->m_workers));
 	memset(mw, 0, sizeof(*mw));
 }
@@ -256,7 +273,16 @@ static void supervisor_ban(struct master *m, const struct worker_msg *msg)
 	if (m->m_cur.mg_cfg == NULL || m->m_ban == NULL ||
 	    !report_ban_addr(msg, &client))
 		return;
-	(void)ban_client(m->m_ban, m->m_cur.mg_cfg, &client, timer_now_ms());
+	switch (ban_client(m->m_ban, m->m_cur.mg_cfg, &client, timer_now_ms())) {
+	case 0:
+		metrics_note_ban(metrics_area(shm_zone()), true);
+		break;
+	case -1:
+		metrics_note_ban(metrics_area(shm_zone()), false);
+		break;
+	default:
+		break;
+	}
 }
 
 void supervisor_read_reports(struct master *m)

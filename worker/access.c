@@ -6,6 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,10 +21,35 @@
 #define ACCESS_LINE_MAX 12288 /* a line never needs more; longer fields are cut */
 
 int access_fd = -1;
+static bool access_is_syslog;       /* access_fd is a datagram socket */
+static char access_host[256];       /* RFC 5424 HOSTNAME */
 static enum cfg_access_format access_format;
 static char access_path[4096];
 static char access_buf[ACCESS_BUF];
 static size_t access_len;
+
+/*
+ * "syslog": a datagram socket connected to /dev/log (PORTCULLIS_SYSLOG_PATH
+ * overrides it, for the tests).  The socket is opened before the worker
+ * drops its privileges; /dev/log is writable by everyone, so a reconnect
+ * after the syslog daemon restarted works as the worker's user too.
+ */
+static int access_syslog_connect(char *err, size_t errlen)
+{
+	const char *dev = getenv("PORTCULLIS_SYSLOG_PATH");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+		 dev != NULL && *dev == '/' ? dev : "/dev/log");
+	if (fd != -1 &&
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	snprintf(err, errlen, "%s: %s", sa.sun_path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
 
 int access_open(const char *path, enum cfg_access_format format, uid_t uid,
 		gid_t gid, char *err, size_t errlen)
@@ -30,6 +59,14 @@ int access_open(const char *path, enum cfg_access_format format, uid_t uid,
 		return 0;
 	access_format = format;
 	snprintf(access_path, sizeof(access_path), "%s", path);
+	if (strcmp(path, "syslog") == 0) {
+		if (gethostname(access_host, sizeof(access_host) - 1) == -1 ||
+		    access_host[0] == '\0')
+			snprintf(access_host, sizeof(access_host), "-");
+		access_fd = access_syslog_connect(err, errlen);
+		access_is_syslog = access_fd >= 0;
+		return access_fd >= 0 ? 0 : -1;
+	}
 	if (strcmp(path, "stderr") == 0) {
 		access_fd = STDERR_FILENO;
 		return 0;
@@ -43,7 +80,8 @@ int access_prepare(const char *path, uid_t uid, gid_t gid, char *err,
 {
 	int fd;
 
-	if (path == NULL || strcmp(path, "stderr") == 0)
+	if (path == NULL || strcmp(path, "stderr") == 0 ||
+	    strcmp(path, "syslog") == 0)
 		return 0;
 	fd = log_file_open(path, uid, gid, err, errlen);
 	if (fd == -1)
@@ -56,7 +94,7 @@ int access_reopen(char *err, size_t errlen)
 {
 	int fd;
 
-	if (access_fd < 0 || access_fd == STDERR_FILENO)
+	if (access_fd < 0 || access_fd == STDERR_FILENO || access_is_syslog)
 		return 0;
 	access_flush();
 	/* a worker runs as its own user here: a plain open, same checks */
@@ -104,9 +142,54 @@ static void access_note_written(void)
 	access_loss_log_at = 0;
 }
 
+/*
+ * Each queued line as one RFC 5424 message (§6): "<PRI>1 TIMESTAMP
+ * HOSTNAME APP-NAME PROCID MSGID - MSG", facility daemon, severity info,
+ * MSGID "access".  A message the socket will not take now (its queue is
+ * full, the daemon is gone) is dropped and counted, never waited for.
+ */
+static void access_flush_syslog(void)
+{
+	char head[512], tz[8];
+	struct timespec ts;
+	struct tm tm;
+	size_t off = 0;
+	int hn;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(tz, sizeof(tz), "%z", &tm); /* +0100: RFC 3339 wants +01:00 */
+	hn = (int)strftime(head, sizeof(head), "<30>1 %Y-%m-%dT%H:%M:%S", &tm);
+	hn += snprintf(head + hn, sizeof(head) - (size_t)hn,
+		       ".%03ld%.3s:%s %s portcullis %d access - ",
+		       ts.tv_nsec / 1000000, tz, tz + 3, access_host,
+		       (int)getpid());
+	while (off < access_len) {
+		char *nl = memchr(access_buf + off, '\n', access_len - off);
+		size_t len = (nl ? (size_t)(nl - access_buf) : access_len) - off;
+		struct iovec iov[2] = {{head, (size_t)hn},
+				       {access_buf + off, len}};
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+
+		if (sendmsg(access_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
+			access_count_loss(access_buf + off, access_len - off,
+					  errno);
+			break;
+		}
+		access_note_written();
+		off += len + 1;
+	}
+	access_len = 0;
+}
+
 void access_flush(void)
 {
 	size_t off = 0;
+
+	if (access_is_syslog) {
+		access_flush_syslog();
+		return;
+	}
 
 	while (off < access_len) {
 		ssize_t n = write(access_fd, access_buf + off, access_len - off);
@@ -133,6 +216,7 @@ void access_close(void)
 	if (access_fd != STDERR_FILENO)
 		close(access_fd);
 	access_fd = -1;
+	access_is_syslog = false;
 }
 
 size_t access_escape(char *out, size_t cap, struct access_str s, bool json)

@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "worker/tls.h"
 #include "worker/transport.h"
 
@@ -404,7 +405,8 @@ void balance_failed(struct balance_server *s, uint64_t now_ms, const char *why)
 	uint64_t until;
 	char reason[SHM_REASON_LEN];
 
-	atomic_fetch_add_explicit(&sv->sv_failures, 1, memory_order_relaxed);
+	if (metrics_server(s->srv_cfg->slot) != NULL)
+		metrics_add(&metrics_server(s->srv_cfg->slot)->ms_failures, 1);
 	fails = atomic_fetch_add_explicit(&sv->sv_fails, 1,
 					  memory_order_relaxed) + 1;
 	if (be->max_fails == 0 || fails < be->max_fails)
@@ -425,8 +427,8 @@ void balance_failed(struct balance_server *s, uint64_t now_ms, const char *why)
 
 void balance_broken_response(struct balance_server *s)
 {
-	atomic_fetch_add_explicit(&s->srv_shm->sv_failures, 1,
-				  memory_order_relaxed);
+	if (metrics_server(s->srv_cfg->slot) != NULL)
+		metrics_add(&metrics_server(s->srv_cfg->slot)->ms_failures, 1);
 }
 
 void balance_succeeded(struct balance_server *s)

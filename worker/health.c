@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/shm.h"
 #include "worker/proxyproto.h"
 #include "worker/tls.h"
@@ -81,8 +82,11 @@ static void health_done(struct health_check *hc, bool ok, const char *reason)
 	struct shm_server *sv = hc->hc_srv->srv_shm;
 	const char *backend = hc->hc_srv->srv_be->name;
 	bool is_up = atomic_load(&sv->sv_health) == SHM_UP;
+	struct metrics_server *ms = metrics_server(hc->hc_srv->srv_cfg->slot);
 
 	health_close(hc);
+	if (ms != NULL)
+		metrics_add(ok ? &ms->ms_checks_ok : &ms->ms_checks_failed, 1);
 	if (ok) {
 		hc->hc_fail_run = 0;
 		if (++hc->hc_ok_run >= hc->hc_cfg->rise && !is_up) {

@@ -33,6 +33,7 @@
 #include "common/buf.h"
 #include "common/iptree.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ratelimit.h"
 #include "common/shm.h"
 #include "worker/access.h"
@@ -252,6 +253,7 @@ static enum step conn_set_state(struct conn *c, enum conn_state to)
 		log_debug("listener %s: client %s fd %d: %s -> %s",
 			  c->c_wl->wl_cfg->name, c->c_peer, c->c_io.io_fd,
 			  conn_state_names[c->c_state], conn_state_names[to]);
+	metrics_conn_state((int)c->c_state, to == CS_CLOSED ? -1 : (int)to);
 	c->c_state = to;
 	return to == CS_CLOSED ? STEP_GONE : STEP_NEXT;
 }
@@ -432,6 +434,14 @@ static bool up_is_idle(const struct upstream *u)
 	return u->u_link.kl_is_pooled;
 }
 
+/* An idle pool changed: this worker's idle connections to s. */
+static inline void up_count_idle(const struct balance_server *s)
+{
+	if (metrics_self != NULL && s->srv_cfg->slot >= 0)
+		metrics_set32(&metrics_self->mb_g.mg_idle[s->srv_cfg->slot],
+			      s->srv_idle.kp_count);
+}
+
 static struct upstream *up_of_link(struct keepalive_link *l)
 {
 	return (struct upstream *)((char *)l - offsetof(struct upstream, u_link));
@@ -448,10 +458,12 @@ static void up_close(struct upstream *u)
 	transport_close(&u->u_t);
 	u->u_io.io_fd = -1;
 	buf_drop(&u->u_in);
-	if (up_is_idle(u))
+	if (up_is_idle(u)) {
 		keepalive_remove(&u->u_srv->srv_idle, &u->u_link);
-	else
+		up_count_idle(u->u_srv);
+	} else {
 		balance_use(u->u_srv, -1);
+	}
 	u->u_conn = NULL;
 	u->u_next = w->w_proxy->p_dead_up;
 	w->w_proxy->p_dead_up = u;
@@ -514,6 +526,7 @@ static struct upstream *up_pool_get(struct balance_server *s)
 
 	if (l == NULL)
 		return NULL;
+	up_count_idle(s);
 	u = up_of_link(l);
 	u->u_reused = true;
 	u->u_rdy.wr = true;
@@ -540,6 +553,7 @@ static void up_pool_put(struct upstream *u)
 	if (transport_is_tls(&u->u_t)) /* its TLS 1.3 ticket has come by now */
 		tls_client_keep_session(u->u_t.t_ssl, &s->srv_tls_session);
 	keepalive_put(&s->srv_idle, &u->u_link);
+	up_count_idle(s);
 	loop_timer_in(&u->u_w->w_loop, &u->u_timer, PROXY_UPSTREAM_IDLE_MS);
 }
 
@@ -752,20 +766,54 @@ static struct access_str raw_request_line(const struct conn *c)
 	return a;
 }
 
-/* Per-route counters in shared memory (requests, answers by class). */
-static void conn_count_route(const struct conn *c)
+/*
+ * This worker's counters (common/metrics.h) for the request being logged:
+ * by route, or by the listener's own slot when no route matched; and the
+ * server's connect and response times.
+ */
+static void conn_count(const struct conn *c)
 {
-	const struct cfg_route *r;
-	struct shm_route *rt;
+	const struct cfg_listener *l = c->c_wl->wl_cfg;
+	const struct exchange *x = &c->c_x;
+	struct metrics_route *mr = metrics_route(
+		x->x_route ? l->routes[x->x_route - 1].slot : l->route_slot);
+	struct metrics_server *ms;
 
-	if (c->c_x.x_route == 0 || shm_zone() == NULL)
+	if (mr == NULL)
 		return;
-	r = &c->c_wl->wl_cfg->routes[c->c_x.x_route - 1];
-	rt = shm_route_at(shm_zone(), r->slot);
-	atomic_fetch_add_explicit(&rt->rt_requests, 1, memory_order_relaxed);
-	if (c->c_x.x_status >= 100 && c->c_x.x_status < 600)
-		atomic_fetch_add_explicit(&rt->rt_status[c->c_x.x_status / 100], 1,
-					  memory_order_relaxed);
+	metrics_add(&mr->mr_status[x->x_status >= 100 && x->x_status < 600
+					   ? x->x_status / 100
+					   : 0],
+		    1);
+	metrics_add(&mr->mr_bytes_in, x->x_head_in + x->x_req_total);
+	metrics_add(&mr->mr_bytes_out, x->x_bytes_out);
+	metrics_observe(&mr->mr_duration,
+			c->c_w->w_loop.lp_now - x->x_req_start);
+	if (x->x_status == 403)
+		metrics_add(&mr->mr_denied[x->x_route ? METRICS_DENY_ROUTE
+						      : METRICS_DENY_LISTENER],
+			    1);
+	else if (x->x_status == 429)
+		metrics_add(&mr->mr_limited, 1);
+	else if (x->x_status == 401)
+		metrics_add(&mr->mr_auth_failed, 1);
+	ms = x->x_srv ? metrics_server(x->x_srv->srv_cfg->slot) : NULL;
+	if (ms == NULL)
+		return;
+	if (x->x_connect_ms >= 0)
+		metrics_observe(&ms->ms_connect, (uint64_t)x->x_connect_ms);
+	if (x->x_resp_ms >= 0)
+		metrics_observe(&ms->ms_response, (uint64_t)x->x_resp_ms);
+}
+
+/* A connection-level event of listener l, counted in its own slot. */
+static inline void conn_count_listener(const struct cfg_listener *l,
+				       size_t off)
+{
+	struct metrics_route *mr = metrics_route(l->route_slot);
+
+	if (mr != NULL)
+		metrics_add((uint64_t *)((char *)mr + off), 1);
 }
 
 /*
@@ -795,7 +843,7 @@ static void conn_log(struct conn *c)
 	if (!c->c_x.x_req_open)
 		return;
 	c->c_x.x_req_open = false;
-	conn_count_route(c);
+	conn_count(c);
 	if (!access_enabled())
 		return;
 	memset(&r, 0, sizeof(r));
@@ -1145,6 +1193,8 @@ static enum step conn_admit(struct conn *c)
 		log_info("listener %s: client %s: denied; closed", l->name,
 			 c->c_peer);
 		conn_strike(c, &c->c_addr);
+		conn_count_listener(l, offsetof(struct metrics_route,
+						mr_denied[METRICS_DENY_LISTENER]));
 		return conn_close(c);
 	}
 
@@ -1162,6 +1212,9 @@ static enum step conn_admit(struct conn *c)
 					 : "max_connections_per_client");
 			if (v == RATE_OVER_CLIENT)
 				conn_strike(c, &c->c_addr);
+			conn_count_listener(
+				l, offsetof(struct metrics_route,
+					    mr_denied[METRICS_DENY_CONN_LIMIT]));
 			return conn_close(c);
 		}
 	}
@@ -1198,6 +1251,13 @@ static enum step conn_step_handshake(struct conn *c)
 	switch (transport_handshake(&c->c_t, &c->c_rdy)) {
 	case TRANSPORT_HS_DONE:
 		c->c_moved = true;
+		conn_count_listener(c->c_wl->wl_cfg,
+				    offsetof(struct metrics_route,
+					     mr_tls_handshakes));
+		if (SSL_session_reused(c->c_t.t_ssl))
+			conn_count_listener(c->c_wl->wl_cfg,
+					    offsetof(struct metrics_route,
+						     mr_tls_resumed));
 		return conn_start(c);
 	case TRANSPORT_HS_AGAIN:
 		return STEP_BLOCKED;
@@ -1214,6 +1274,8 @@ static enum step conn_step_handshake(struct conn *c)
 		log_info("listener %s: client %s: TLS handshake failed: %s",
 			 c->c_wl->wl_cfg->name, c->c_peer,
 			 c->c_t.t_error ? c->c_t.t_error : "unknown");
+		conn_count_listener(c->c_wl->wl_cfg,
+				    offsetof(struct metrics_route, mr_tls_failed));
 		return conn_close(c);
 	}
 }
@@ -1240,6 +1302,9 @@ void proxy_accept(struct worker *w, struct worker_listener *wl, int fd,
 		c->c_next->c_prev = c;
 	w->w_proxy->p_conns = c;
 	w->w_proxy->p_nconns++;
+	metrics_conn_state(-1, (int)c->c_state);
+	conn_count_listener(wl->wl_cfg, offsetof(struct metrics_route,
+						 mr_accepted));
 	c->c_x.x_lim = &wl->wl_cfg->limits;
 	/*
 	 * Clients send their request (or ClientHello) right after the TCP
@@ -2111,8 +2176,9 @@ static enum step conn_connect(struct conn *c)
 		u->u_conn = c;
 		c->c_up = u;
 		c->c_x.x_phase = PH_NONE;
-		atomic_fetch_add_explicit(&s->srv_shm->sv_requests, 1,
-					  memory_order_relaxed);
+		if (metrics_server(s->srv_cfg->slot) != NULL)
+			metrics_add(&metrics_server(s->srv_cfg->slot)->ms_requests,
+				    1);
 		if (u->u_reused) {
 			u->u_connected = true;
 			c->c_x.x_connect_ms = 0;
@@ -3116,6 +3182,8 @@ static void conn_on_timer(struct timer *t)
 	case CS_HANDSHAKE:
 		log_info("listener %s: client %s: TLS handshake timed out",
 			 c->c_wl->wl_cfg->name, c->c_peer);
+		conn_count_listener(c->c_wl->wl_cfg,
+				    offsetof(struct metrics_route, mr_tls_failed));
 		r = conn_close(c);
 		break;
 	case CS_HEAD:

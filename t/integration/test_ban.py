@@ -12,6 +12,7 @@ every client, server and portcullis below live in it.  Without root or
 without `ip netns`/`nft` the test is skipped with the reason.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -98,6 +99,7 @@ class BanTest(unittest.TestCase):
         cls.port = h.free_port()
         cls.tcp_port = h.free_port()
         cls.v6_port = h.free_port(ipv6=True)
+        cls.admin_port = h.free_port()
         web = "127.0.0.1:%d" % cls.port
         routes = [
             {"path_prefix": "/admin", "backend": "app", "deny": [BAD, "2001:db8::/32"]},
@@ -118,6 +120,7 @@ class BanTest(unittest.TestCase):
         backends = {"app": h.backend_block(cls.web.address)}
         cls.cfg = h.base_config(
             cls.tmp, listeners, backends, workers=2,
+            admin={"bind": "127.0.0.1:%d" % cls.admin_port},
             ban={"after": 3, "within": "60s", "for": "4s",
                  "nft_set": "inet portcullis banned",
                  "nft_set6": "inet portcullis banned6"})
@@ -161,6 +164,15 @@ class BanTest(unittest.TestCase):
         rc, out, err = ops.ctl(self.pc, "status")
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, r"bans added=[1-9]\d* failed=0 set=inet portcullis banned")
+        p = subprocess.run([h.binary(), "-c", self.pc.config_path, "status", "--json"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertGreaterEqual(json.loads(p.stdout)["bans"]["added"], 1)
+        self.assertEqual(json.loads(p.stdout)["bans"]["failed"], 0)
+        m = h.request(self.admin_port, path="/metrics")
+        self.assertEqual(m.status, 200)
+        self.assertRegex(m.body.decode(), r"(?m)^portcullis_bans_total [1-9]\d*$")
+        self.assertRegex(m.body.decode(), r"(?m)^portcullis_ban_failures_total 0$")
 
     def test_wrong_passwords_ban_challenges_do_not(self):
         """A 401 without credentials is the normal challenge: never counted.

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/iptree.h"
 #include "config/config.h"
 #include "config_expect.h"
 
@@ -774,12 +775,64 @@ START_TEST(test_err_unknown_keys)
 }
 END_TEST
 
-START_TEST(test_err_unsupported)
+/* admin: off by default and when false; loopback only unless allow: */
+START_TEST(test_admin)
+{
+	struct config *cfg = load_ok(LISTENER_WEB BACKEND_APP);
+	struct sockaddr_storage lo = {0}, other = {0};
+
+	ck_assert_ptr_null(cfg->admin.bind.str);
+	config_free(cfg);
+	cfg = load_ok("admin: false\n" LISTENER_WEB BACKEND_APP);
+	ck_assert_ptr_null(cfg->admin.bind.str);
+	config_free(cfg);
+	lo.ss_family = other.ss_family = AF_INET;
+	((struct sockaddr_in *)&lo)->sin_addr.s_addr = htonl(0x7f000002);
+	((struct sockaddr_in *)&other)->sin_addr.s_addr = htonl(0x0a000001);
+	cfg = load_ok("admin: {bind: 127.0.0.1:9901}\n" LISTENER_WEB
+		      BACKEND_APP);
+	ck_assert_str_eq(cfg->admin.bind.str, "127.0.0.1:9901");
+	ck_assert(iptree_match(cfg->admin.acl.allow, &lo));
+	ck_assert(!iptree_match(cfg->admin.acl.allow, &other));
+	config_free(cfg);
+	cfg = load_ok("admin: {bind: \"[::1]:9901\", allow: [10.0.0.0/8]}\n"
+		      LISTENER_WEB BACKEND_APP);
+	ck_assert(!iptree_match(cfg->admin.acl.allow, &lo));
+	ck_assert(iptree_match(cfg->admin.acl.allow, &other));
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_err_admin)
 {
 	EXPECT_ERROR("admin:\n"
-		     "  bind: 127.0.0.1:9901\n" LISTENER_WEB BACKEND_APP,
-		     "t.yaml:1:1: 'admin' is not supported by this version of "
-		     "portcullis");
+		     "  allow: [127.0.0.1]\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:2:3: 'admin' needs 'bind' (host:port)");
+	EXPECT_ERROR("admin: {bind: 127.0.0.1:99999}\n" LISTENER_WEB
+		     BACKEND_APP,
+		     "t.yaml:1:15: '127.0.0.1:99999' is not a valid address "
+		     "(host:port or [v6]:port)");
+	EXPECT_ERROR("admin: {bind: 127.0.0.1:9901, alow: []}\n" LISTENER_WEB
+		     BACKEND_APP,
+		     "t.yaml:1:31: unknown key 'alow'; did you mean 'allow'?");
+	EXPECT_ERROR("admin: yes\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:8: 'admin' must be a mapping {bind, allow} or "
+		     "false");
+	/* never on a proxied listener's port */
+	EXPECT_ERROR("admin: {bind: 127.0.0.1:8080}\n" LISTENER_WEB
+		     BACKEND_APP,
+		     "t.yaml:1:15: admin bind 127.0.0.1:8080: listener web "
+		     "binds 127.0.0.1:8080 on the same port; the admin "
+		     "endpoint needs its own");
+	EXPECT_ERROR("admin: {bind: \"*:8080\"}\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:15: admin bind *:8080: listener web binds "
+		     "127.0.0.1:8080 on the same port; the admin endpoint "
+		     "needs its own");
+}
+END_TEST
+
+START_TEST(test_err_unsupported)
+{
 	EXPECT_ERROR(LISTENER_WEB BACKEND_APP "    balance: fastest\n",
 		     "t.yaml:10:14: 'balance' must be one of round_robin, "
 		     "least_conn, random_two, hash");
@@ -796,7 +849,8 @@ START_TEST(test_err_unsupported)
 	EXPECT_ERROR(
 		"log:\n"
 		"  access: {path: var/log/a.log}\n" LISTENER_WEB BACKEND_APP,
-		"t.yaml:2:18: 'path' must be off, stderr or an absolute path");
+		"t.yaml:2:18: 'path' must be off, stderr, syslog or an "
+		"absolute path");
 	EXPECT_ERROR(
 		"log:\n"
 		"  access: {path: stderr, format: clf}\n" LISTENER_WEB BACKEND_APP,
@@ -1282,7 +1336,7 @@ START_TEST(test_err_files)
 	ck_assert_ptr_nonnull(strstr(errs.msgs[4], "is not a valid address"));
 	config_errors_clear(&errs);
 
-	ck_assert_ptr_null(load_file("data/config/unsupported.yaml", &errs));
+	ck_assert_ptr_null(load_file("data/config/admin_on_listener.yaml", &errs));
 	ck_assert_uint_eq(errs.count, 1);
 	config_errors_clear(&errs);
 	ck_assert_ptr_null(load_file("data/config/syntax_error.yaml", &errs));
@@ -1315,6 +1369,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_off_forms_and_aliases);
 	tcase_add_test(tc, test_err_unknown_keys);
 	tcase_add_test(tc, test_err_unsupported);
+	tcase_add_test(tc, test_admin);
+	tcase_add_test(tc, test_err_admin);
 	tcase_add_test(tc, test_err_types);
 	tcase_add_test(tc, test_err_ranges);
 	tcase_add_test(tc, test_err_missing);

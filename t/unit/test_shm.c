@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/shm.h"
+#include "common/metrics.h"
 
 #define KEY_A "app\n10.0.0.1:80"
 #define KEY_B "app\n10.0.0.2:80"
@@ -31,14 +32,14 @@ START_TEST(test_slot_keeps_name_and_state)
 	ck_assert_str_eq(sv->sv_key, KEY_A);
 	ck_assert_uint_eq(atomic_load(&sv->sv_gen), 1);
 	atomic_store(&sv->sv_drain, 1);
-	atomic_store(&sv->sv_requests, 42);
+	shm_metrics(z)->mx_retired.mb_servers[a].ms_requests = 42;
 	shm_set_health(sv, SHM_DOWN, "connect: refused");
 
 	ck_assert_int_eq(shm_server_claim(z, KEY_A, 2, 1), a);
 	ck_assert_str_eq(sv->sv_key, KEY_A);
 	ck_assert_uint_eq(atomic_load(&sv->sv_gen), 2);
 	ck_assert_uint_eq(atomic_load(&sv->sv_drain), 1);
-	ck_assert_uint_eq(atomic_load(&sv->sv_requests), 42);
+	ck_assert_uint_eq(shm_metrics(z)->mx_retired.mb_servers[a].ms_requests, 42);
 	ck_assert_uint_eq(atomic_load(&sv->sv_health), SHM_DOWN);
 	/* another name gets another slot */
 	ck_assert_int_ne(shm_server_claim(z, KEY_B, 2, 1), a);
@@ -55,10 +56,10 @@ START_TEST(test_route_keeps_name_and_state)
 
 	ck_assert_int_ge(r, 0);
 	rt = shm_route_at(z, r);
-	atomic_store(&rt->rt_requests, 7);
+	shm_metrics(z)->mx_retired.mb_routes[r].mr_status[2] = 7;
 	ck_assert_int_eq(shm_route_claim(z, "web#1", 2, 1), r);
 	ck_assert_str_eq(rt->rt_key, "web#1");
-	ck_assert_uint_eq(atomic_load(&rt->rt_requests), 7);
+	ck_assert_uint_eq(shm_metrics(z)->mx_retired.mb_routes[r].mr_status[2], 7);
 	ck_assert_int_ne(shm_route_claim(z, "web#2", 2, 1), r);
 	shm_destroy(z);
 }
@@ -75,13 +76,16 @@ START_TEST(test_stale_slot_is_reused)
 	struct shm_server *sv = shm_server_at(z, a);
 
 	atomic_store(&sv->sv_drain, 1);
-	atomic_store(&sv->sv_requests, 9);
+	shm_metrics(z)->mx_retired.mb_servers[a].ms_requests = 9;
+	shm_metrics(z)->mx_spark[a].sp_req[3] = 9;
 	ck_assert_int_ne(shm_server_claim(z, KEY_B, 2, 1), a);
 	ck_assert_int_eq(shm_server_claim(z, "x\n10.9.9.9:1", 3, 3), a);
 	ck_assert_str_eq(sv->sv_key, "x\n10.9.9.9:1");
 	ck_assert_uint_eq(atomic_load(&sv->sv_gen), 3);
 	ck_assert_uint_eq(atomic_load(&sv->sv_drain), 0);
-	ck_assert_uint_eq(atomic_load(&sv->sv_requests), 0);
+	/* its counters and its sparkline start again from zero */
+	ck_assert_uint_eq(shm_metrics(z)->mx_retired.mb_servers[a].ms_requests, 0);
+	ck_assert_uint_eq(shm_metrics(z)->mx_spark[a].sp_req[3], 0);
 	ck_assert_uint_eq(atomic_load(&sv->sv_health), SHM_UP);
 	ck_assert_uint_gt(atomic_load(&sv->sv_changed), 0);
 	shm_destroy(z);

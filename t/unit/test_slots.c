@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/metrics.h"
 #include "config/config.h"
 #include "server/slots.h"
 
@@ -131,7 +132,7 @@ START_TEST(test_same_server_same_slot)
 	assign(a, 1, 1);
 	sv = shm_server_at(zone, slot_of(a, "app", "127.0.0.1:9001"));
 	atomic_store(&sv->sv_drain, 1);
-	atomic_store(&sv->sv_requests, 12);
+	shm_metrics(zone)->mx_retired.mb_servers[slot_of(a, "app", "127.0.0.1:9001")].ms_requests = 12;
 	assign(b, 2, 1);
 	for (size_t i = 0; i < a->nbackends; i++)
 		for (size_t j = 0; j < a->backends[i].nservers; j++)
@@ -142,7 +143,7 @@ START_TEST(test_same_server_same_slot)
 				 b->listeners[0].routes[j].slot);
 	sv = shm_server_at(zone, slot_of(b, "app", "127.0.0.1:9001"));
 	ck_assert_uint_eq(atomic_load(&sv->sv_drain), 1);
-	ck_assert_uint_eq(atomic_load(&sv->sv_requests), 12);
+	ck_assert_uint_eq(shm_metrics(zone)->mx_retired.mb_servers[slot_of(b, "app", "127.0.0.1:9001")].ms_requests, 12);
 	ck_assert_uint_eq(atomic_load(&sv->sv_gen), 2);
 	config_free(a);
 	config_free(b);
