@@ -265,6 +265,10 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	/* warnings, logged where the error log now goes */
 	reload_check_nofile(cfg);
 	reload_check_file_owner(cfg);
+	if (cfg->nlisteners == 0)
+		log_notice("%s has no listeners: nothing is served until it "
+			   "has some",
+			   cfg->path);
 	if (listen_apply(&m->m_ls, cfg, &g->mg_fds, &g->mg_nfds, err, errlen) ==
 	    -1)
 		goto fail;
