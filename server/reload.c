@@ -396,6 +396,7 @@ static void reload_retire(struct master *m, uint64_t now)
 	m->m_cur = m->m_next;
 	memset(&m->m_next, 0, sizeof(m->m_next));
 	m->m_next.mg_ctl.cs_fd = -1;
+	control_set_group(&m->m_ctl, m->m_cur.mg_cfg->control_socket_gid);
 	if (m->m_cur.mg_ctl.cs_fd != -1)
 		control_set_sock(&m->m_ctl, &m->m_cur.mg_ctl);
 	if (old.mg_num != 0)

@@ -486,6 +486,34 @@ START_TEST(test_empty_config)
 }
 END_TEST
 
+/* control_socket_group: a group of this system, resolved at load. */
+START_TEST(test_control_socket_group)
+{
+	struct config *cfg = load_ok(LISTENER_WEB BACKEND_APP);
+
+	ck_assert_ptr_null(cfg->control_socket_group);
+	ck_assert_uint_eq(cfg->control_socket_gid, (gid_t)-1);
+	config_free(cfg);
+	cfg = load_ok("control_socket_group: root\n" LISTENER_WEB BACKEND_APP);
+	ck_assert_str_eq(cfg->control_socket_group, "root");
+	ck_assert_uint_eq(cfg->control_socket_gid, 0);
+	config_free(cfg);
+	cfg = load_ok("control_socket_group: \"\"\n" LISTENER_WEB BACKEND_APP);
+	ck_assert_ptr_null(cfg->control_socket_group);
+	ck_assert_uint_eq(cfg->control_socket_gid, (gid_t)-1);
+	config_free(cfg);
+	EXPECT_ERROR("control_socket_group: pc-no-such-group\n" LISTENER_WEB
+		     BACKEND_APP,
+		     "t.yaml:1:23: 'control_socket_group': no group "
+		     "'pc-no-such-group' on this system");
+	EXPECT_ERROR("control_socket_group: [adm]\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:23: 'control_socket_group' must be a string");
+	EXPECT_ERROR("control_socket_grup: adm\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:1: unknown key 'control_socket_grup'; did you "
+		     "mean 'control_socket_group'?");
+}
+END_TEST
+
 START_TEST(test_bind_forms)
 {
 	struct config *cfg =
@@ -1340,6 +1368,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_full_fixture);
 	tcase_add_test(tc, test_shipped_configs);
 	tcase_add_test(tc, test_empty_config);
+	tcase_add_test(tc, test_control_socket_group);
 	tcase_add_test(tc, test_bind_forms);
 	tcase_add_test(tc, test_workers_and_bools);
 	tcase_add_test(tc, test_units_in_config);
