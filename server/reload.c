@@ -275,6 +275,11 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	if (new_ctl && control_sock_open(&g->mg_ctl, cfg->control_socket, false,
 					 err, errlen) == -1)
 		goto fail_listen;
+	/* its final mode at once; the group's commands wait for it to serve */
+	if (new_ctl && control_sock_grant(&g->mg_ctl, cfg->control_socket_gid,
+					  why, sizeof(why)) == -1)
+		log_warn("%s; control_socket_group members cannot connect",
+			 why);
 	g->mg_nslots = cfg->workers;
 	g->mg_slots = calloc(g->mg_nslots, sizeof(*g->mg_slots));
 	if (g->mg_slots == NULL) {
