@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -154,6 +155,21 @@ void control_sock_close(struct control_sock *cs, bool unlink_path)
 	cs->cs_path = NULL;
 }
 
+/*
+ * chgrp path (ours) to gid without CAP_CHOWN, which the systemd unit does
+ * not grant: the owner of a file may give it to a group it is in, and
+ * setfsgid() (CAP_SETGID) makes the master one for the call.  0 or -1.
+ */
+static int control_chgrp(const char *path, gid_t gid)
+{
+	gid_t old = (gid_t)setfsgid(gid);
+	int rc = chown(path, (uid_t)-1, gid), saved = errno;
+
+	(void)setfsgid(old);
+	errno = saved;
+	return rc;
+}
+
 int control_sock_grant(struct control_sock *cs, gid_t gid, char *err,
 		       size_t errlen)
 {
@@ -171,8 +187,7 @@ int control_sock_grant(struct control_sock *cs, gid_t gid, char *err,
 	if (gid == (gid_t)-1)
 		return chmod(cs->cs_path, 0600) == 0 ? 0 : -1;
 	/* the group first, then the mode: never 0660 with the wrong group */
-	if (chmod(cs->cs_path, 0600) == -1 ||
-	    chown(cs->cs_path, (uid_t)-1, gid) == -1 ||
+	if (chmod(cs->cs_path, 0600) == -1 || control_chgrp(cs->cs_path, gid) ||
 	    chmod(cs->cs_path, 0660) == -1) {
 		snprintf(err, errlen,
 			 "control socket %s: group %u, mode 0660: %s",
