@@ -101,7 +101,7 @@ def tree_copy(dst):
     """The source tree into dst: the files git knows (committed or not) when
     this is a checkout, else everything but build directories."""
     os.makedirs(dst)
-    if os.path.isdir(os.path.join(TOP, ".git")) or os.path.isfile(os.path.join(TOP, ".git")):
+    if os.path.exists(os.path.join(TOP, ".git")) and shutil.which("git"):
         files = run(["git", "-C", TOP, "ls-files", "-z", "--cached", "--others",
                      "--exclude-standard"]).stdout.split("\0")
         for rel in filter(None, files):
@@ -377,6 +377,18 @@ class PackageTest(unittest.TestCase):
         p = run(["lintian", "--pedantic", "-I", self.changes], check=False, timeout=300)
         tags = [l for l in p.stdout.splitlines() if re.match(r"[EW]: ", l)]
         self.assertEqual(tags, [], p.stdout)
+
+    @unittest.skipIf(shutil.which("hardening-check") is None, "hardening-check (devscripts) missing")
+    def test_hardening_flags(self):
+        """The binary was built with dpkg-buildflags' hardening (CMake took
+        CFLAGS/LDFLAGS from the environment): PIE, stack protector, fortify,
+        read-only relocations, immediate binding."""
+        root = os.path.join(self.tmp, "x")
+        run(["dpkg-deb", "-x", self.deb, root])
+        p = run(["hardening-check", os.path.join(root, "usr/sbin/portcullis")], check=False)
+        for what in ("Position Independent Executable", "Stack protected",
+                     "Fortify Source functions", "Read-only relocations", "Immediate binding"):
+            self.assertRegex(p.stdout, re.escape(what) + r": yes", p.stdout)
 
     def test_install_serve_upgrade_remove_purge(self):
         """The whole life of the package on one machine, in order."""
