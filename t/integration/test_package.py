@@ -265,6 +265,21 @@ class PackageTest(unittest.TestCase):
         p.wait(30)
         self.assertTrue(wait_gone())
 
+    def check_init_script(self):
+        """Without systemd: /etc/init.d/portcullis start (portcullis -d),
+        status, reload, stop (portcullis quit), status 3 once stopped."""
+        script = "/etc/init.d/portcullis"
+        env = dict(h.clean_env(), _SYSTEMCTL_SKIP_REDIRECT="1")
+        for action, want in (("start", 0), ("status", 0), ("reload", 0), ("stop", 0),
+                             ("status", 3)):
+            q = run([script, action], check=False, timeout=90, env=env)
+            self.assertEqual(q.returncode, want, "%s %s: %s" % (script, action,
+                                                               q.stdout + q.stderr))
+            if action == "start":
+                self.assertTrue(installed_pids())
+            if action == "stop":
+                self.assertTrue(wait_gone(), "after stop: %s" % installed_pids())
+
     def operator_config(self):
         """What an operator writes: a listener on loopback before the test
         backend, logs in /var/log/portcullis."""
@@ -395,6 +410,7 @@ class PackageTest(unittest.TestCase):
         self.check_install()
         self.notify = ops.NotifySocket(abstract=True)
         self.check_shipped_config_is_inert()
+        self.check_init_script()
         self.operator_config()
         self.assertEqual(self.ctl("-t").returncode, 0)
         master = self.start_like_the_unit()
