@@ -210,8 +210,9 @@ static void config_control_group(struct schema_ctx *c, const char *key,
 	errno = 0;
 	gr = getgrnam(s);
 	if (gr == NULL) {
-		schema_error(c, v, "'%s': no group '%s' on this system%s%s", key,
-			     s, errno ? ": " : "", errno ? strerror(errno) : "");
+		schema_error(c, v, "'%s': no group '%s' on this system%s%s",
+			     key, s, errno ? ": " : "",
+			     errno ? strerror(errno) : "");
 		return;
 	}
 	cfg->control_socket_gid = gr->gr_gid;

@@ -567,8 +567,8 @@ static void control_accept(struct control *ctl)
  * A control_socket_group member asked for more than a read-only command:
  * an answer, not a broken pipe, and a log line naming it.
  */
-static void control_refuse_command(struct control *ctl,
-				   struct control_conn *cc, const char *line)
+static void control_refuse_command(struct control *ctl, struct control_conn *cc,
+				   const char *line)
 {
 	char verb[33], why[160];
 	size_t i;
