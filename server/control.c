@@ -184,6 +184,10 @@ int control_sock_grant(struct control_sock *cs, gid_t gid, char *err,
 			 cs->cs_path);
 		return -1;
 	}
+	/* as it is already (each reload): no moment with another mode */
+	if (gid == (gid_t)-1 ? (st.st_mode & 0777) == 0600
+			     : st.st_gid == gid && (st.st_mode & 0777) == 0660)
+		return 0;
 	if (gid == (gid_t)-1)
 		return chmod(cs->cs_path, 0600) == 0 ? 0 : -1;
 	/* the group first, then the mode: never 0660 with the wrong group */
