@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,15 +85,38 @@ static int log_open_as(const char *path, int flags, uid_t uid, gid_t gid)
 }
 
 /*
+ * Is the directory of path set-group-ID?  Files made in it take its group
+ * (Debian's /var/log/portcullis is root:adm 2750).
+ */
+static bool log_dir_is_setgid(const char *path)
+{
+	char dir[4096];
+	char *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return false;
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	return stat(dir, &st) == 0 && (st.st_mode & S_ISGID);
+}
+
+/*
  * As root, where the workers' user may not create the file (a directory
- * only root writes to): a file root creates itself is given to uid:gid;
- * one that is already there is used as it is and never chowned.
+ * only root writes to): a file root creates itself is given to uid:gid,
+ * or to uid alone in a set-group-ID directory, where it keeps the
+ * directory's group (adm reads it, as logrotate's "create 0640 portcullis
+ * adm" would make it); one that is already there is used as it is and
+ * never chowned.
  */
 static int log_open_root(const char *path, uid_t uid, gid_t gid)
 {
 	int fd = open(path, LOG_OPEN_FLAGS | O_CREAT | O_EXCL, LOG_FILE_MODE);
 
 	if (fd >= 0) {
+		if (log_dir_is_setgid(path))
+			gid = (gid_t)-1;
 		if (fchown(fd, uid, gid) == -1) {
 			int saved = errno;
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,36 @@ static void config_control_socket(struct schema_ctx *c, const char *key,
 		schema_string(c, key, v, field);
 }
 
+/*
+ * control_socket_group: NAME, a group that exists here (its members may
+ * run the read-only commands); null or empty: none.  field is the config.
+ */
+static void config_control_group(struct schema_ctx *c, const char *key,
+				 yaml_node_t *v, void *field)
+{
+	struct config *cfg = field;
+	const char *s = schema_scalar(v);
+	struct group *gr;
+
+	if (s && (!*s || schema_is_null(v))) {
+		free(cfg->control_socket_group);
+		cfg->control_socket_group = NULL;
+		cfg->control_socket_gid = (gid_t)-1;
+		return;
+	}
+	if (schema_string(c, key, v, &cfg->control_socket_group) == -1)
+		return;
+	errno = 0;
+	gr = getgrnam(s);
+	if (gr == NULL) {
+		schema_error(c, v, "'%s': no group '%s' on this system%s%s",
+			     key, s, errno ? ": " : "",
+			     errno ? strerror(errno) : "");
+		return;
+	}
+	cfg->control_socket_gid = gr->gr_gid;
+}
+
 static void config_log_path(struct schema_ctx *c, const char *key,
 			    yaml_node_t *v, void *field)
 {
@@ -320,6 +351,7 @@ static const struct schema_key config_top_keys[] = {
 	SK_PATH("pid_file", struct config, pid_file),
 	SK_CUSTOM("control_socket", struct config, control_socket,
 		  config_control_socket),
+	SK_WHOLE("control_socket_group", config_control_group),
 	/* 0 is allowed: stop without waiting for in-flight requests */
 	SK_DURATION("shutdown_timeout", struct config, shutdown_timeout_ms, 0),
 	/* 0 turns the watchdog off */
@@ -353,6 +385,7 @@ static struct config *config_new(struct schema_ctx *c, const char *path)
 	cfg->pid_file = schema_strdup(c, "/run/portcullis/portcullis.pid");
 	cfg->control_socket =
 		schema_strdup(c, "/run/portcullis/portcullis.sock");
+	cfg->control_socket_gid = (gid_t)-1;
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->watchdog_ms = 10000;
 	cfg->rate_limit_table = 100000;
@@ -755,6 +788,7 @@ void config_free(struct config *cfg)
 	free(cfg->control_socket);
 	free(cfg->ban.nft_set);
 	free(cfg->ban.nft_set6);
+	free(cfg->control_socket_group);
 	free(cfg->error_log_path);
 	free(cfg->access_log_path);
 	free(cfg);

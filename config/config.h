@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "common/cidr.h"
 
@@ -311,6 +312,8 @@ struct config {
 	bool allow_root_workers;    /* user may be root; default false */
 	char *pid_file;             /* default /run/portcullis/portcullis.pid */
 	char *control_socket;       /* default /run/portcullis/portcullis.sock */
+	char *control_socket_group; /* may run read-only commands; NULL = none */
+	gid_t control_socket_gid;   /* resolved at load; (gid_t)-1 = none */
 	uint32_t shutdown_timeout_ms; /* default 30s */
 	uint32_t watchdog_ms;       /* a worker whose loop stops turning this
 				       long is replaced; 10s, 0 = off */

@@ -329,9 +329,12 @@ void config_load_backends(struct schema_ctx *c, struct config *cfg,
 			"'backends' must be a mapping of names to backends");
 		return;
 	}
+	/*
+	 * "backends: {}" goes with "listeners: []".  An empty array, not
+	 * NULL, so that a route naming a backend is still "undefined".
+	 */
 	if (SCHEMA_PAIRS(n) == 0) {
-		schema_error(c, n,
-			     "'backends' must define at least one backend");
+		cfg->backends = schema_calloc(c, 1, sizeof(*b));
 		return;
 	}
 	/* Sized once: listeners keep pointers into this array. */

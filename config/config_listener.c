@@ -475,11 +475,13 @@ void config_load_listeners(struct schema_ctx *c, struct config *cfg,
 		schema_error(c, n, "'listeners' must be a list of listeners");
 		return;
 	}
-	if (SCHEMA_ITEMS(n) == 0) {
-		schema_error(c, n,
-			     "'listeners' must list at least one listener");
+	/*
+	 * An explicit "listeners: []" is a master that serves nothing: the
+	 * Debian package's default file, which must harm nothing when the
+	 * package starts it (HAProxy's has no frontend either).
+	 */
+	if (SCHEMA_ITEMS(n) == 0)
 		return;
-	}
 	cfg->listeners = schema_calloc(c, (size_t)SCHEMA_ITEMS(n),
 				       sizeof(*cfg->listeners));
 	for (i = 0; cfg->listeners && i < SCHEMA_ITEMS(n); i++)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +25,7 @@ void control_init(struct control *ctl, control_cmd_cb cb, void *data)
 	memset(ctl, 0, sizeof(*ctl));
 	ctl->ctl_sock.cs_fd = -1;
 	ctl->ctl_listen_idx = -1;
+	ctl->ctl_gid = (gid_t)-1;
 	ctl->ctl_cb = cb;
 	ctl->ctl_data = data;
 }
@@ -153,12 +155,92 @@ void control_sock_close(struct control_sock *cs, bool unlink_path)
 	cs->cs_path = NULL;
 }
 
+/*
+ * chgrp path (ours) to gid without CAP_CHOWN, which the systemd unit does
+ * not grant: the owner of a file may give it to a group it is in, and
+ * setfsgid() (CAP_SETGID) makes the master one for the call.  0 or -1.
+ */
+static int control_chgrp(const char *path, gid_t gid)
+{
+	gid_t old = (gid_t)setfsgid(gid);
+	int rc = chown(path, (uid_t)-1, gid), saved = errno;
+
+	(void)setfsgid(old);
+	errno = saved;
+	return rc;
+}
+
+int control_sock_grant(struct control_sock *cs, gid_t gid, char *err,
+		       size_t errlen)
+{
+	struct stat st;
+
+	if (cs->cs_fd == -1)
+		return 0;
+	/* only our own inode: the path may have been replaced meanwhile */
+	if (lstat(cs->cs_path, &st) == -1 || st.st_dev != cs->cs_dev ||
+	    st.st_ino != cs->cs_ino) {
+		snprintf(err, errlen, "control socket %s: not ours any more",
+			 cs->cs_path);
+		return -1;
+	}
+	/* as it is already (each reload): no moment with another mode */
+	if (gid == (gid_t)-1 ? (st.st_mode & 0777) == 0600
+			     : st.st_gid == gid && (st.st_mode & 0777) == 0660)
+		return 0;
+	if (gid == (gid_t)-1)
+		return chmod(cs->cs_path, 0600) == 0 ? 0 : -1;
+	/* the group first, then the mode: never 0660 with the wrong group */
+	if (chmod(cs->cs_path, 0600) == -1 || control_chgrp(cs->cs_path, gid) ||
+	    chmod(cs->cs_path, 0660) == -1) {
+		snprintf(err, errlen,
+			 "control socket %s: group %u, mode 0660: %s",
+			 cs->cs_path, (unsigned)gid, strerror(errno));
+		(void)chmod(cs->cs_path, 0600);
+		return -1;
+	}
+	return 0;
+}
+
+static void control_apply_group(struct control *ctl)
+{
+	char err[300];
+
+	if (control_sock_grant(&ctl->ctl_sock, ctl->ctl_gid, err,
+			       sizeof(err)) == -1)
+		log_warn("%s; control_socket_group members cannot connect",
+			 err);
+}
+
+void control_set_group(struct control *ctl, gid_t gid)
+{
+	ctl->ctl_gid = gid;
+	control_apply_group(ctl);
+}
+
 void control_set_sock(struct control *ctl, struct control_sock *cs)
 {
 	control_sock_close(&ctl->ctl_sock, true);
 	ctl->ctl_sock = *cs;
 	cs->cs_fd = -1;
 	cs->cs_path = NULL;
+	control_apply_group(ctl);
+}
+
+/* The commands that change nothing; anything else needs root or our uid. */
+static const char *const control_readonly_cmds[] = {"status", "check"};
+
+bool control_cmd_is_readonly(const char *cmd)
+{
+	size_t n = strcspn(cmd, " ");
+
+	for (size_t i = 0; i < sizeof(control_readonly_cmds) /
+				       sizeof(control_readonly_cmds[0]);
+	     i++)
+		if (strlen(control_readonly_cmds[i]) == n &&
+		    strncmp(cmd, control_readonly_cmds[i], n) == 0)
+			return true;
+	return false;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -353,21 +435,55 @@ static void control_log_refusal(struct control *ctl, const char *why)
 	ctl->ctl_refusal_log_at = now + CONTROL_REFUSAL_LOG_MS;
 }
 
-/* Only root and our own user may command the master. */
-static bool control_peer_allowed(struct control *ctl, int fd)
+/*
+ * Is the peer a member of gid?  Its primary group is in SO_PEERCRED, the
+ * supplementary ones in SO_PEERGROUPS (as they were at its connect()).
+ */
+static bool control_peer_in_group(int fd, const struct ucred *cred, gid_t gid)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (gid == (gid_t)-1)
+		return false;
+	if (cred->gid == gid)
+		return true;
+	/* more than 256 groups: not looked through, refused */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * Root and our own user may run every command, members of
+ * control_socket_group the read-only ones (cc_readonly); false: refused.
+ */
+static bool control_peer_allowed(struct control *ctl, int fd,
+				 struct control_conn *who)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	char why[128];
+	char why[160];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("control socket: SO_PEERCRED: %s", strerror(errno));
 		return false;
 	}
+	who->cc_uid = cred.uid;
+	who->cc_pid = cred.pid;
+	who->cc_readonly = false;
 	if (cred.uid == 0 || cred.uid == geteuid())
 		return true;
+	if (control_peer_in_group(fd, &cred, ctl->ctl_gid)) {
+		who->cc_readonly = true;
+		return true;
+	}
 	snprintf(why, sizeof(why),
-		 "uid %u (pid %d): only root and uid %u may use it",
+		 "uid %u (pid %d): only root, uid %u and control_socket_group "
+		 "may use it",
 		 (unsigned)cred.uid, (int)cred.pid, (unsigned)geteuid());
 	control_log_refusal(ctl, why);
 	return false;
@@ -412,7 +528,7 @@ static void control_accept(struct control *ctl)
 	for (int k = 0; k < CONTROL_MAX_CONNS; k++) {
 		int fd = accept4(ctl->ctl_sock.cs_fd, NULL, NULL,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct control_conn *cc;
+		struct control_conn *cc, who = {0};
 		size_t i;
 
 		if (fd == -1) {
@@ -422,7 +538,7 @@ static void control_accept(struct control *ctl)
 					 strerror(errno));
 			return;
 		}
-		if (!control_peer_allowed(ctl, fd)) {
+		if (!control_peer_allowed(ctl, fd, &who)) {
 			control_refuse(fd, "permission denied");
 			continue;
 		}
@@ -441,11 +557,35 @@ static void control_accept(struct control *ctl)
 			continue;
 		}
 		cc->cc_fd = fd;
+		cc->cc_readonly = who.cc_readonly;
+		cc->cc_uid = who.cc_uid;
+		cc->cc_pid = who.cc_pid;
 		cc->cc_pollidx = -1;
 		cc->cc_accepted = timer_now_ms();
 		cc->cc_deadline = cc->cc_accepted + CONTROL_IDLE_MS;
 		ctl->ctl_conns[i] = cc;
 	}
+}
+
+/*
+ * A control_socket_group member asked for more than a read-only command:
+ * an answer, not a broken pipe, and a log line naming it.
+ */
+static void control_refuse_command(struct control *ctl, struct control_conn *cc,
+				   const char *line)
+{
+	char verb[33], why[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(verb) - 1 && line[i] != '\0' && line[i] != ' ';
+	     i++)
+		verb[i] = line[i] > ' ' && line[i] < 0x7f ? line[i] : '?';
+	verb[i] = '\0';
+	snprintf(why, sizeof(why),
+		 "uid %u (pid %d): '%s' is not a read-only command",
+		 (unsigned)cc->cc_uid, (int)cc->cc_pid, verb);
+	control_log_refusal(ctl, why);
+	control_end(cc, false, "permission denied");
 }
 
 /* A whole line arrived: hand it to the master. */
@@ -459,6 +599,10 @@ static void control_command(struct control *ctl, struct control_conn *cc,
 	while (*line == ' ')
 		line++;
 	cc->cc_deadline = 0; /* the command's own wait is bounded */
+	if (cc->cc_readonly && !control_cmd_is_readonly(line)) {
+		control_refuse_command(ctl, cc, line);
+		return;
+	}
 	ctl->ctl_cb(ctl, cc, line);
 	if (!cc->cc_done && cc->cc_wait == CONTROL_WAIT_NONE)
 		control_end(cc, false, "internal error: command not answered");

@@ -4,9 +4,13 @@
  * reload|status|...` (the client is cli.c; command.c executes them).
  *
  * The socket is an AF_UNIX stream socket at `control_socket`, mode 0600,
- * owned by the master's effective uid.  Every connection's peer is checked
- * with SO_PEERCRED: only uid 0 and the master's own euid are served; any
- * other is answered "ERR permission denied", closed and logged.
+ * owned by the master's effective uid; with `control_socket_group`, mode
+ * 0660 and that group.  Every connection's peer is checked with
+ * SO_PEERCRED: uid 0 and the master's own euid may run every command; a
+ * member of the group (primary or supplementary, SO_PEERGROUPS) only the
+ * read-only ones (control_cmd_is_readonly()); any other peer, or another
+ * command from a member, is answered "ERR permission denied" and logged
+ * with its uid (at most once a CONTROL_REFUSAL_LOG_MS).
  *
  * The protocol: one command per connection, in lines of text.
  *
@@ -59,6 +63,10 @@ struct control_conn {
 	enum control_wait cc_wait;
 	bool cc_done;               /* last line queued: close once written */
 	bool cc_eof;                /* the client half-closed after its command */
+	bool cc_readonly;           /* a control_socket_group member: read-only
+				       commands only */
+	uid_t cc_uid;               /* the peer, from SO_PEERCRED */
+	pid_t cc_pid;
 	uint64_t cc_deadline;       /* monotonic ms; 0 while waiting */
 	uint64_t cc_accepted;       /* monotonic ms of the accept */
 	size_t cc_inlen;
@@ -86,6 +94,7 @@ struct control {
 	uint64_t ctl_refused;       /* refusals not yet logged */
 	uint64_t ctl_refusal_log_at; /* when the next refusal may be logged */
 	int ctl_listen_idx;         /* the listening socket's pollfd, or -1 */
+	gid_t ctl_gid;              /* control_socket_group, (gid_t)-1: none */
 	control_cmd_cb ctl_cb;
 	void *ctl_data;             /* for the callback (the master) */
 };
@@ -103,10 +112,35 @@ void control_init(struct control *ctl, control_cmd_cb cb, void *data);
 int control_sock_open(struct control_sock *cs, const char *path, bool replace,
 		      char *err, size_t errlen);
 
+/*
+ * Give cs's path to group gid with mode 0660, or back to 0600 when gid is
+ * (gid_t)-1; only while the path is still the socket we bound.  0, or -1
+ * with a message in err (the mode is then left 0600).
+ */
+int control_sock_grant(struct control_sock *cs, gid_t gid, char *err,
+		       size_t errlen);
+
+/*
+ * From now on, members of gid ((gid_t)-1: nobody) may run the read-only
+ * commands: the current socket, and those control_set_sock() installs
+ * later, get that group.  A failure is logged; the socket stays 0600.
+ */
+void control_set_group(struct control *ctl, gid_t gid);
+
+/*
+ * May a control_socket_group member run cmd?  Its first word must be one
+ * of the commands that only read: "status" (with any arguments) and
+ * "check".  Never reload, upgrade, stop, quit, drain, enable, reopen.
+ */
+bool control_cmd_is_readonly(const char *cmd);
+
 /* Close cs, and unlink its path if `unlink_path` and it is still ours. */
 void control_sock_close(struct control_sock *cs, bool unlink_path);
 
-/* Serve on cs from now on (takes it over), closing and unlinking the old. */
+/*
+ * Serve on cs from now on (takes it over), closing and unlinking the old;
+ * cs gets the group of control_set_group().
+ */
 void control_set_sock(struct control *ctl, struct control_sock *cs);
 
 /* Add the pollfds of the socket and its connections; returns how many. */

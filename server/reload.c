@@ -266,12 +266,21 @@ static int reload_prepare(struct master *m, struct config *cfg, bool first,
 	/* warnings, logged where the error log now goes */
 	reload_check_nofile(cfg);
 	reload_check_file_owner(cfg);
+	if (cfg->nlisteners == 0)
+		log_notice("%s has no listeners: nothing is served until it "
+			   "has some",
+			   cfg->path);
 	if (listen_apply(&m->m_ls, cfg, &g->mg_fds, &g->mg_nfds, err, errlen) ==
 	    -1)
 		goto fail;
 	if (new_ctl && control_sock_open(&g->mg_ctl, cfg->control_socket, false,
 					 err, errlen) == -1)
 		goto fail_listen;
+	/* its final mode at once; the group's commands wait for it to serve */
+	if (new_ctl && control_sock_grant(&g->mg_ctl, cfg->control_socket_gid,
+					  why, sizeof(why)) == -1)
+		log_warn("%s; control_socket_group members cannot connect",
+			 why);
 	g->mg_nslots = cfg->workers;
 	g->mg_slots = calloc(g->mg_nslots, sizeof(*g->mg_slots));
 	if (g->mg_slots == NULL) {
@@ -395,6 +404,7 @@ static void reload_retire(struct master *m, uint64_t now)
 	m->m_cur = m->m_next;
 	memset(&m->m_next, 0, sizeof(m->m_next));
 	m->m_next.mg_ctl.cs_fd = -1;
+	control_set_group(&m->m_ctl, m->m_cur.mg_cfg->control_socket_gid);
 	if (m->m_cur.mg_ctl.cs_fd != -1)
 		control_set_sock(&m->m_ctl, &m->m_cur.mg_ctl);
 	if (old.mg_num != 0)

@@ -446,10 +446,72 @@ START_TEST(test_shipped_configs)
 	ck_assert_uint_eq(cfg->nbackends, 3);
 	config_free(cfg);
 
+	/* the Debian package's /etc/portcullis/portcullis.yaml: serves nothing */
+	cfg = load_file("../config/default.yaml", &errs);
+	ck_assert_msg(cfg != NULL, "%s", errs.count ? errs.msgs[0] : "");
+	ck_assert_uint_eq(cfg->nlisteners, 0);
+	ck_assert_uint_eq(cfg->nbackends, 0);
+	ck_assert_str_eq(cfg->user, "portcullis");
+	ck_assert_str_eq(cfg->control_socket, "/run/portcullis/portcullis.sock");
+	config_free(cfg);
+
 	cfg = load_file("data/config/valid_minimal.yaml", &errs);
 	ck_assert_msg(cfg != NULL, "%s", errs.count ? errs.msgs[0] : "");
 	config_free(cfg);
 	ck_assert_uint_eq(errs.count, 0);
+}
+END_TEST
+
+/*
+ * "listeners: []" with "backends: {}" is a master that serves nothing
+ * (the package's default file); a route still needs a defined backend,
+ * and leaving either key out is still an error.
+ */
+START_TEST(test_empty_config)
+{
+	struct config *cfg = load_ok("listeners: []\nbackends: {}\n");
+
+	ck_assert_uint_eq(cfg->nlisteners, 0);
+	ck_assert_uint_eq(cfg->nbackends, 0);
+	ck_assert_ptr_null(config_backend(cfg, "app"));
+	config_free(cfg);
+	cfg = load_ok("listeners: []\n" BACKEND_APP);
+	ck_assert_uint_eq(cfg->nbackends, 1);
+	config_free(cfg);
+	EXPECT_ERROR(LISTENER_WEB "backends: {}\n",
+		     "t.yaml:5:18: undefined backend 'app'");
+	EXPECT_ERROR("backends: {}\n",
+		     "t.yaml:1:1: missing required key 'listeners'");
+	EXPECT_ERROR("listeners: []\n",
+		     "t.yaml:1:1: missing required key 'backends'");
+}
+END_TEST
+
+/* control_socket_group: a group of this system, resolved at load. */
+START_TEST(test_control_socket_group)
+{
+	struct config *cfg = load_ok(LISTENER_WEB BACKEND_APP);
+
+	ck_assert_ptr_null(cfg->control_socket_group);
+	ck_assert_uint_eq(cfg->control_socket_gid, (gid_t)-1);
+	config_free(cfg);
+	cfg = load_ok("control_socket_group: root\n" LISTENER_WEB BACKEND_APP);
+	ck_assert_str_eq(cfg->control_socket_group, "root");
+	ck_assert_uint_eq(cfg->control_socket_gid, 0);
+	config_free(cfg);
+	cfg = load_ok("control_socket_group: \"\"\n" LISTENER_WEB BACKEND_APP);
+	ck_assert_ptr_null(cfg->control_socket_group);
+	ck_assert_uint_eq(cfg->control_socket_gid, (gid_t)-1);
+	config_free(cfg);
+	EXPECT_ERROR("control_socket_group: pc-no-such-group\n" LISTENER_WEB
+		     BACKEND_APP,
+		     "t.yaml:1:23: 'control_socket_group': no group "
+		     "'pc-no-such-group' on this system");
+	EXPECT_ERROR("control_socket_group: [adm]\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:23: 'control_socket_group' must be a string");
+	EXPECT_ERROR("control_socket_grup: adm\n" LISTENER_WEB BACKEND_APP,
+		     "t.yaml:1:1: unknown key 'control_socket_grup'; did you "
+		     "mean 'control_socket_group'?");
 }
 END_TEST
 
@@ -1011,9 +1073,6 @@ START_TEST(test_err_types)
 		     "t.yaml:2:5: listener: expected a mapping");
 	EXPECT_ERROR("listeners: {web: 1}\n" BACKEND_APP,
 		     "t.yaml:1:12: 'listeners' must be a list of listeners");
-	EXPECT_ERROR(
-		"listeners: []\n" BACKEND_APP,
-		"t.yaml:1:12: 'listeners' must list at least one listener");
 	EXPECT_ERROR(LISTENER_WEB "backends: [app]\n",
 		     "t.yaml:6:11: 'backends' must be a mapping of names to "
 		     "backends");
@@ -1362,6 +1421,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_minimal_defaults);
 	tcase_add_test(tc, test_full_fixture);
 	tcase_add_test(tc, test_shipped_configs);
+	tcase_add_test(tc, test_empty_config);
+	tcase_add_test(tc, test_control_socket_group);
 	tcase_add_test(tc, test_bind_forms);
 	tcase_add_test(tc, test_workers_and_bools);
 	tcase_add_test(tc, test_units_in_config);

@@ -215,6 +215,44 @@ START_TEST(test_root_in_root_directory)
 }
 END_TEST
 
+/*
+ * As root, in a set-group-ID directory only root writes (the Debian
+ * package's /var/log/portcullis, root:adm 2750): the file root creates is
+ * the workers' user's, 0640, with the directory's group, not theirs.
+ */
+START_TEST(test_root_in_setgid_directory)
+{
+	struct passwd *pw = getpwnam("nobody");
+	const gid_t readers = 4242; /* stands for adm */
+	char path[128];
+	struct stat st;
+	int fd;
+
+	if (geteuid() != 0 || pw == NULL) {
+		fprintf(stderr, "test_root_in_setgid_directory: needs root "
+				"and user nobody, not run\n");
+		return;
+	}
+	ck_assert_int_eq(chown(dir, 0, readers), 0);
+	ck_assert_int_eq(chmod(dir, 02750), 0);
+	in_dir(path, sizeof(path), "access.log");
+	fd = log_file_open(path, pw->pw_uid, pw->pw_gid, err, sizeof(err));
+	ck_assert_msg(fd >= 0, "%s", err);
+	close(fd);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
+	ck_assert_uint_eq(st.st_gid, readers);
+	ck_assert_uint_eq(st.st_mode & 0777, 0640);
+	/* a link planted there is still refused */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(symlink(victim, path), 0);
+	ck_assert_int_eq(
+		log_file_open(path, pw->pw_uid, pw->pw_gid, err, sizeof(err)),
+		-1);
+	assert_victim_untouched(0);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -228,6 +266,7 @@ static Suite *log_suite(void)
 	tcase_add_test(tc, test_hard_link_refused);
 	tcase_add_test(tc, test_root_in_workers_directory);
 	tcase_add_test(tc, test_root_in_root_directory);
+	tcase_add_test(tc, test_root_in_setgid_directory);
 	suite_add_tcase(s, tc);
 	return s;
 }
