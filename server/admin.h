@@ -108,6 +108,16 @@ int64_t admin_timers(struct admin *ad, uint64_t now);
 /* Close the socket and every connection (stop, or handed over). */
 void admin_close(struct admin *ad);
 
+/*
+ * Binary upgrade.  admin_inherit(), in the child about to exec the new
+ * binary: the listening socket stays open across exec and its number and
+ * bind go in PORTCULLIS_ADMIN_FD.  admin_adopt(), in the new master at
+ * start: serve on that socket; admin_configure() with the same bind then
+ * keeps it, so the endpoint has no gap.  Both ignore a missing socket.
+ */
+void admin_inherit(const struct admin *ad);
+void admin_adopt(struct admin *ad);
+
 /* In a forked child: close every descriptor of ad, touch nothing else. */
 void admin_close_fds(const struct admin *ad);
 
