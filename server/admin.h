@@ -85,8 +85,9 @@ void admin_init(struct admin *ad, admin_render_fn render, void *data);
 /*
  * Serve on bind (host:port as in the config; NULL: off) from now on.  The
  * socket is kept when bind is unchanged, else closed and bound anew; a
- * failure is logged and retried every ADMIN_RETRY_MS (a binary upgrade's
- * new master binds once the old one has let go).  sa/salen: bind resolved.
+ * failure is logged and retried every ADMIN_RETRY_MS (the address may be
+ * freed later; an old master that did not hand it over lets go once the
+ * new one serves).  sa/salen: bind resolved.
  */
 void admin_configure(struct admin *ad, const char *bind,
 		     const struct sockaddr_storage *sa, socklen_t salen,
