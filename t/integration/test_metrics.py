@@ -309,5 +309,59 @@ class MetricsUpgradeTest(unittest.TestCase):
         self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode())), 13)
 
 
+class MetricsTlsTest(unittest.TestCase):
+    """TLS handshakes, resumptions and failures, by listener."""
+
+    def test_tls_counters(self):
+        import ssl
+        import tlscerts
+        tmp = h.make_tmpdir()
+        os.makedirs(os.path.join(tmp, "certs"))
+        certs = tlscerts.make(os.path.join(tmp, "certs"))
+        ngx = h.Nginx(tmp)
+        self.addCleanup(ngx.stop)
+        port, admin = h.free_port(), h.free_port()
+        listeners = [{"name": "tls", "bind": "127.0.0.1:%d" % port,
+                      "tls": {"certificates": [{"cert": certs.a_ecdsa,
+                                                "key": certs.a_ecdsa_key}]},
+                      "routes": [{"path_prefix": "/", "backend": "ngx"}]}]
+        cfg = h.base_config(tmp, listeners, {"ngx": h.backend_block(ngx.address)},
+                            workers=2, admin={"bind": "127.0.0.1:%d" % admin})
+        pc = h.Portcullis(cfg, tmp=tmp, listen=[("127.0.0.1", port), ("127.0.0.1", admin)])
+        pc.start()
+        self.addCleanup(pc.stop)
+        names = ("portcullis_tls_handshakes_total", "portcullis_tls_resumptions_total",
+                 "portcullis_tls_handshake_failures_total",
+                 "portcullis_connections_accepted_total")
+        url = "http://127.0.0.1:%d/metrics" % admin
+
+        def counts():
+            m = parse(h.curl(url, timeout=10).body.decode())
+            return [m[(n, 'listener="tls"')] for n in names]
+
+        before = counts()  # the harness's port probe is one connection
+        ctx = ssl.create_default_context(cafile=certs.ca)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the session at once
+        sess = None
+        for i in range(2):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with ctx.wrap_socket(raw, server_hostname="a.example.test", session=sess) as s:
+                s.sendall(h.build_request("GET", "/", close=True))
+                while s.recv(65536):
+                    pass
+                self.assertEqual(s.session_reused, i == 1)
+                sess = s.session
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01\x00\x05hello")  # a record, not a ClientHello
+            self.assertEqual(s.recv(100)[:1], b"\x15")  # an alert, then closed
+        deadline = time.monotonic() + 5
+        while True:
+            got = [a - b for a, b in zip(counts(), before)]
+            if got == [2, 1, 1, 3] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(got, [2, 1, 1, 3])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
