@@ -44,7 +44,7 @@ def parse(text):
     return out
 
 
-def requests_total(samples, route="1"):
+def requests_total(samples, route="3"):
     """portcullis_requests_total of listener web and route, every class."""
     return sum(v for (n, l), v in samples.items()
                if n == "portcullis_requests_total" and 'route="%s"' % route in l)
@@ -67,8 +67,14 @@ class MetricsTest(unittest.TestCase):
 
     @classmethod
     def config(cls, **admin):
+        # route 1 refuses everyone (403), route 2 allows 1 request a second
+        # (429), route 3 takes the rest
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port,
-                      "routes": [{"path_prefix": "/", "backend": "ngx"}]}]
+                      "routes": [{"path_prefix": "/denied", "backend": "ngx",
+                                  "deny": ["0.0.0.0/0"]},
+                                 {"path_prefix": "/limited", "backend": "ngx",
+                                  "rate_limit": {"requests_per_second": 1}},
+                                 {"path_prefix": "/", "backend": "ngx"}]}]
         cfg = h.base_config(cls.tmp, listeners,
                             {"ngx": h.backend_block(cls.ngx.address)}, workers=2)
         cfg["admin"] = {"bind": "127.0.0.1:%d" % cls.admin_port}
@@ -141,13 +147,13 @@ class MetricsTest(unittest.TestCase):
         after = parse(self.scrape())
         sent = requests_total(after) - requests_total(before)
         self.assertEqual(sent, res["requests"], p.stdout)
-        key = ("portcullis_requests_total", 'listener="web",route="1",code="2xx"')
+        key = ("portcullis_requests_total", 'listener="web",route="3",code="2xx"')
         self.assertEqual(after[key] - before[key], res["requests"])
         srv = ("portcullis_server_requests_total",
                'backend="ngx",server="%s"' % self.ngx.address)
         self.assertEqual(after[srv] - before[srv], res["requests"])
         hist = ("portcullis_request_duration_seconds_count",
-                'listener="web",route="1"')
+                'listener="web",route="3"')
         self.assertEqual(after[hist] - before[hist], res["requests"])
 
     def test_counter_never_goes_back_across_reload_and_kill(self):
@@ -209,19 +215,36 @@ class MetricsTest(unittest.TestCase):
             serving = [g for g in d["generations"] if g["role"] == "serving"]
             self.assertEqual(len(serving), 1)
             self.assertEqual(len(serving[0]["workers"]), 2)
-            route = d["listeners"][0]["routes"][0]
-            self.assertEqual(route["backend"], "ngx")
+            route = d["listeners"][0]["routes"][2]
+            self.assertEqual((route["route"], route["backend"]), (3, "ngx"))
             srv = d["backends"][0]["servers"][0]
             self.assertEqual(srv["address"], self.ngx.address)
             self.assertEqual(srv["health"], "up")
             self.assertEqual(len(srv["last_300s"]["requests"]), 300)
         # the CLI's document was read before the last scrape: no request since
-        self.assertEqual(cli["listeners"][0]["routes"][0]["requests"]["2xx"],
+        self.assertEqual(cli["listeners"][0]["routes"][2]["requests"]["2xx"],
                          metrics[("portcullis_requests_total",
-                                  'listener="web",route="1",code="2xx"')])
+                                  'listener="web",route="3",code="2xx"')])
         p = subprocess.run([h.binary(), "-c", self.pc.config_path, "reload", "--json"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 2, p.stderr)
+
+    def test_refusals_by_reason(self):
+        """403 by a route's deny, 429 by its rate limit, 400 before routing
+        (route=""), each counted where it happened."""
+        key = lambda n, l: (n, 'listener="web",%s' % l)
+        before = parse(self.scrape())
+        self.assertEqual(h.request(self.port, path="/denied").status, 403)
+        codes = [h.request(self.port, path="/limited").status for _ in range(5)]
+        self.assertIn(429, codes)
+        r = h.request(self.port, path="/x", headers=[("Transfer-Encoding", "chunked"),
+                                                     ("Content-Length", "3")], body=b"abc")
+        after = parse(self.scrape())
+        d = lambda k: after[k] - before[k]
+        self.assertEqual(d(key("portcullis_denied_total", 'route="1",reason="route_acl"')), 1)
+        self.assertEqual(d(key("portcullis_requests_total", 'route="1",code="4xx"')), 1)
+        self.assertEqual(d(key("portcullis_rate_limited_total", 'route="2"')), codes.count(429))
+        self.assertEqual(d(key("portcullis_requests_total", 'route="",code="4xx"')), 1, r)
 
     def test_not_on_a_proxied_listener(self):
         """/metrics on the proxied port goes to the backend like any path."""
