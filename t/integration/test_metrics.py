@@ -279,9 +279,10 @@ class MetricsTest(unittest.TestCase):
             self.get(3)
             rc, out, err = ctl(self.pc, "status")
             self.assertEqual(rc, 0, err)
-            self.assertLess(time.monotonic() - t0, 1.0)
-            self.scrape()
+            # a master that waited on them would take 1 s each, 20 s in all
             self.assertLess(time.monotonic() - t0, 5.0)
+            self.scrape()
+            self.assertLess(time.monotonic() - t0, 8.0)
             idle[0].settimeout(3)
             self.assertEqual(idle[0].recv(10), b"")  # closed, no answer
         finally:
