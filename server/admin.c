@@ -411,6 +411,48 @@ void admin_close(struct admin *ad)
 	ad->ad_retry_at = 0;
 }
 
+#define ADMIN_ENV_FD "PORTCULLIS_ADMIN_FD"
+
+void admin_inherit(const struct admin *ad)
+{
+	char v[300];
+
+	if (ad->ad_fd == -1 || ad->ad_bind == NULL ||
+	    fcntl(ad->ad_fd, F_SETFD, 0) == -1)
+		return;
+	snprintf(v, sizeof(v), "%d %s", ad->ad_fd, ad->ad_bind);
+	(void)setenv(ADMIN_ENV_FD, v, 1);
+}
+
+void admin_adopt(struct admin *ad)
+{
+	const char *v = getenv(ADMIN_ENV_FD);
+	int fd, listening = 0, n = 0;
+	socklen_t len = sizeof(listening);
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+
+	if (v == NULL)
+		return;
+	if (sscanf(v, "%d %n", &fd, &n) != 1 || n == 0 || fd < 3 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
+	    !listening || getsockname(fd, (struct sockaddr *)&sa, &salen) == -1) {
+		log_warn("upgrade: %s=%s: not an inherited admin socket; "
+			 "binding anew",
+			 ADMIN_ENV_FD, v);
+		unsetenv(ADMIN_ENV_FD);
+		return;
+	}
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(fd, F_SETFL, O_NONBLOCK);
+	ad->ad_fd = fd;
+	ad->ad_want = strdup(v + n);
+	ad->ad_bind = strdup(v + n);
+	ad->ad_sa = sa;
+	ad->ad_salen = salen;
+	unsetenv(ADMIN_ENV_FD);
+}
+
 void admin_close_fds(const struct admin *ad)
 {
 	if (ad->ad_fd != -1)

@@ -85,8 +85,9 @@ void admin_init(struct admin *ad, admin_render_fn render, void *data);
 /*
  * Serve on bind (host:port as in the config; NULL: off) from now on.  The
  * socket is kept when bind is unchanged, else closed and bound anew; a
- * failure is logged and retried every ADMIN_RETRY_MS (a binary upgrade's
- * new master binds once the old one has let go).  sa/salen: bind resolved.
+ * failure is logged and retried every ADMIN_RETRY_MS (the address may be
+ * freed later; an old master that did not hand it over lets go once the
+ * new one serves).  sa/salen: bind resolved.
  */
 void admin_configure(struct admin *ad, const char *bind,
 		     const struct sockaddr_storage *sa, socklen_t salen,
@@ -107,6 +108,16 @@ int64_t admin_timers(struct admin *ad, uint64_t now);
 
 /* Close the socket and every connection (stop, or handed over). */
 void admin_close(struct admin *ad);
+
+/*
+ * Binary upgrade.  admin_inherit(), in the child about to exec the new
+ * binary: the listening socket stays open across exec and its number and
+ * bind go in PORTCULLIS_ADMIN_FD.  admin_adopt(), in the new master at
+ * start: serve on that socket; admin_configure() with the same bind then
+ * keeps it, so the endpoint has no gap.  Both ignore a missing socket.
+ */
+void admin_inherit(const struct admin *ad);
+void admin_adopt(struct admin *ad);
 
 /* In a forked child: close every descriptor of ad, touch nothing else. */
 void admin_close_fds(const struct admin *ad);

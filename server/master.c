@@ -216,6 +216,7 @@ static int master_start(struct master *m, const struct master_opts *opts)
 		log_error("upgrade: %s", err);
 		return -1;
 	}
+	admin_adopt(&m->m_admin);
 	if (notify_open(err, sizeof(err)) == -1)
 		log_warn("%s", err);
 	/* before the first fork: every worker of every generation shares it */
@@ -226,8 +227,9 @@ static int master_start(struct master *m, const struct master_opts *opts)
 	}
 	if (master_load_first(m) == -1)
 		return -1;
-	/* the old master of an upgrade lets go of admin.bind once we serve */
-	if (m->m_up.up_is_new)
+	/* an old master that did not hand admin.bind over lets go of it
+	 * once we serve */
+	if (m->m_up.up_is_new && m->m_admin.ad_fd == -1)
 		m->m_admin.ad_quiet_until = timer_now_ms() + 15000;
 	/* a master started by an upgrade is detached already */
 	detach = opts->daemonize && !m->m_up.up_is_new;
@@ -429,7 +431,9 @@ static int64_t master_admin(struct master *m, uint64_t now)
 	const struct cfg_admin *a =
 		m->m_cur.mg_cfg ? &m->m_cur.mg_cfg->admin : NULL;
 
-	if (m->m_up.up_handed_over || a == NULL || a->bind.str == NULL)
+	if (a == NULL && !m->m_up.up_handed_over)
+		return admin_timers(&m->m_admin, now); /* nothing serves yet */
+	if (m->m_up.up_handed_over || a->bind.str == NULL)
 		admin_configure(&m->m_admin, NULL, NULL, 0, now);
 	else
 		admin_configure(&m->m_admin, a->bind.str, &a->bind.sa,

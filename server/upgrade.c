@@ -126,6 +126,7 @@ static void upgrade_exec(struct master *m, int peer, const char *fds)
 	}
 	if (rate_table() != NULL && rate_table_export(rate_table()) == -1)
 		_exit(126);
+	admin_inherit(&m->m_admin); /* the endpoint goes on, no gap */
 	argv[argc++] = m->m_exe;
 	argv[argc++] = "-c";
 	argv[argc++] = (char *)m->m_path;

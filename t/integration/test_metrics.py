@@ -44,7 +44,7 @@ def parse(text):
     return out
 
 
-def requests_total(samples, route="1"):
+def requests_total(samples, route="3"):
     """portcullis_requests_total of listener web and route, every class."""
     return sum(v for (n, l), v in samples.items()
                if n == "portcullis_requests_total" and 'route="%s"' % route in l)
@@ -67,8 +67,14 @@ class MetricsTest(unittest.TestCase):
 
     @classmethod
     def config(cls, **admin):
+        # route 1 refuses everyone (403), route 2 allows 1 request a second
+        # (429), route 3 takes the rest
         listeners = [{"name": "web", "bind": "127.0.0.1:%d" % cls.port,
-                      "routes": [{"path_prefix": "/", "backend": "ngx"}]}]
+                      "routes": [{"path_prefix": "/denied", "backend": "ngx",
+                                  "deny": ["0.0.0.0/0"]},
+                                 {"path_prefix": "/limited", "backend": "ngx",
+                                  "rate_limit": {"requests_per_second": 1}},
+                                 {"path_prefix": "/", "backend": "ngx"}]}]
         cfg = h.base_config(cls.tmp, listeners,
                             {"ngx": h.backend_block(cls.ngx.address)}, workers=2)
         cfg["admin"] = {"bind": "127.0.0.1:%d" % cls.admin_port}
@@ -141,13 +147,13 @@ class MetricsTest(unittest.TestCase):
         after = parse(self.scrape())
         sent = requests_total(after) - requests_total(before)
         self.assertEqual(sent, res["requests"], p.stdout)
-        key = ("portcullis_requests_total", 'listener="web",route="1",code="2xx"')
+        key = ("portcullis_requests_total", 'listener="web",route="3",code="2xx"')
         self.assertEqual(after[key] - before[key], res["requests"])
         srv = ("portcullis_server_requests_total",
                'backend="ngx",server="%s"' % self.ngx.address)
         self.assertEqual(after[srv] - before[srv], res["requests"])
         hist = ("portcullis_request_duration_seconds_count",
-                'listener="web",route="1"')
+                'listener="web",route="3"')
         self.assertEqual(after[hist] - before[hist], res["requests"])
 
     def test_counter_never_goes_back_across_reload_and_kill(self):
@@ -209,19 +215,36 @@ class MetricsTest(unittest.TestCase):
             serving = [g for g in d["generations"] if g["role"] == "serving"]
             self.assertEqual(len(serving), 1)
             self.assertEqual(len(serving[0]["workers"]), 2)
-            route = d["listeners"][0]["routes"][0]
-            self.assertEqual(route["backend"], "ngx")
+            route = d["listeners"][0]["routes"][2]
+            self.assertEqual((route["route"], route["backend"]), (3, "ngx"))
             srv = d["backends"][0]["servers"][0]
             self.assertEqual(srv["address"], self.ngx.address)
             self.assertEqual(srv["health"], "up")
             self.assertEqual(len(srv["last_300s"]["requests"]), 300)
         # the CLI's document was read before the last scrape: no request since
-        self.assertEqual(cli["listeners"][0]["routes"][0]["requests"]["2xx"],
+        self.assertEqual(cli["listeners"][0]["routes"][2]["requests"]["2xx"],
                          metrics[("portcullis_requests_total",
-                                  'listener="web",route="1",code="2xx"')])
+                                  'listener="web",route="3",code="2xx"')])
         p = subprocess.run([h.binary(), "-c", self.pc.config_path, "reload", "--json"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 2, p.stderr)
+
+    def test_refusals_by_reason(self):
+        """403 by a route's deny, 429 by its rate limit, 400 before routing
+        (route=""), each counted where it happened."""
+        key = lambda n, l: (n, 'listener="web",%s' % l)
+        before = parse(self.scrape())
+        self.assertEqual(h.request(self.port, path="/denied").status, 403)
+        codes = [h.request(self.port, path="/limited").status for _ in range(5)]
+        self.assertIn(429, codes)
+        r = h.request(self.port, path="/x", headers=[("Transfer-Encoding", "chunked"),
+                                                     ("Content-Length", "3")], body=b"abc")
+        after = parse(self.scrape())
+        d = lambda k: after[k] - before[k]
+        self.assertEqual(d(key("portcullis_denied_total", 'route="1",reason="route_acl"')), 1)
+        self.assertEqual(d(key("portcullis_requests_total", 'route="1",code="4xx"')), 1)
+        self.assertEqual(d(key("portcullis_rate_limited_total", 'route="2"')), codes.count(429))
+        self.assertEqual(d(key("portcullis_requests_total", 'route="",code="4xx"')), 1, r)
 
     def test_not_on_a_proxied_listener(self):
         """/metrics on the proxied port goes to the backend like any path."""
@@ -256,9 +279,10 @@ class MetricsTest(unittest.TestCase):
             self.get(3)
             rc, out, err = ctl(self.pc, "status")
             self.assertEqual(rc, 0, err)
-            self.assertLess(time.monotonic() - t0, 1.0)
-            self.scrape()
+            # a master that waited on them would take 1 s each, 20 s in all
             self.assertLess(time.monotonic() - t0, 5.0)
+            self.scrape()
+            self.assertLess(time.monotonic() - t0, 8.0)
             idle[0].settimeout(3)
             self.assertEqual(idle[0].recv(10), b"")  # closed, no answer
         finally:
@@ -285,7 +309,7 @@ class MetricsUpgradeTest(unittest.TestCase):
         for _ in range(10):
             self.assertEqual(h.request(port).status, 200)
         url = "http://127.0.0.1:%d/metrics" % admin
-        self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode())), 10)
+        self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode()), "1"), 10)
         old = pc.pid
         rc, out, err = ctl(pc, "upgrade")
         self.assertEqual(rc, 0, out + err)
@@ -293,21 +317,74 @@ class MetricsUpgradeTest(unittest.TestCase):
         self.assertNotEqual(new, old)
         ops.adopt_master(new)
         self.addCleanup(ops.stop_master, new)
-        self.assertEqual(pc.wait_exit(15), 0)
-        # the new master binds the address once the old one let go of it
-        deadline = time.monotonic() + 5
-        while True:
-            r = h.curl(url, timeout=5)
-            if r.status == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        # the socket went along: answered while both masters run, and after
+        r = h.curl(url, timeout=5)
         self.assertEqual(r.status, 200)
+        self.assertGreaterEqual(requests_total(parse(r.body.decode()), "1"), 10)
+        self.assertEqual(pc.wait_exit(15), 0)
+        r = h.curl(url, timeout=5)
+        self.assertEqual(r.status, 200)
+        self.assertNotIn("Address already in use", pc.error_log())
         s = parse(r.body.decode())
-        self.assertEqual(requests_total(s), 10)
+        self.assertEqual(requests_total(s, "1"), 10)
         self.assertEqual(s[("portcullis_generation", "")], 1)
         for _ in range(3):
             self.assertEqual(h.request(port).status, 200)
-        self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode())), 13)
+        self.assertEqual(requests_total(parse(h.curl(url, timeout=10).body.decode()), "1"), 13)
+
+
+class MetricsTlsTest(unittest.TestCase):
+    """TLS handshakes, resumptions and failures, by listener."""
+
+    def test_tls_counters(self):
+        import ssl
+        import tlscerts
+        tmp = h.make_tmpdir()
+        os.makedirs(os.path.join(tmp, "certs"))
+        certs = tlscerts.make(os.path.join(tmp, "certs"))
+        ngx = h.Nginx(tmp)
+        self.addCleanup(ngx.stop)
+        port, admin = h.free_port(), h.free_port()
+        listeners = [{"name": "tls", "bind": "127.0.0.1:%d" % port,
+                      "tls": {"certificates": [{"cert": certs.a_ecdsa,
+                                                "key": certs.a_ecdsa_key}]},
+                      "routes": [{"path_prefix": "/", "backend": "ngx"}]}]
+        cfg = h.base_config(tmp, listeners, {"ngx": h.backend_block(ngx.address)},
+                            workers=2, admin={"bind": "127.0.0.1:%d" % admin})
+        pc = h.Portcullis(cfg, tmp=tmp, listen=[("127.0.0.1", port), ("127.0.0.1", admin)])
+        pc.start()
+        self.addCleanup(pc.stop)
+        names = ("portcullis_tls_handshakes_total", "portcullis_tls_resumptions_total",
+                 "portcullis_tls_handshake_failures_total",
+                 "portcullis_connections_accepted_total")
+        url = "http://127.0.0.1:%d/metrics" % admin
+
+        def counts():
+            m = parse(h.curl(url, timeout=10).body.decode())
+            return [m[(n, 'listener="tls"')] for n in names]
+
+        before = counts()  # the harness's port probe is one connection
+        ctx = ssl.create_default_context(cafile=certs.ca)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the session at once
+        sess = None
+        for i in range(2):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with ctx.wrap_socket(raw, server_hostname="a.example.test", session=sess) as s:
+                s.sendall(h.build_request("GET", "/", close=True))
+                while s.recv(65536):
+                    pass
+                self.assertEqual(s.session_reused, i == 1)
+                sess = s.session
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01\x00\x05hello")  # a record, not a ClientHello
+            self.assertEqual(s.recv(100)[:1], b"\x15")  # an alert, then closed
+        deadline = time.monotonic() + 5
+        while True:
+            got = [a - b for a, b in zip(counts(), before)]
+            if got == [2, 1, 1, 3] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(got, [2, 1, 1, 3])
 
 
 if __name__ == "__main__":
