@@ -818,8 +818,7 @@ START_TEST(test_build_round_trip)
 					  "::1",
 					  "::",
 					  "fe80::1:2:3:4",
-					  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:"
-					  "ffff"};
+					  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"};
 	static const uint16_t ports[] = {0, 1, 80, 65535};
 	uint8_t out[PROXYPROTO_BUILD_MAX];
 	struct sockaddr_storage s, d;
