@@ -400,7 +400,10 @@ uint64_t supervisor_conns(const struct master *m, unsigned gen)
 /*
  * A worker that accepts: ready, still in the listeners, and its loop
  * turning.  A worker stopped (SIGSTOP, a debugger) or spinning keeps its
- * ready flag and its process; only the heartbeat tells.
+ * ready flag and its process; only the heartbeat tells.  The first beat
+ * comes at the end of the first turn, up to a second after the worker
+ * reported ready when no connection wakes it: until then its start time
+ * stands in.
  */
 static bool supervisor_is_live(const struct master *m, size_t i,
 			       uint64_t now)
@@ -408,8 +411,10 @@ static bool supervisor_is_live(const struct master *m, size_t i,
 	const struct master_worker *mw = &m->m_workers[i];
 	uint64_t beat = scoreboard_last_beat(m->m_board, i);
 
+	if (beat == 0)
+		beat = mw->mw_started;
 	return mw->mw_ready && !mw->mw_retired && mw->mw_kill_at == 0 &&
-	       !mw->mw_is_hung && beat != 0 &&
+	       !mw->mw_is_hung &&
 	       (beat >= now || now - beat < SUPERVISOR_CHECK_BEAT_MS);
 }
 

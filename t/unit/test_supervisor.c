@@ -75,9 +75,12 @@ START_TEST(test_not_accepting)
 	add_worker(3, 3, NOW)->mw_is_hung = true;  /* the watchdog's */
 	ck_assert_int_eq(supervisor_check(&m, NOW, why, sizeof(why)), -1);
 	ck_assert_str_eq(why, "generation 3: none of its 4 workers is ready");
-	/* ready, but its loop has not turned once yet */
-	add_worker(4, 3, 0);
+	/* ready, its loop not turned once yet: its start time stands in */
+	add_worker(4, 3, 0)->mw_started = NOW - 5000;
 	ck_assert_int_eq(supervisor_check(&m, NOW, why, sizeof(why)), -1);
+	m.m_workers[4].mw_started = NOW - 500;
+	ck_assert_int_eq(supervisor_check(&m, NOW, why, sizeof(why)), 0);
+	m.m_workers[4].mw_started = NOW - 5000;
 	/* a live worker of another generation does not serve */
 	add_worker(5, 2, NOW);
 	add_worker(6, 4, NOW);
