@@ -144,9 +144,12 @@ def why_skip():
         return "cannot make a network namespace: " + p.stderr.strip()
     p = subprocess.run(["ip", "-n", probe, "link", "add", "br0", "type", "bridge"],
                        capture_output=True, text=True)
+    q = subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True, text=True)
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     if p.returncode != 0:
         return "cannot make a bridge in a network namespace: " + p.stderr.strip()
+    if q.returncode != 0:
+        return "cannot run a command in a network namespace: " + q.stderr.strip()
     return None
 
 
