@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """`portcullis check` (issue #16, portcullis(8) COMMANDS), the health command
 keepalived's track_script runs: exit 0 and no output while the serving
-generation accepts, including across reloads; exit 1 with one line saying
+generation accepts, including across reloads and binary upgrades; exit 1 with one line saying
 why when the master was killed, is stopped, is stopping, when no worker of
 the serving generation turns its loop (all SIGSTOPped) and when nothing
 listens on the control socket; always well under a second."""
@@ -66,6 +66,16 @@ class CheckTest(unittest.TestCase):
         """A reload is not an outage: checks run back to back during five
         reloads all pass (a failure would move the address for nothing)."""
         pc = self.start()
+
+        def reloads():
+            for _ in range(5):
+                rc, out, err = ops.ctl(pc, "reload")
+                self.assertEqual(rc, 0, err)
+
+        self.assertEqual(self.checks_during(pc, reloads), [], "checks failed during reloads")
+
+    def checks_during(self, pc, action):
+        """Run checks back to back while action() runs; the failed ones."""
         results, stop = [], threading.Event()
 
         def loop():
@@ -75,15 +85,30 @@ class CheckTest(unittest.TestCase):
         t = threading.Thread(target=loop)
         t.start()
         try:
-            for _ in range(5):
-                rc, out, err = ops.ctl(pc, "reload")
-                self.assertEqual(rc, 0, err)
+            action()
         finally:
             stop.set()
             t.join(15)
         self.assertGreater(len(results), 5)
-        bad = [r for r in results if r[0] != 0]
-        self.assertEqual(bad, [], "checks failed during reloads")
+        return [r for r in results if r[0] != 0]
+
+    def test_ok_across_upgrade(self):
+        """A binary upgrade is not an outage either: the new master takes
+        the control socket over once it serves, and every check passes."""
+        pc = self.start()
+        pidfile = os.path.join(self.tmp, "pc.pid")
+
+        def upgrade():
+            rc, out, err = ops.ctl(pc, "upgrade")
+            new = ops.read_pid(pidfile, 5)
+            if new and new != pc.pid:
+                ops.adopt_master(new)
+                self.addCleanup(ops.stop_master, new)
+            self.assertEqual(rc, 0, (out, err, pc.describe()))
+            self.assertEqual(pc.wait_exit(15), 0, pc.describe())
+            time.sleep(0.5)
+
+        self.assertEqual(self.checks_during(pc, upgrade), [], "checks failed during the upgrade")
 
     def test_master_killed(self):
         """kill -9 of the master (its workers follow it): exit 1, no master
