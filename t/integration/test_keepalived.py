@@ -56,49 +56,82 @@ DRAIN_NFT = """table inet portcullis_drain {
 }
 """ % (VIP, PORT)
 
-# The client, run in the client namespace.  argv: out_file stop_file threads
-# timeout.  Each thread: GET /echo on a new connection, one line per request
-# "start end ok gateway error" (monotonic seconds, the clock the test reads).
+# The client, run in the client namespace.  argv: out_file stop_file
+# threads timeout.  Half the threads open a connection per request, half
+# keep theirs alive (and open a new one when the server closes it, as HTTP
+# clients do: after "Connection: close", or when it is found closed before
+# a request is sent).  Each request is one line "start end ok gateway kind
+# error" (monotonic seconds: the clock the test reads).
 CLIENT = r"""
-import json, socket, sys, threading, time, os
+import json, select, socket, sys, threading, time, os
 out, stop, nthreads, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 lock = threading.Lock()
 f = open(out, "w", buffering=1)
-def one():
-    t0 = time.monotonic()
+REQ = b"GET /echo HTTP/1.1\r\nHost: vip\r\n%%s\r\n"
+
+def read_response(s, t0):
+    buf = b""
+    while b"\r\n\r\n" not in buf or len(buf) < need(buf):
+        left = t0 + timeout - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        s.settimeout(left)
+        d = s.recv(65536)
+        if not d:
+            raise ConnectionError("closed after %%d bytes" %% len(buf))
+        buf += d
+    head, _, body = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise OSError("answer %%r" %% head[:40])
+    peer = json.loads(body)["peer"]
+    gw = peer[0] if isinstance(peer, list) else peer.rsplit(":", 1)[0]
+    return gw, b"\r\nconnection: close" in head.lower()
+
+def need(buf):
+    head, _, _ = buf.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            return len(head) + 4 + int(v)
+    raise OSError("no content-length")
+
+def connect(t0):
     s = socket.socket()
     s.settimeout(timeout)
-    try:
-        s.connect(("%(vip)s", %(port)d))
-        s.sendall(b"GET /echo HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n")
-        buf = b""
-        while True:
-            left = t0 + timeout - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("timed out")
-            s.settimeout(left)
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        head, _, body = buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise OSError("answer %%r" %% head[:40])
-        peer = json.loads(body)["peer"]
-        gw = peer[0] if isinstance(peer, list) else peer.rsplit(":", 1)[0]
-        return t0, time.monotonic(), 1, gw, "-"
-    except (OSError, ValueError, KeyError) as e:
-        return t0, time.monotonic(), 0, "-", type(e).__name__ + ":" + str(e).replace(" ", "_")
-    finally:
-        s.close()
-def loop():
+    s.connect(("%(vip)s", %(port)d))
+    return s
+
+def usable(s):
+    # an idle connection the server closed reads EOF at once
+    return s is not None and not select.select([s], [], [], 0)[0]
+
+def loop(keep):
+    s = None
     while not os.path.exists(stop):
-        r = one()
+        t0 = time.monotonic()
+        try:
+            if not keep or not usable(s):
+                if s is not None:
+                    s.close()
+                s = connect(t0)
+            s.sendall(REQ %% (b"" if keep else b"Connection: close\r\n"))
+            gw, closes = read_response(s, t0)
+            r = (t0, time.monotonic(), 1, gw, "keep" if keep else "close", "-")
+            if closes or not keep:
+                s.close()
+                s = None
+        except (OSError, ValueError, KeyError) as e:
+            r = (t0, time.monotonic(), 0, "-", "keep" if keep else "close",
+                 type(e).__name__ + ":" + str(e).replace(" ", "_"))
+            if s is not None:
+                s.close()
+            s = None
         with lock:
-            f.write("%%.4f %%.4f %%d %%s %%s\n" %% r)
+            f.write("%%.4f %%.4f %%d %%s %%s %%s\n" %% r)
         if not r[2]:
             time.sleep(0.05)
-ts = [threading.Thread(target=loop) for _ in range(nthreads)]
+
+ts = [threading.Thread(target=loop, args=(i %% 2 == 1,)) for i in range(nthreads)]
 for t in ts: t.start()
 for t in ts: t.join()
 """ % {"vip": VIP, "port": PORT}
@@ -182,8 +215,8 @@ class Client:
         out = []
         for line in lines:
             p = line.split(" ")
-            if len(p) == 5:
-                out.append((float(p[0]), float(p[1]), int(p[2]), p[3], p[4]))
+            if len(p) == 6:   # start end ok gateway kind error
+                out.append((float(p[0]), float(p[1]), int(p[2]), p[3], p[5], p[4]))
         return out
 
     def stop(self):
@@ -435,7 +468,8 @@ class KeepalivedTest(unittest.TestCase):
         records = c.stop()
         resumed, failed, kinds = summarize(records, t_fault, ADDR[self.standby])
         print("\n%s: %s -> %s: requests flow again through %s %.2fs after the fault; "
-              "%d of %d requests failed %r (client timeout %.1fs, 4 threads)"
+              "%d of %d requests failed %r (client timeout %.1fs, 2 threads with a "
+              "connection per request, 2 with keep-alive)"
               % (name, self.active, self.standby, self.standby,
                  resumed if resumed is not None else -1, failed, len(records), kinds,
                  c.timeout), file=sys.stderr)
@@ -498,18 +532,19 @@ class KeepalivedTest(unittest.TestCase):
         self.unplanned("link down", fault, restore)
 
     def connections(self, gw):
-        """Client connections the gateway's serving generation holds."""
+        """Client connections the gateway's generations hold, all told."""
         p = self.pair.ctl(gw, "status")
-        m = re.search(r"^generation \d+ serving workers=\d+ connections=(\d+)", p.stdout, re.M)
-        self.assertIsNotNone(m, p.stdout + p.stderr)
-        return int(m.group(1))
+        counts = re.findall(r"^generation \d+ .*connections=(\d+)", p.stdout, re.M)
+        self.assertTrue(counts, p.stdout + p.stderr)
+        return sum(int(n) for n in counts)
 
     def test_d_planned(self):
         """Planned (portcullis(8), HIGH AVAILABILITY): hold new connections
         on the active node (nft drops their SYN: clients send it again a
-        second later), let the requests in flight finish, stop keepalived
-        there so that the address moves, then `portcullis quit`: no request
-        fails."""
+        second later), `portcullis reload` so that the requests in flight
+        finish and keep-alive connections close, wait for no connection,
+        stop keepalived there so that the address moves, then `portcullis
+        quit`: no request fails, keep-alive clients included."""
         gw = self.active
         c = self.client("planned", timeout=3.0)
         time.sleep(0.5)
@@ -517,7 +552,9 @@ class KeepalivedTest(unittest.TestCase):
         p = subprocess.run(["ip", "netns", "exec", NS[gw], "nft", "-f", "-"],
                            input=DRAIN_NFT, capture_output=True, text=True, timeout=20)
         self.assertEqual(p.returncode, 0, p.stderr)
-        deadline = time.monotonic() + 5
+        p = self.pair.ctl(gw, "reload")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        deadline = time.monotonic() + 10
         while self.connections(gw) != 0:
             self.assertLess(time.monotonic(), deadline, "the connections do not drain")
             time.sleep(0.05)
@@ -534,7 +571,8 @@ class KeepalivedTest(unittest.TestCase):
         slowest = max((r[1] - r[0] for r in records if r[0] >= t0), default=0)
         print("\nplanned: %s drained %.2fs after new connections were held, address on %s "
               "after %.2fs, requests through it after %.2fs (slowest request %.2fs); "
-              "%d of %d requests failed %r (client timeout %.1fs, 4 threads)"
+              "%d of %d requests failed %r (client timeout %.1fs, 2 threads with a "
+              "connection per request, 2 with keep-alive)"
               % (gw, drained, self.standby, moved, resumed if resumed is not None else -1,
                  slowest, failed, len(records), kinds, c.timeout), file=sys.stderr)
         self.assertEqual(failed, 0, kinds)
