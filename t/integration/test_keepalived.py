@@ -37,6 +37,11 @@ import unittest
 
 import harness as h
 
+# ip, keepalived, nft and sysctl live in /usr/sbin, which a runner's PATH may lack
+for _d in ("/usr/sbin", "/sbin"):
+    if _d not in os.environ.get("PATH", "").split(":"):
+        os.environ["PATH"] = os.environ.get("PATH", "/usr/bin:/bin") + ":" + _d
+
 TAG = "pcka%d" % os.getpid()          # unique names: several runs may overlap
 NS = {n: "%s-%s" % (TAG, n) for n in ("br", "cl", "gw1", "gw2", "s1", "s2")}
 ADDR = {"cl": "192.0.2.100", "gw1": "192.0.2.11", "gw2": "192.0.2.12",
@@ -167,10 +172,9 @@ def remove_stale():
 def why_skip():
     if os.geteuid() != 0:
         return "needs root (ip netns, keepalived)"
-    for tool in ("ip", "keepalived"):
-        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
-            return "%s is not installed (apt-get install %s)" % (
-                tool, "iproute2" if tool == "ip" else tool)
+    for tool, pkg in (("ip", "iproute2"), ("keepalived", "keepalived"), ("nft", "nftables")):
+        if shutil.which(tool) is None:
+            return "%s is not installed (apt-get install %s)" % (tool, pkg)
     probe = TAG + "-probe"
     p = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if p.returncode != 0:
