@@ -381,6 +381,16 @@ class Pair:
                 found.append(text)
         return found
 
+    def heal(self):
+        """Both gateways up: links, portcullis, keepalived, no drain rule."""
+        for gw in ("gw1", "gw2"):
+            run("ip", "-n", NS["br"], "link", "set", gw, "up")
+            nsx(gw, "nft", "delete", "table", "inet", "portcullis_drain", check=False)
+            if gw not in self.pc or self.pc[gw].poll() is not None:
+                self.start_portcullis(gw)
+            if gw not in self.ka or self.ka[gw].poll() is not None:
+                self.start_keepalived(gw)
+
     # -- tearing down -------------------------------------------------------
     def teardown(self):
         for p in list(self.ka.values()) + list(self.pc.values()) + self.servers:
@@ -446,7 +456,9 @@ class KeepalivedTest(unittest.TestCase):
             raise AssertionError("sanitizer reports:\n" + "\n".join(problems))
 
     def setUp(self):
-        # each case starts from a healthy pair with the address on one node
+        # each case starts from a healthy pair with the address on one node,
+        # whatever a failed case before it left behind
+        self.pair.heal()
         self.active = self.pair.wait_holder()
         self.standby = "gw2" if self.active == "gw1" else "gw1"
         for gw in ("gw1", "gw2"):
@@ -483,6 +495,8 @@ class KeepalivedTest(unittest.TestCase):
         # restore the node under load: nopreempt keeps the address where it is
         c = self.client(name + "-restore", timeout=2.0)
         seen = len(self.pair.ka_log(self.active))
+        seen_standby = len(self.pair.ka_log(self.standby))
+        t_restore = time.monotonic()
         restore()
         self.assertEqual(self.pair.check(self.active), (0, ""))
         time.sleep(3.0)   # rise 2 at interval 1: the node is BACKUP again
@@ -493,7 +507,12 @@ class KeepalivedTest(unittest.TestCase):
         _, failed, kinds = summarize(records, 0, ADDR[self.standby])
         print("%s: %s restored, address stays on %s; %d of %d requests failed %r"
               % (name, self.active, self.standby, failed, len(records), kinds), file=sys.stderr)
-        self.assertEqual(failed, 0, kinds)
+        self.assertEqual(failed, 0, "%r\nfailed (start, duration, error) from the restore:\n%s"
+                         "\nkeepalived %s:\n%s\nkeepalived %s:\n%s" % (
+                             kinds, "\n".join("%.2f %.2f %s" % (r[0] - t_restore, r[1] - r[0], r[4])
+                                              for r in records if not r[2]),
+                             self.active, self.pair.ka_log(self.active)[seen:],
+                             self.standby, self.pair.ka_log(self.standby)[seen_standby:]))
         self.assertTrue(all(r[3] == ADDR[self.standby] for r in records))
 
     def test_a_master_killed(self):
