@@ -26,12 +26,12 @@
 #define CLI_MAX_SOCKETS		256 /* socket descriptors of a master, looked at */
 #define CLI_DEFAULT_SHUTDOWN_MS 30000
 #define CLI_MARGIN_MS		10000
-#define CLI_CHECK_MS		700 /* check, all told: keepalived runs it every second */
-#define CLI_CHECK_CONNECT_MS	500 /* a master stopped with a full backlog */
+#define CLI_CHECK_MS		700 /* check, all told (keepalived: every 1 s) */
+#define CLI_CHECK_CONNECT_MS	500 /* a master stopped, its backlog full */
 
 static const char *const cli_commands[] = {
-	"reload", "status", "check", "stop", "quit", "upgrade", "reopen", "drain",
-	"enable"};
+	"reload", "status", "check", "stop", "quit", "upgrade", "reopen",
+	"drain", "enable"};
 
 int cli_is_command(const char *cmd)
 {
@@ -150,8 +150,10 @@ static uint64_t cli_timeout_ms(const char *cmd, const struct cli_settings *s)
  */
 static int cli_connect_path(const char *path, uint64_t timeout_ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(timeout_ms / 1000),
-			     .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+	struct timeval tv = {
+		.tv_sec = (time_t)(timeout_ms / 1000),
+		.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000,
+	};
 	struct sockaddr_un sa;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), saved;
 

@@ -405,8 +405,7 @@ uint64_t supervisor_conns(const struct master *m, unsigned gen)
  * reported ready when no connection wakes it: until then its start time
  * stands in.
  */
-static bool supervisor_is_live(const struct master *m, size_t i,
-			       uint64_t now)
+static bool supervisor_is_live(const struct master *m, size_t i, uint64_t now)
 {
 	const struct master_worker *mw = &m->m_workers[i];
 	uint64_t beat = scoreboard_last_beat(m->m_board, i);
@@ -424,7 +423,8 @@ int supervisor_check(const struct master *m, uint64_t now, char *why,
 	unsigned gen = m->m_cur.mg_num;
 	size_t alive = 0, ready = 0;
 
-	if (m->m_stopping != MASTER_RUNNING || m->m_stop_asked != MASTER_RUNNING) {
+	if (m->m_stopping != MASTER_RUNNING ||
+	    m->m_stop_asked != MASTER_RUNNING) {
 		snprintf(why, len, "the master is stopping");
 		return -1;
 	}
