@@ -3,7 +3,7 @@
 (VRRP) with config/examples/keepalived.conf, tracking `portcullis check`.
 
 Everything lives in network namespaces this test makes and deletes (root
-only; skipped with a reason where `ip netns` or keepalived is missing):
+only; skipped with a reason where `ip netns`, keepalived or nft is missing):
 
     client 192.0.2.100 --+
     gw1    192.0.2.11  --+-- bridge br0 (in a namespace of its own)
@@ -12,17 +12,20 @@ only; skipped with a reason where `ip netns` or keepalived is missing):
     srv2   192.0.2.22  --+      with ip_nonlocal_bind=1)
 
 A client of our own in the client namespace loops over short requests to
-192.0.2.10:8080 (a new connection each, with a timeout) and logs when each
-started and ended, whether it succeeded and which gateway it came through.
+192.0.2.10:8080 in four threads (two open a connection per request, two
+keep theirs alive), each with a timeout, and logs when each request started
+and ended, whether it succeeded and which gateway it came through: exact
+counts and times, which wrk does not give.
 Each case takes the serving gateway down while that runs, prints the time
 until requests flow again through the standby and the failed requests, and
 asserts: (a) kill -9 of the master, (b) `portcullis stop`, (c) the gateway's
 link down: requests flow again through the standby within 3 s; the node
 restored, the address stays where it is (nopreempt, as in the example) and
 no request fails; (d) planned, the procedure of portcullis(8) HIGH
-AVAILABILITY: new connections held (nft drops their SYN), the requests in
-flight finish, keepalived stopped so that the address moves, then
-`portcullis quit`: no request fails.
+AVAILABILITY: new connections held (nft drops their SYN), `portcullis
+reload` so that the requests in flight finish and keep-alive connections
+close, keepalived stopped so that the address moves, then `portcullis
+quit`: no request fails.
 
 Run by hand (as root): PORTCULLIS_BIN=build/portcullis python3 test_keepalived.py"""
 
