@@ -4,8 +4,9 @@
  *   portcullis [-c FILE]       run in the foreground
  *   portcullis -d [-c FILE]    run as a classic daemon
  *   portcullis -t [-c FILE]    validate the configuration
- *   portcullis [-c FILE] reload|status|check|stop|quit|upgrade|reopen
+ *   portcullis [-c FILE] reload|status|stop|quit|upgrade|reopen
  *   portcullis [-c FILE] drain|enable BACKEND SERVER
+ *   portcullis [-c FILE] check   keepalived's health check
  *                              ask the running master (server/cli.h)
  *   portcullis -V | -h
  */
@@ -31,11 +32,11 @@ static void usage(FILE *f)
 		"           reload    load the configuration again; exit 0 once the\n"
 		"                     new generation serves, 1 with the errors if not\n"
 		"           status    generations, workers, listeners, backends\n"
-		"           check     exit 0 if the serving generation accepts,\n"
-		"                     1 with the reason if not (keepalived)\n"
 		"           stop      fast stop        quit      graceful stop\n"
 		"           upgrade   start the binary again on the same sockets\n"
 		"           reopen    reopen the log files (for logrotate)\n"
+		"           check     exit 0 if the serving generation accepts,\n"
+		"                     1 with the reason if not (keepalived)\n"
 		"           drain BACKEND SERVER   no new requests to SERVER\n"
 		"           enable BACKEND SERVER  put it back in rotation\n"
 		"       portcullis -V                print the version\n"
