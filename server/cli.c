@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -25,10 +26,12 @@
 #define CLI_MAX_SOCKETS		256 /* socket descriptors of a master, looked at */
 #define CLI_DEFAULT_SHUTDOWN_MS 30000
 #define CLI_MARGIN_MS		10000
+#define CLI_CHECK_MS		700 /* check, all told (keepalived: every 1 s) */
+#define CLI_CHECK_CONNECT_MS	500 /* a master stopped, its backlog full */
 
 static const char *const cli_commands[] = {
-	"reload", "status", "stop", "quit", "upgrade", "reopen", "drain",
-	"enable"};
+	"reload", "status", "check", "stop", "quit", "upgrade", "reopen",
+	"drain", "enable"};
 
 int cli_is_command(const char *cmd)
 {
@@ -135,16 +138,28 @@ static uint64_t cli_timeout_ms(const char *cmd, const struct cli_settings *s)
 		return 40000; /* one queued ahead of it, each at most ~15 s */
 	if (strcmp(cmd, "upgrade") == 0)
 		return 60000; /* the new master's start is bounded at 45 s */
+	if (strcmp(cmd, "check") == 0)
+		return CLI_CHECK_MS;
 	return CLI_MARGIN_MS + 5000;
 }
 
-static int cli_connect_path(const char *path)
+/*
+ * connect() to an AF_UNIX socket blocks while the listener's backlog is
+ * full (a master that is stopped or wedged): SO_SNDTIMEO bounds it, and
+ * it fails with EAGAIN.
+ */
+static int cli_connect_path(const char *path, uint64_t timeout_ms)
 {
+	struct timeval tv = {
+		.tv_sec = (time_t)(timeout_ms / 1000),
+		.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000,
+	};
 	struct sockaddr_un sa;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), saved;
 
 	if (fd == -1)
 		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -226,8 +241,11 @@ static int cli_socket_of_master(const char *pid_file, char *out, size_t len)
 	return rc;
 }
 
-/* Connect to the master's socket (or where it moved); -1 with errno. */
-static int cli_connect_quiet(const struct cli_settings *s)
+/*
+ * Connect to the master's socket (or where it moved), each try bounded by
+ * timeout_ms; -1 with errno.
+ */
+static int cli_connect_quiet(const struct cli_settings *s, uint64_t timeout_ms)
 {
 	char moved[sizeof(s->st_socket)];
 	int fd = -1, saved;
@@ -235,7 +253,7 @@ static int cli_connect_quiet(const struct cli_settings *s)
 	for (int i = 0; i < CLI_CONNECT_TRIES && fd == -1; i++) {
 		if (i > 0)
 			usleep(100 * 1000);
-		fd = cli_connect_path(s->st_socket);
+		fd = cli_connect_path(s->st_socket, timeout_ms);
 		if (fd == -1 && errno != ENOENT && errno != ECONNREFUSED)
 			break;
 	}
@@ -244,7 +262,7 @@ static int cli_connect_quiet(const struct cli_settings *s)
 	saved = errno;
 	if ((saved == ENOENT || saved == ECONNREFUSED) &&
 	    cli_socket_of_master(s->st_pid_file, moved, sizeof(moved)) == 0) {
-		fd = cli_connect_path(moved);
+		fd = cli_connect_path(moved, timeout_ms);
 		if (fd != -1)
 			return fd;
 	}
@@ -252,9 +270,9 @@ static int cli_connect_quiet(const struct cli_settings *s)
 	return -1;
 }
 
-static int cli_connect(const struct cli_settings *s)
+static int cli_connect(const struct cli_settings *s, uint64_t timeout_ms)
 {
-	int fd = cli_connect_quiet(s);
+	int fd = cli_connect_quiet(s, timeout_ms);
 
 	if (fd != -1)
 		return fd;
@@ -263,6 +281,11 @@ static int cli_connect(const struct cli_settings *s)
 			"portcullis: no master is running (control socket "
 			"%s: %s)\n",
 			s->st_socket, strerror(errno));
+	else if (errno == EAGAIN)
+		fprintf(stderr,
+			"portcullis: control socket %s: the master does not "
+			"accept connections (stopped or busy)\n",
+			s->st_socket);
 	else if (errno == EACCES || errno == EPERM)
 		fprintf(stderr,
 			"portcullis: control socket %s: %s (run as root "
@@ -374,16 +397,19 @@ int cli_run(const char *config_path, const char *cmd)
 {
 	struct cli_settings s;
 	char line[CONTROL_LINE_MAX];
-	uint64_t deadline;
+	uint64_t deadline, conn_ms = CONTROL_IO_TIMEOUT_MS;
 	int fd, rc, n;
 
 	cli_settings_read(config_path, &s);
 	deadline = timer_now_ms() + cli_timeout_ms(cmd, &s);
-	fd = strcmp(cmd, "reload") == 0 ? cli_connect_quiet(&s) : cli_connect(&s);
+	if (strcmp(cmd, "check") == 0)
+		conn_ms = CLI_CHECK_CONNECT_MS;
+	fd = strcmp(cmd, "reload") == 0 ? cli_connect_quiet(&s, conn_ms)
+					: cli_connect(&s, conn_ms);
 	if (fd == -1 && strcmp(cmd, "reload") == 0) {
 		/* the errors of the file first, then that nobody runs it */
 		cli_print_config_errors(config_path);
-		fd = cli_connect(&s);
+		fd = cli_connect(&s, conn_ms);
 	}
 	if (fd == -1)
 		return 1;

@@ -1,6 +1,6 @@
 /*
  * cli.h: the control socket's client side, run by the command line
- * `portcullis [-c FILE] reload|status|stop|quit|upgrade|drain|enable`
+ * `portcullis [-c FILE] reload|status|check|stop|quit|upgrade|drain|enable`
  * in a process of its own (control.h has the protocol and the master's
  * side; command.h what the master does with a command).
  */
@@ -32,7 +32,8 @@ int cli_is_command(const char *cmd);
  * Send cmd to the master described by the config at config_path, print
  * its answer ("| " lines and OK text to stdout; to stderr on ERR) and
  * return the exit status: 0 on OK, 1 on ERR, no master, or no answer in
- * time (the bound depends on the command).
+ * time (the bound depends on the command: "check", keepalived's, has
+ * 700 ms all told and prints nothing on success, one line on failure).
  *
  * When nothing listens at control_socket (the file was edited to move it
  * and the master has not reloaded yet), the master named by pid_file is

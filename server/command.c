@@ -352,12 +352,31 @@ static void command_reopen(struct master *m, struct control_conn *cc)
 		control_finish(cc, true, "log files reopened");
 }
 
+/*
+ * "check": keepalived's track_script asks every second or so, so that
+ * the address moves away from a node that does not serve.  OK with no
+ * text (the CLI prints nothing), or ERR with the reason.
+ */
+static void command_check(struct master *m, struct control_conn *cc)
+{
+	char why[160];
+
+	if (supervisor_check(m, timer_now_ms(), why, sizeof(why)) == -1)
+		control_finish(cc, false, "check failed: %s", why);
+	else
+		control_finish(cc, true, "%s", "");
+}
+
 void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 {
 	struct master *m = ctl->ctl_data;
 
-	log_info("control socket: %s", cmd);
-	if (strcmp(cmd, "status") == 0) {
+	/* check comes every second from keepalived: not worth a line each */
+	log_msg(strcmp(cmd, "check") == 0 ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+		"control socket: %s", cmd);
+	if (strcmp(cmd, "check") == 0) {
+		command_check(m, cc);
+	} else if (strcmp(cmd, "status") == 0) {
 		command_status(m, cc);
 	} else if (strcmp(cmd, "status --json") == 0) {
 		command_status_json(m, cc);
@@ -376,7 +395,7 @@ void command_run(struct control *ctl, struct control_conn *cc, const char *cmd)
 	} else {
 		control_finish(cc, false,
 			       "unknown command '%.64s' (commands: "
-			       "status, reload, upgrade, reopen, stop, "
+			       "status, check, reload, upgrade, reopen, stop, "
 			       "quit, drain, enable)",
 			       cmd);
 	}

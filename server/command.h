@@ -1,6 +1,6 @@
 /*
  * command.h: the control socket's commands executed inside the master
- * (control.c brings them in, cli.c sends them): status, reload,
+ * (control.c brings them in, cli.c sends them): status, check, reload,
  * upgrade, stop, quit, drain, enable.
  */
 #ifndef PORTCULLIS_COMMAND_H

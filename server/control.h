@@ -19,8 +19,10 @@
  *            ( "OK" [" " TEXT] | "ERR " TEXT ) "\n"   the last line
  *
  * then the master closes the connection.  Commands: "status" (answers at
- * once), "reload" (answers when the new generation serves, or with the
- * FILE:LINE:COL errors of the config as "| " lines and ERR), "upgrade"
+ * once), "check" (answers at once: OK, or ERR with why the serving
+ * generation does not accept), "reload" (answers when the new generation
+ * serves, or with the FILE:LINE:COL errors of the config as "| " lines
+ * and ERR), "upgrade"
  * (answers when the new binary's master serves, or ERR), "reopen" (the
  * log files, as SIGUSR1; answers at once), "stop" and
  * "quit" (fast and graceful stop: answer OK when every worker has exited,

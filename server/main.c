@@ -7,6 +7,7 @@
  *   portcullis [-c FILE] reload|status|stop|quit|upgrade|reopen
  *   portcullis [-c FILE] status --json
  *   portcullis [-c FILE] drain|enable BACKEND SERVER
+ *   portcullis [-c FILE] check   keepalived's health check
  *                              ask the running master (server/cli.h)
  *   portcullis -V | -h
  */
@@ -36,6 +37,8 @@ static void usage(FILE *f)
 		"           stop      fast stop        quit      graceful stop\n"
 		"           upgrade   start the binary again on the same sockets\n"
 		"           reopen    reopen the log files (for logrotate)\n"
+		"           check     exit 0 if the serving generation accepts,\n"
+		"                     1 with the reason if not (keepalived)\n"
 		"           drain BACKEND SERVER   no new requests to SERVER\n"
 		"           enable BACKEND SERVER  put it back in rotation\n"
 		"       portcullis -V                print the version\n"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,64 @@ uint64_t supervisor_conns(const struct master *m, unsigned gen)
 		    m->m_workers[i].mw_gen == gen)
 			n += scoreboard_get(m->m_board, i);
 	return n;
+}
+
+/*
+ * A worker that accepts: ready, still in the listeners, and its loop
+ * turning.  A worker stopped (SIGSTOP, a debugger) or spinning keeps its
+ * ready flag and its process; only the heartbeat tells.  The first beat
+ * comes at the end of the first turn, up to a second after the worker
+ * reported ready when no connection wakes it: until then its start time
+ * stands in.
+ */
+static bool supervisor_is_live(const struct master *m, size_t i, uint64_t now)
+{
+	const struct master_worker *mw = &m->m_workers[i];
+	uint64_t beat = scoreboard_last_beat(m->m_board, i);
+
+	if (beat == 0)
+		beat = mw->mw_started;
+	return mw->mw_ready && !mw->mw_retired && mw->mw_kill_at == 0 &&
+	       !mw->mw_is_hung &&
+	       (beat >= now || now - beat < SUPERVISOR_CHECK_BEAT_MS);
+}
+
+int supervisor_check(const struct master *m, uint64_t now, char *why,
+		     size_t len)
+{
+	unsigned gen = m->m_cur.mg_num;
+	size_t alive = 0, ready = 0;
+
+	if (m->m_stopping != MASTER_RUNNING ||
+	    m->m_stop_asked != MASTER_RUNNING) {
+		snprintf(why, len, "the master is stopping");
+		return -1;
+	}
+	if (!m->m_serving || gen == 0) {
+		snprintf(why, len, "no generation serves yet");
+		return -1;
+	}
+	for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+		const struct master_worker *mw = &m->m_workers[i];
+
+		if (mw->mw_pid == 0 || mw->mw_gen != gen)
+			continue;
+		if (supervisor_is_live(m, i, now))
+			return 0;
+		alive++;
+		ready += mw->mw_ready && !mw->mw_retired &&
+			 mw->mw_kill_at == 0 && !mw->mw_is_hung;
+	}
+	if (alive == 0)
+		snprintf(why, len, "generation %u has no worker running", gen);
+	else if (ready == 0)
+		snprintf(why, len, "generation %u: none of its %zu worker%s is "
+			 "ready", gen, alive, alive == 1 ? "" : "s");
+	else
+		snprintf(why, len, "generation %u: no worker has turned its "
+			 "event loop for %ums (%zu ready: stopped or hung)",
+			 gen, SUPERVISOR_CHECK_BEAT_MS, ready);
+	return -1;
 }
 
 /* The distinct generations of workers told to stop, oldest first. */

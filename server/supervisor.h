@@ -53,6 +53,17 @@ size_t supervisor_accepting_before(const struct master *m, unsigned gen);
 /* Client connections held by the workers of generation gen. */
 uint64_t supervisor_conns(const struct master *m, unsigned gen);
 
+/*
+ * `portcullis check`, keepalived's track_script: does the serving
+ * generation accept?  Yes (0) when the master is not stopping and at
+ * least one worker of the serving generation reported ready, was not told
+ * to stop, and turned its event loop less than SUPERVISOR_CHECK_BEAT_MS
+ * before now (monotonic ms).  Else -1 and the reason, one line, in why.
+ */
+#define SUPERVISOR_CHECK_BEAT_MS 2000 /* workers turn at least once a second */
+int supervisor_check(const struct master *m, uint64_t now, char *why,
+		     size_t len);
+
 /* Every 5 s while workers drain: "generation N draining: M connections". */
 int64_t supervisor_drain_log(struct master *m, uint64_t now);
 
