@@ -234,7 +234,7 @@ class PackageTest(unittest.TestCase):
         self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid),
                          (0o2750, pw.pw_uid, grp.getgrnam("adm").gr_gid))
         self.assertTrue(os.path.isdir("/usr/share/doc/portcullis/examples"))
-        for ex in ("portcullis.yaml", "demo.yaml"):
+        for ex in ("portcullis.yaml", "demo.yaml", "keepalived.conf", "README.keepalived"):
             path = "/usr/share/doc/portcullis/examples/" + ex
             self.assertTrue(os.path.exists(path), path)
             if ex == "portcullis.yaml":  # the annotated example is a valid file
