@@ -303,21 +303,11 @@ static int admin_read(struct admin *ad, struct admin_conn *ac)
 /* Send what is left of the answer.  -1: done or failed, close it. */
 static int admin_write(struct admin_conn *ac)
 {
-	while (ac->ac_outoff < ac->ac_out.ob_len) {
-		ssize_t n = send(ac->ac_fd, ac->ac_out.ob_buf + ac->ac_outoff,
-				 ac->ac_out.ob_len - ac->ac_outoff,
-				 MSG_NOSIGNAL);
-
-		if (n > 0) {
-			ac->ac_outoff += (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)
-			       ? 0
-			       : -1;
-	}
+	if (outbuf_send(ac->ac_fd, ac->ac_out.ob_buf, ac->ac_out.ob_len,
+			&ac->ac_outoff) == -1)
+		return -1;
+	if (ac->ac_outoff < ac->ac_out.ob_len)
+		return 0;
 	(void)shutdown(ac->ac_fd, SHUT_WR);
 	return -1;
 }

@@ -38,16 +38,6 @@ static const char *command_phase(const struct master *m)
 	}
 }
 
-static const char *command_worker_state(const struct master *m,
-					const struct master_worker *mw)
-{
-	if (mw->mw_kill_at != 0 || mw->mw_retired)
-		return "draining";
-	if (!mw->mw_ready)
-		return "starting";
-	return mw->mw_gen == m->m_cur.mg_num ? "accepting" : "ready";
-}
-
 static void command_status_master(struct master *m, struct control_conn *cc,
 				  uint64_t now)
 {
@@ -87,7 +77,7 @@ static void command_status_gen(struct master *m, struct control_conn *cc,
 			     "  worker pid=%d slot=%u state=%s connections=%u "
 			     "uptime=%llus",
 			     (int)mw->mw_pid, mw->mw_slot,
-			     command_worker_state(m, mw),
+			     supervisor_worker_state(m, mw),
 			     scoreboard_get(m->m_board, i),
 			     (unsigned long long)(now - mw->mw_started) / 1000);
 	}

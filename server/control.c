@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/outbuf.h"
 #include "common/timer.h"
 
 #define CONTROL_BACKLOG 64
@@ -269,21 +270,8 @@ static int control_append(struct control_conn *cc, const char *s, size_t n)
 /* Send what is queued, without blocking.  -1 if the peer is gone. */
 static int control_flush(struct control_conn *cc)
 {
-	while (cc->cc_outoff < cc->cc_outlen) {
-		ssize_t n = send(cc->cc_fd, cc->cc_out + cc->cc_outoff,
-				 cc->cc_outlen - cc->cc_outoff, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			cc->cc_outoff += (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)
-			       ? 0
-			       : -1;
-	}
-	return 0;
+	return outbuf_send(cc->cc_fd, cc->cc_out, cc->cc_outlen,
+			   &cc->cc_outoff);
 }
 
 static void control_vline(struct control_conn *cc, const char *fmt, va_list ap)

@@ -18,6 +18,7 @@
 #include "common/version.h"
 #include "server/master_types.h"
 #include "server/scoreboard.h"
+#include "server/supervisor.h"
 
 #define HTML_SPARK_W 300 /* one pixel a second */
 #define HTML_SPARK_H 36
@@ -104,7 +105,7 @@ static void html_generations(struct master *m, struct outbuf *o)
 				      "</td><td>",
 				      gens[g].pg_num, gens[g].pg_role,
 				      (int)mw->mw_pid, mw->mw_slot,
-				      metrics_page_worker_state(m, mw),
+				      supervisor_worker_state(m, mw),
 				      scoreboard_get(m->m_board, i));
 			html_age(o, (now - mw->mw_started) / 1000);
 			outbuf_puts(o, "</td></tr>\n");

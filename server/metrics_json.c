@@ -87,7 +87,7 @@ static void json_generations(struct master *m, struct outbuf *o)
 				      "\"uptime_s\": %llu}",
 				      first ? "" : ",", (int)mw->mw_pid,
 				      mw->mw_slot,
-				      metrics_page_worker_state(m, mw),
+				      supervisor_worker_state(m, mw),
 				      scoreboard_get(m->m_board, i),
 				      (unsigned long long)(now - mw->mw_started) /
 					      1000);

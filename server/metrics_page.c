@@ -70,16 +70,6 @@ size_t metrics_page_gens(const struct master *m, struct page_gen *out,
 	return n;
 }
 
-const char *metrics_page_worker_state(const struct master *m,
-				      const struct master_worker *mw)
-{
-	if (mw->mw_kill_at != 0 || mw->mw_retired)
-		return "draining";
-	if (!mw->mw_ready)
-		return "starting";
-	return mw->mw_gen == m->m_cur.mg_num ? "accepting" : "ready";
-}
-
 uint64_t metrics_page_requests(const struct metrics_route *r)
 {
 	uint64_t n = 0;

@@ -65,10 +65,6 @@ struct page_gen {
 size_t metrics_page_gens(const struct master *m, struct page_gen *out,
 			 size_t max);
 
-struct master_worker;
-/* "starting", "accepting", "ready" (an older generation's) or "draining". */
-const char *metrics_page_worker_state(const struct master *m,
-				      const struct master_worker *mw);
 
 /* Route totals: every status class summed (the page's request count). */
 uint64_t metrics_page_requests(const struct metrics_route *r);

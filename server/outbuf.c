@@ -1,10 +1,12 @@
 /* outbuf.c: a bounded, growing text buffer (see outbuf.h). */
 #include "server/outbuf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Room for n more bytes and a NUL; false when over the bound. */
 static bool outbuf_room(struct outbuf *o, size_t n)
@@ -84,4 +86,22 @@ void outbuf_free(struct outbuf *o)
 	o->ob_buf = NULL;
 	o->ob_len = o->ob_cap = 0;
 	o->ob_is_full = false;
+}
+
+int outbuf_send(int fd, const char *buf, size_t len, size_t *off)
+{
+	while (*off < len) {
+		ssize_t n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			*off += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)
+			       ? 0
+			       : -1;
+	}
+	return 0;
 }

@@ -32,4 +32,12 @@ void outbuf_reset(struct outbuf *o);
 /* Free its memory; o is empty and reusable afterwards. */
 void outbuf_free(struct outbuf *o);
 
+/*
+ * Send buf[*off, len) on the non-blocking socket fd, moving *off on:
+ * 0 when it is all sent or the socket takes no more for now (*off says
+ * which), -1 when the peer is gone.  Shared by the admin endpoint and
+ * the control socket, the master's two servers.
+ */
+int outbuf_send(int fd, const char *buf, size_t len, size_t *off);
+
 #endif

@@ -266,6 +266,16 @@ void supervisor_exited(struct master *m, pid_t pid, int status)
 	memset(mw, 0, sizeof(*mw));
 }
 
+const char *supervisor_worker_state(const struct master *m,
+				    const struct master_worker *mw)
+{
+	if (mw->mw_kill_at != 0 || mw->mw_retired)
+		return "draining";
+	if (!mw->mw_ready)
+		return "starting";
+	return mw->mw_gen == m->m_cur.mg_num ? "accepting" : "ready";
+}
+
 /* A worker asks for a client's ban: under the serving config's ban:. */
 static void supervisor_ban(struct master *m, const struct worker_msg *msg)
 {

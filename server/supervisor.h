@@ -44,6 +44,13 @@ int64_t supervisor_timers(struct master *m, uint64_t now);
 /* How many workers of generations lo..hi are alive. */
 size_t supervisor_count(const struct master *m, unsigned lo, unsigned hi);
 
+/*
+ * What worker mw is doing, for status: "starting", "accepting", "ready"
+ * (an older generation's, still accepting) or "draining".
+ */
+const char *supervisor_worker_state(const struct master *m,
+				    const struct master_worker *mw);
+
 /* How many workers of generation gen have reported ready. */
 size_t supervisor_ready(const struct master *m, unsigned gen);
 
