@@ -79,6 +79,18 @@ static void admin_try_bind(struct admin *ad, uint64_t now)
 	ad->ad_bind_logged = false;
 }
 
+/* Close the listening socket and forget where it was to be. */
+static void admin_unbind(struct admin *ad)
+{
+	if (ad->ad_fd != -1)
+		close(ad->ad_fd);
+	ad->ad_fd = -1;
+	free(ad->ad_want);
+	free(ad->ad_bind);
+	ad->ad_want = ad->ad_bind = NULL;
+	ad->ad_retry_at = 0;
+}
+
 void admin_configure(struct admin *ad, const char *bind,
 		     const struct sockaddr_storage *sa, socklen_t salen,
 		     uint64_t now)
@@ -88,14 +100,7 @@ void admin_configure(struct admin *ad, const char *bind,
 
 	if (same)
 		return; /* kept: a reload that does not change admin.bind */
-	if (ad->ad_fd != -1) {
-		close(ad->ad_fd);
-		ad->ad_fd = -1;
-	}
-	free(ad->ad_want);
-	free(ad->ad_bind);
-	ad->ad_want = ad->ad_bind = NULL;
-	ad->ad_retry_at = 0;
+	admin_unbind(ad);
 	ad->ad_bind_logged = false;
 	if (bind == NULL)
 		return;
@@ -392,13 +397,7 @@ void admin_close(struct admin *ad)
 	for (int i = 0; i < ADMIN_MAX_CONNS; i++)
 		if (ad->ad_conns[i] != NULL)
 			admin_conn_close(ad, i);
-	if (ad->ad_fd != -1)
-		close(ad->ad_fd);
-	ad->ad_fd = -1;
-	free(ad->ad_want);
-	free(ad->ad_bind);
-	ad->ad_want = ad->ad_bind = NULL;
-	ad->ad_retry_at = 0;
+	admin_unbind(ad);
 }
 
 #define ADMIN_ENV_FD "PORTCULLIS_ADMIN_FD"
