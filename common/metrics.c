@@ -266,9 +266,11 @@ void metrics_note_restart(struct metrics_area *a)
 		__atomic_fetch_add(&a->mx_worker_restarts, 1, __ATOMIC_RELAXED);
 }
 
-void metrics_note_ban(struct metrics_area *a, bool ok)
+void metrics_note_bans(struct metrics_area *a, uint64_t added,
+		       uint64_t failed)
 {
-	if (a != NULL)
-		__atomic_fetch_add(ok ? &a->mx_bans : &a->mx_ban_failures, 1,
-				   __ATOMIC_RELAXED);
+	if (a == NULL)
+		return;
+	__atomic_fetch_add(&a->mx_bans, added, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&a->mx_ban_failures, failed, __ATOMIC_RELAXED);
 }

@@ -230,7 +230,8 @@ void metrics_spark_done(struct metrics_area *a, uint64_t sec);
 /* Master counters (reload.c, supervisor.c). */
 void metrics_note_reload(struct metrics_area *a, bool ok, uint64_t wall_ms);
 void metrics_note_restart(struct metrics_area *a);
-/* A ban (server/ban.c): added (ok) or refused by nftables. */
-void metrics_note_ban(struct metrics_area *a, bool ok);
+/* Bans (server/ban.c): clients added, and additions nftables refused. */
+void metrics_note_bans(struct metrics_area *a, uint64_t added,
+		       uint64_t failed);
 
 #endif

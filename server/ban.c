@@ -20,8 +20,15 @@ struct ban_recent {
 	uint64_t br_until;      /* monotonic ms */
 };
 
+struct ban_pending {
+	uint8_t bp_family;      /* 4 or 6 */
+	uint8_t bp_addr[16];
+};
+
 struct ban {
 	struct nft_ctx *b_nft;  /* made at the first ban */
+	struct ban_pending b_pending[BAN_BATCH]; /* queued, not added yet */
+	size_t b_npending;
 	struct ban_recent b_recent[BAN_RECENT];
 	uint64_t b_added, b_failed;
 	uint64_t b_log_at;      /* next failure line allowed */
@@ -70,23 +77,28 @@ static void ban_nft_error(struct nft_ctx *nft, char *out, size_t cap)
 	(void)snprintf(out, cap, "%.*s", (int)n, e);
 }
 
-/*
- * Run "add element SET { ADDR timeout MSms }" (dry: only checked).
- * 0, or -1 with nft's reason in err.
- */
-static int ban_nft_add(struct nft_ctx *nft, const char *set, const char *addr,
-		       uint32_t ms, bool dry, char *err, size_t cap)
+/* Run cmd (dry: only checked).  0, or -1 with nft's reason in err. */
+static int ban_nft_run(struct nft_ctx *nft, const char *cmd, bool dry,
+		       char *err, size_t cap)
 {
-	char cmd[256];
 	int rc;
 
-	(void)snprintf(cmd, sizeof(cmd), "add element %s { %s timeout %ums }",
-		       set, addr, ms);
 	nft_ctx_set_dry_run(nft, dry);
 	rc = nft_run_cmd_from_buffer(nft, cmd);
 	if (rc != 0)
 		ban_nft_error(nft, err, cap);
 	return rc == 0 ? 0 : -1;
+}
+
+/* The dry run of adding a documentation address to set. */
+static int ban_nft_check(struct nft_ctx *nft, const char *set,
+			 const char *addr, char *err, size_t cap)
+{
+	char cmd[256];
+
+	(void)snprintf(cmd, sizeof(cmd), "add element %s { %s timeout 1s }",
+		       set, addr);
+	return ban_nft_run(nft, cmd, true, err, cap);
 }
 
 int ban_config_check(const struct config *cfg, struct config_errors *errs)
@@ -104,8 +116,8 @@ int ban_config_check(const struct config *cfg, struct config_errors *errs)
 				"ban: cannot use nftables (out of memory)");
 		return -1;
 	}
-	if (ban_nft_add(nft, bc->nft_set, "192.0.2.1", 1000, true, err,
-			sizeof(err)) == -1) {
+	if (ban_nft_check(nft, bc->nft_set, "192.0.2.1", err, sizeof(err)) ==
+	    -1) {
 		config_error_at(errs, cfg->path, bc->line, bc->col,
 				"ban: nft_set \"%s\": %s (it must exist, hold "
 				"ipv4_addr and have flags timeout)",
@@ -113,8 +125,8 @@ int ban_config_check(const struct config *cfg, struct config_errors *errs)
 		rc = -1;
 	}
 	if (bc->nft_set6 != NULL &&
-	    ban_nft_add(nft, bc->nft_set6, "2001:db8::1", 1000, true, err,
-			sizeof(err)) == -1) {
+	    ban_nft_check(nft, bc->nft_set6, "2001:db8::1", err,
+			  sizeof(err)) == -1) {
 		config_error_at(errs, cfg->path, bc->line, bc->col,
 				"ban: nft_set6 \"%s\": %s (it must exist, hold "
 				"ipv6_addr and have flags timeout)",
@@ -151,56 +163,110 @@ static void ban_log_failure(struct ban *b, const char *who, const char *set,
 	b->b_log_at = now_ms + BAN_LOG_EVERY_MS;
 }
 
-int ban_client(struct ban *b, const struct config *cfg,
+bool ban_queue(struct ban *b, const struct config *cfg,
 	       const struct sockaddr_storage *client, uint64_t now_ms)
 {
 	const struct cfg_ban *bc = &cfg->ban;
+	struct ban_pending *p;
 	struct ban_recent *r;
-	char who[INET6_ADDRSTRLEN], err[256];
 	uint8_t family, addr[16] = {0};
-	const char *set;
 
 	if (bc->after == 0)
-		return 1; /* turned off by a reload since */
+		return false; /* turned off by a reload since */
 	if (client->ss_family == AF_INET) {
 		family = 4;
 		memcpy(addr, &((const struct sockaddr_in *)(const void *)client)
 				      ->sin_addr, 4);
-		set = bc->nft_set;
 	} else if (client->ss_family == AF_INET6) {
 		family = 6;
 		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)client)
 				      ->sin6_addr, 16);
-		set = bc->nft_set6;
+		if (bc->nft_set6 == NULL) {
+			char who[INET6_ADDRSTRLEN];
+
+			inet_ntop(AF_INET6, addr, who, sizeof(who));
+			log_info("ban: client %s: no nft_set6 for IPv6 "
+				 "clients; not banned", who);
+			return false;
+		}
 	} else {
-		return 1;
-	}
-	inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, who, sizeof(who));
-	if (set == NULL) {
-		log_info("ban: client %s: no nft_set6 for IPv6 clients; not "
-			 "banned", who);
-		return 1;
+		return false;
 	}
 	r = ban_recent_slot(b, family, addr);
 	if (r->br_family == family && !memcmp(r->br_addr, addr, 16) &&
 	    r->br_until > now_ms)
-		return 1;
-	if (b->b_nft == NULL && (b->b_nft = ban_nft_new()) == NULL) {
-		ban_log_failure(b, who, set, "cannot use nftables", now_ms);
-		return -1;
-	}
-	if (ban_nft_add(b->b_nft, set, who, bc->for_ms, false, err,
-			sizeof(err)) == -1) {
-		ban_log_failure(b, who, set, err, now_ms);
-		return -1;
-	}
+		return false; /* added (or queued) within its timeout */
+	if (b->b_npending == BAN_BATCH)
+		ban_flush(b, cfg, now_ms);
+	/* taken now, so that a second report in this batch is not queued */
 	*r = (struct ban_recent){.br_family = family,
 				 .br_until = now_ms + bc->for_ms};
 	memcpy(r->br_addr, addr, 16);
-	b->b_added++;
-	log_notice("ban: client %s: added to %s for %u s", who, set,
-		   bc->for_ms / 1000);
-	return 0;
+	p = &b->b_pending[b->b_npending++];
+	p->bp_family = family;
+	memcpy(p->bp_addr, addr, 16);
+	return true;
+}
+
+/*
+ * One nft command for the queued clients of one family: "add element SET
+ * { A timeout Tms, B timeout Tms, ... }".  Every client is logged, added
+ * or not.
+ */
+static void ban_flush_family(struct ban *b, const struct cfg_ban *bc,
+			     uint8_t family, uint64_t now_ms)
+{
+	const char *set = family == 4 ? bc->nft_set : bc->nft_set6;
+	char cmd[BAN_BATCH * 80 + 256], who[INET6_ADDRSTRLEN], err[256];
+	size_t len, n = 0;
+	bool ok;
+
+	len = (size_t)snprintf(cmd, sizeof(cmd), "add element %s { ", set);
+	for (size_t i = 0; i < b->b_npending; i++) {
+		if (b->b_pending[i].bp_family != family)
+			continue;
+		inet_ntop(family == 4 ? AF_INET : AF_INET6,
+			  b->b_pending[i].bp_addr, who, sizeof(who));
+		len += (size_t)snprintf(cmd + len, sizeof(cmd) - len,
+					"%s%s timeout %ums", n ? ", " : "",
+					who, bc->for_ms);
+		n++;
+	}
+	if (n == 0)
+		return;
+	(void)snprintf(cmd + len, sizeof(cmd) - len, " }");
+	if (b->b_nft == NULL)
+		b->b_nft = ban_nft_new();
+	ok = b->b_nft != NULL && ban_nft_run(b->b_nft, cmd, false, err,
+					     sizeof(err)) == 0;
+	if (b->b_nft == NULL)
+		(void)snprintf(err, sizeof(err), "cannot use nftables");
+	for (size_t i = 0; i < b->b_npending; i++) {
+		struct ban_pending *p = &b->b_pending[i];
+
+		if (p->bp_family != family)
+			continue;
+		inet_ntop(family == 4 ? AF_INET : AF_INET6, p->bp_addr, who,
+			  sizeof(who));
+		if (ok) {
+			b->b_added++;
+			log_notice("ban: client %s: added to %s for %u s", who,
+				   set, bc->for_ms / 1000);
+			continue;
+		}
+		/* not banned: the next `after` refusals may try again */
+		ban_recent_slot(b, family, p->bp_addr)->br_family = 0;
+		ban_log_failure(b, who, set, err, now_ms);
+	}
+}
+
+void ban_flush(struct ban *b, const struct config *cfg, uint64_t now_ms)
+{
+	if (b->b_npending == 0)
+		return;
+	ban_flush_family(b, &cfg->ban, 4, now_ms);
+	ban_flush_family(b, &cfg->ban, 6, now_ms);
+	b->b_npending = 0;
 }
 
 uint64_t ban_added(const struct ban *b)

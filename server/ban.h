@@ -13,12 +13,14 @@
 #ifndef PORTCULLIS_BAN_H
 #define PORTCULLIS_BAN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "config/config.h"
 
 #define BAN_RECENT 1024 /* clients remembered as banned, not asked again */
+#define BAN_BATCH  64   /* clients added by one nft command at most */
 
 struct ban;
 
@@ -35,13 +37,20 @@ void ban_free(struct ban *b);
 int ban_config_check(const struct config *cfg, struct config_errors *errs);
 
 /*
- * Ban client for cfg->ban.for_ms: add it to the set of its family,
- * unless it was added less than that long ago.  The outcome is logged.
- * 0 added, 1 already banned or no set for its family, -1 failed.
- * now_ms: monotonic.
+ * Queue client's ban for cfg->ban.for_ms, unless it was queued or added
+ * less than that long ago or its family has no set (logged).  true when
+ * queued.  The queue is flushed when full; now_ms: monotonic.
  */
-int ban_client(struct ban *b, const struct config *cfg,
+bool ban_queue(struct ban *b, const struct config *cfg,
 	       const struct sockaddr_storage *client, uint64_t now_ms);
+
+/*
+ * Add what is queued: one nft command per family, so that a burst of
+ * bans (many clients crossing the line at once) costs the master one
+ * netlink exchange per batch, not one per client.  Each client's outcome
+ * is logged and counted (ban_added, ban_failed).
+ */
+void ban_flush(struct ban *b, const struct config *cfg, uint64_t now_ms);
 
 /* Clients added and failed additions so far (status, metrics). */
 uint64_t ban_added(const struct ban *b);

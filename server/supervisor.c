@@ -276,7 +276,10 @@ const char *supervisor_worker_state(const struct master *m,
 	return mw->mw_gen == m->m_cur.mg_num ? "accepting" : "ready";
 }
 
-/* A worker asks for a client's ban: under the serving config's ban:. */
+/*
+ * A worker asks for a client's ban: queued under the serving config's
+ * ban:, and added with the others of the same read (supervisor_bans).
+ */
 static void supervisor_ban(struct master *m, const struct worker_msg *msg)
 {
 	struct sockaddr_storage client;
@@ -284,16 +287,21 @@ static void supervisor_ban(struct master *m, const struct worker_msg *msg)
 	if (m->m_cur.mg_cfg == NULL || m->m_ban == NULL ||
 	    !report_ban_addr(msg, &client))
 		return;
-	switch (ban_client(m->m_ban, m->m_cur.mg_cfg, &client, timer_now_ms())) {
-	case 0:
-		metrics_note_ban(metrics_area(shm_zone()), true);
-		break;
-	case -1:
-		metrics_note_ban(metrics_area(shm_zone()), false);
-		break;
-	default:
-		break;
-	}
+	(void)ban_queue(m->m_ban, m->m_cur.mg_cfg, &client, timer_now_ms());
+}
+
+/* Add the queued bans, and count them where /metrics reads. */
+static void supervisor_bans(struct master *m)
+{
+	uint64_t added, failed;
+
+	if (m->m_cur.mg_cfg == NULL || m->m_ban == NULL)
+		return;
+	added = ban_added(m->m_ban);
+	failed = ban_failed(m->m_ban);
+	ban_flush(m->m_ban, m->m_cur.mg_cfg, timer_now_ms());
+	metrics_note_bans(metrics_area(shm_zone()), ban_added(m->m_ban) - added,
+			  ban_failed(m->m_ban) - failed);
 }
 
 void supervisor_read_reports(struct master *m)
@@ -318,6 +326,7 @@ void supervisor_read_reports(struct master *m)
 			else if (msgs[i].wm_event == WORKER_EV_BAN)
 				supervisor_ban(m, &msgs[i]);
 		}
+		supervisor_bans(m);
 	}
 }
 

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -102,7 +103,8 @@ class BanTest(unittest.TestCase):
         cls.admin_port = h.free_port()
         web = "127.0.0.1:%d" % cls.port
         routes = [
-            {"path_prefix": "/admin", "backend": "app", "deny": [BAD, "2001:db8::/32"]},
+            {"path_prefix": "/admin", "backend": "app",
+             "deny": [BAD, "127.0.1.0/24", "2001:db8::/32"]},
             {"path_prefix": "/limited", "backend": "app",
              "rate_limit": {"requests_per_second": 1, "burst": 0}},
             {"path_prefix": "/private", "backend": "app",
@@ -133,6 +135,16 @@ class BanTest(unittest.TestCase):
             r = req(self.port, path, src=src, headers=headers, timeout=5)
             self.assertEqual(r.status, want, "refusal %d from %s" % (i + 1, src))
 
+    def limited_429s(self, src, want, most=20):
+        """Requests to /limited (1/s) from src until `want` 429s; how many."""
+        got = 0
+        for _ in range(most):
+            if req(self.port, "/limited", src=src, timeout=5).status == 429:
+                got += 1
+                if got == want:
+                    break
+        return got
+
     # -- the ban itself ----------------------------------------------------
 
     def test_403s_ban_then_expire(self):
@@ -155,6 +167,23 @@ class BanTest(unittest.TestCase):
         time.sleep(0.3)
         self.assertNotIn(BAD, banned(), "banned again at the first refusal")
         self.assertFalse(dropped(self.port, BAD))
+
+    def test_many_at_once(self):
+        """40 clients refused at the same moment (threads): every one of
+        them is banned (the master adds them in batches)."""
+        srcs = ["127.0.1.%d" % i for i in range(1, 41)]
+
+        def hammer(src):
+            for _ in range(3):
+                req(self.port, "/admin", src=src)
+
+        threads = [threading.Thread(target=hammer, args=(src,)) for src in srcs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertTrue(wait_until(lambda: all(src in banned() for src in srcs), 5),
+                        banned())
 
     def test_429s_ban(self):
         """Over a rate limit: 200, then 429s; the third 429 bans."""
@@ -245,6 +274,28 @@ class BanTest(unittest.TestCase):
             with open(self.pc.config_path, "w") as f:
                 f.write(good)
         self.assertEqual(req(self.port, "/", src=GOOD).status, 200)
+
+    # -- the set went away under a running master (last: it reloads the set)
+
+    def test_zz_set_gone_is_counted_and_retried(self):
+        """The operator deleted the table: the master logs why the client
+        could not be added and counts it; once the table is back, the
+        next `after` refusals ban."""
+        who = "127.0.0.12"
+        r = nft("delete", "table", "inet", "portcullis")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        try:
+            self.assertEqual(self.limited_429s(who, 3), 3)
+            self.pc.wait_log(r"ban: client 127\.0\.0\.12: adding it to inet portcullis "
+                             r"banned: No such file or directory")
+            m = h.request(self.admin_port, path="/metrics").body.decode()
+            self.assertRegex(m, r"(?m)^portcullis_ban_failures_total [1-9]\d*$")
+        finally:
+            r = subprocess.run(["nft", "-f", "-"], input=RULESET, capture_output=True,
+                               text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.limited_429s(who, 3), 3)
+        self.assertTrue(wait_until(lambda: who in banned(), 3), banned())
 
 
 def outer():
